@@ -1,0 +1,48 @@
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+
+#include "common/files.h"
+
+namespace vigil {
+namespace {
+
+std::string TempDir() {
+  char tmpl[] = "/tmp/vigil-files-XXXXXX";
+  REQUIRE(::mkdtemp(tmpl) != nullptr);
+  return tmpl;
+}
+
+TEST_CASE("WriteFileAtomic writes content with the exact mode and replaces old content") {
+  std::string dir = TempDir();
+  std::string path = dir + "/f";
+  REQUIRE(WriteFileAtomic(path, "one", 0600).ok());
+  REQUIRE(WriteFileAtomic(path, "two", 0600).ok());
+  auto r = ReadWholeFile(path);
+  REQUIRE(r.ok());
+  CHECK(*r == "two");
+  struct stat st {};
+  REQUIRE(::stat(path.c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+}
+
+TEST_CASE("ReadWholeFile reports missing files and refuses oversized ones") {
+  std::string dir = TempDir();
+  auto missing = ReadWholeFile(dir + "/nope");
+  CHECK(missing.status().code() == Status::Code::kNotFound);
+  REQUIRE(WriteFileAtomic(dir + "/big", std::string(100, 'x')).ok());
+  CHECK(!ReadWholeFile(dir + "/big", 10).ok());
+}
+
+TEST_CASE("MakeDirs creates nested directories and rejects a file in the way") {
+  std::string dir = TempDir();
+  CHECK(MakeDirs(dir + "/a/b/c", 0700).ok());
+  REQUIRE(WriteFileAtomic(dir + "/file", "x").ok());
+  CHECK(!MakeDirs(dir + "/file", 0700).ok());
+}
+
+}  // namespace
+}  // namespace vigil
