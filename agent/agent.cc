@@ -1,0 +1,159 @@
+#include "agent/agent.h"
+
+#include <spdlog/spdlog.h>
+
+#include "collectors/collectors.h"
+#include "collectors/evaluate.h"
+#include "collectors/policy.h"
+#include "proto/signing.h"
+
+namespace vigil::agent {
+
+const char* const kAgentVersion = "0.1.0";
+
+Status NormalizeConfig(v1::AgentConfig* c) {
+  if (c->root().empty()) c->set_root("/");
+  if (c->interval_seconds() == 0) c->set_interval_seconds(3600);
+  if (c->interval_seconds() < 10 || c->interval_seconds() > 86400) {
+    return Status::InvalidArgument("intervalSeconds: must be 10..86400, got " +
+                                   std::to_string(c->interval_seconds()));
+  }
+  if (c->jitter_seconds() == 0) c->set_jitter_seconds(c->interval_seconds() / 10);
+  if (c->jitter_seconds() > c->interval_seconds()) {
+    return Status::InvalidArgument("jitterSeconds: must not exceed intervalSeconds");
+  }
+  if (c->rpc_timeout_seconds() == 0) c->set_rpc_timeout_seconds(10);
+  if (c->rpc_timeout_seconds() > 600) {
+    return Status::InvalidArgument("rpcTimeoutSeconds: must be 1..600");
+  }
+  if (c->max_batch() == 0) c->set_max_batch(50);
+  if (c->max_batch() > 100) return Status::InvalidArgument("maxBatch: must be 1..100");
+  return Status::Ok();
+}
+
+Agent::Agent(const v1::AgentConfig& config, const collectors::SystemView& view, const Clock& clock)
+    : config_(config),
+      view_(view),
+      clock_(clock),
+      state_(config.state_dir()),
+      outbox_(state_.OutboxDir()) {}
+
+v1::Policy Agent::LocalPolicy() const {
+  if (!config_.policy_file().empty()) {
+    auto p = collectors::LoadPolicyFile(config_.policy_file());
+    if (p.ok()) return *p;
+    spdlog::warn("{}; judging with the server's last policy", p.status().message());
+  }
+  if (auto p = state_.LastPolicy()) return *p;
+  return collectors::DefaultPolicy();
+}
+
+Status Agent::Enroll(Transport& transport, const std::string& enroll_secret) {
+  if (Status s = state_.Prepare(); !s.ok()) return s;
+  auto key = state_.LoadOrCreateKey();
+  if (!key.ok()) return key.status();
+  v1::EnrollRequest req;
+  req.set_enroll_secret(enroll_secret);
+  req.set_public_key(key->PublicKey());
+  *req.mutable_platform() = collectors::CollectPlatform(view_);
+  req.set_hostname(req.platform().hostname());
+  auto resp = transport.Enroll(req);
+  if (!resp.ok()) return resp.status();
+  if (Status s = state_.SaveEnrollment(resp->device_id(), config_.server()); !s.ok()) return s;
+  if (resp->has_policy()) (void)state_.SavePolicy(resp->policy());
+  spdlog::info("enrolled as {}", resp->device_id());
+  return Status::Ok();
+}
+
+v1::Attestation BuildAttestation(const collectors::SystemView& view, const v1::Policy& policy,
+                                 const Clock& clock) {
+  v1::Attestation att;
+  int64_t now = clock.NowMillis();
+  att.mutable_issued_at()->set_seconds(now / 1000);
+  att.mutable_issued_at()->set_nanos(static_cast<int32_t>((now % 1000) * 1000000));
+  att.set_agent_version(kAgentVersion);
+  *att.mutable_platform() = collectors::CollectPlatform(view);
+  for (auto& c : collectors::CollectAll(view)) *att.add_checks() = std::move(c);
+  att.set_policy_version(collectors::PolicyVersion(policy));
+  collectors::EvaluateAll(policy, att.mutable_checks());
+  return att;
+}
+
+v1::Attestation Agent::Collect(const std::string& device_id, uint64_t sequence) const {
+  v1::Attestation att = BuildAttestation(view_, LocalPolicy(), clock_);
+  att.set_device_id(device_id);
+  att.set_sequence(sequence);
+  return att;
+}
+
+Result<uint64_t> Agent::CollectAndQueue() {
+  if (Status s = state_.Prepare(); !s.ok()) return s;
+  auto device_id = state_.DeviceId();
+  if (!device_id.ok()) return device_id.status();
+  auto key = state_.LoadKey();
+  if (!key.ok()) return key.status();
+  // Reserve the sequence first: a crash after this point skips a number, never reuses one.
+  auto seq = state_.NextSequence();
+  if (!seq.ok()) return seq.status();
+  v1::Attestation att = Collect(*device_id, *seq);
+  auto signed_att = signing::SignAttestation(att, *key);
+  if (!signed_att.ok()) return signed_att.status();
+  if (Status s = outbox_.Put(*seq, *signed_att); !s.ok()) return s;
+  return *seq;
+}
+
+Result<FlushStats> Agent::Flush(Transport& transport) {
+  FlushStats stats;
+  auto pending = outbox_.Pending();
+  if (!pending.ok()) return pending.status();
+  size_t i = 0;
+  while (i < pending->size()) {
+    v1::ReportRequest req;
+    std::vector<uint64_t> batch;
+    for (; i < pending->size() && batch.size() < config_.max_batch(); ++i) {
+      auto loaded = outbox_.Load((*pending)[i]);
+      if (!loaded.ok()) {
+        spdlog::error("outbox: {}", loaded.status().message());
+        if (Status s = outbox_.Reject((*pending)[i], loaded.status().message()); !s.ok()) return s;
+        ++stats.rejected;
+        continue;
+      }
+      *req.add_attestations() = std::move(loaded).value();
+      batch.push_back((*pending)[i]);
+    }
+    if (batch.empty()) continue;
+    auto resp = transport.Report(req);
+    if (!resp.ok()) {
+      stats.remaining = pending->size() - (i - batch.size());
+      return Status(resp.status());
+    }
+    if (resp->acks_size() != static_cast<int>(batch.size())) {
+      stats.remaining = pending->size() - (i - batch.size());
+      return Status::Internal("server answered " + std::to_string(resp->acks_size()) +
+                              " acknowledgements for " + std::to_string(batch.size()) +
+                              " attestations; keeping them queued");
+    }
+    for (size_t k = 0; k < batch.size(); ++k) {
+      const auto& ack = resp->acks(static_cast<int>(k));
+      if (ack.code() == 0 || ack.code() == 6 /* ALREADY_EXISTS: stored before */) {
+        if (Status s = outbox_.Acknowledge(batch[k]); !s.ok()) return s;
+        ++stats.acknowledged;
+      } else if (ack.code() == 13 || ack.code() == 14) {
+        // INTERNAL / UNAVAILABLE on the server side: transient, keep it and retry later.
+        spdlog::warn("attestation {} not stored yet: {}", batch[k], ack.message());
+        stats.remaining = pending->size() - (i - batch.size()) - k;
+        return Status::Unavailable("server could not store attestation " +
+                                   std::to_string(batch[k]) + ": " + ack.message());
+      } else {
+        spdlog::error("attestation {} rejected by the server (code {}): {}", batch[k], ack.code(),
+                      ack.message());
+        if (Status s = outbox_.Reject(batch[k], ack.message()); !s.ok()) return s;
+        ++stats.rejected;
+      }
+    }
+    if (resp->has_policy()) (void)state_.SavePolicy(resp->policy());
+  }
+  return stats;
+}
+
+}  // namespace vigil::agent

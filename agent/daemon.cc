@@ -1,0 +1,152 @@
+#include "agent/daemon.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <random>
+
+#include "agent/agent.h"
+#include "collectors/system_view.h"
+#include "common/clock.h"
+#include "common/files.h"
+
+namespace vigil::agent {
+namespace {
+
+class Daemon {
+ public:
+  Daemon(boost::asio::io_context& io, std::function<Result<v1::AgentConfig>()> load_config,
+         v1::AgentConfig config)
+      : io_(io),
+        timer_(io),
+        signals_(io, SIGTERM, SIGINT, SIGHUP),
+        load_config_(std::move(load_config)),
+        rng_(std::random_device{}()) {
+    Apply(std::move(config));
+  }
+
+  void Start() {
+    WaitSignal();
+    Schedule(std::chrono::milliseconds(0));
+  }
+
+ private:
+  void Apply(v1::AgentConfig config) {
+    config_ = std::move(config);
+    view_ = collectors::NewRootedSystemView(config_.root());
+    agent_ = std::make_unique<Agent>(config_, *view_, clock_);
+    transport_ = NewGrpcTransport(config_.server(),
+                                  std::chrono::seconds(config_.rpc_timeout_seconds()));
+  }
+
+  void WaitSignal() {
+    signals_.async_wait([this](const boost::system::error_code& ec, int sig) {
+      if (ec) return;
+      if (sig == SIGHUP) {
+        auto fresh = load_config_();
+        if (fresh.ok()) {
+          Apply(std::move(fresh).value());
+          spdlog::info("configuration re-read");
+        } else {
+          spdlog::error("configuration not changed: {}", fresh.status().message());
+        }
+        WaitSignal();
+        return;
+      }
+      spdlog::info("signal {}: stopping", sig);
+      timer_.cancel();
+      signals_.cancel();
+      io_.stop();
+    });
+  }
+
+  void Schedule(std::chrono::milliseconds delay) {
+    timer_.expires_after(delay);
+    timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (!ec) Tick();
+    });
+  }
+
+  void Tick() {
+    if (!enrolled_) {
+      auto id = agent_->state().DeviceId();
+      if (!id.ok() && !config_.enroll_secret_file().empty()) {
+        auto secret = ReadWholeFile(config_.enroll_secret_file(), 4096);
+        Status s = secret.ok() ? agent_->Enroll(*transport_, Trim(*secret)) : secret.status();
+        if (!s.ok()) spdlog::error("enrollment failed: {}", s.message());
+        id = agent_->state().DeviceId();
+      }
+      if (!id.ok()) {
+        spdlog::error("{}", id.status().message());
+        Schedule(Backoff());
+        return;
+      }
+      enrolled_ = true;
+    }
+    // A due collection happens even when the server is down: it waits in the outbox.
+    if (!collected_this_period_) {
+      auto seq = agent_->CollectAndQueue();
+      if (!seq.ok()) spdlog::error("collection failed: {}", seq.status().message());
+      collected_this_period_ = true;
+    }
+    auto flushed = agent_->Flush(*transport_);
+    if (!flushed.ok()) {
+      spdlog::warn("report failed, will retry: {}", flushed.status().message());
+      Schedule(Backoff());
+      return;
+    }
+    failures_ = 0;
+    spdlog::info("reported: {} acknowledged, {} rejected", flushed->acknowledged,
+                 flushed->rejected);
+    collected_this_period_ = false;
+    std::uniform_int_distribution<uint32_t> jitter(0, config_.jitter_seconds());
+    Schedule(std::chrono::seconds(config_.interval_seconds() + jitter(rng_)));
+  }
+
+  // Retries: 5 s doubling to at most the interval, with jitter; the collection is not repeated.
+  std::chrono::milliseconds Backoff() {
+    failures_ = std::min(failures_ + 1, 16);
+    int64_t base_ms = std::min<int64_t>(int64_t{5000} << (failures_ - 1),
+                                        int64_t{config_.interval_seconds()} * 1000);
+    std::uniform_int_distribution<int64_t> jitter(0, base_ms / 4);
+    return std::chrono::milliseconds(base_ms + jitter(rng_));
+  }
+
+  static std::string Trim(std::string s) {
+    while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
+    return s;
+  }
+
+  boost::asio::io_context& io_;
+  boost::asio::steady_timer timer_;
+  boost::asio::signal_set signals_;
+  std::function<Result<v1::AgentConfig>()> load_config_;
+  std::mt19937_64 rng_;
+  SystemClock clock_;
+  v1::AgentConfig config_;
+  std::unique_ptr<collectors::SystemView> view_;
+  std::unique_ptr<Agent> agent_;
+  std::unique_ptr<Transport> transport_;
+  bool enrolled_ = false;
+  bool collected_this_period_ = false;
+  int failures_ = 0;
+};
+
+}  // namespace
+
+int RunDaemon(const std::function<Result<v1::AgentConfig>()>& load_config) {
+  auto config = load_config();
+  if (!config.ok()) {
+    spdlog::error("{}", config.status().message());
+    return 2;
+  }
+  boost::asio::io_context io;
+  Daemon daemon(io, load_config, std::move(config).value());
+  daemon.Start();
+  io.run();
+  return 0;
+}
+
+}  // namespace vigil::agent

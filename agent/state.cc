@@ -1,0 +1,115 @@
+#include "agent/state.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <charconv>
+
+#include "common/files.h"
+#include "proto/json.h"
+#include "vigil/v1/config.pb.h"
+
+namespace vigil::agent {
+namespace {
+
+Status CheckPrivate(const std::string& path, bool dir) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return Status::FromErrno(errno, path);
+  if (dir && !S_ISDIR(st.st_mode)) return Status::FailedPrecondition(path + " is not a directory");
+  if (st.st_uid != ::geteuid()) {
+    return Status::PermissionDenied(path + " is owned by uid " + std::to_string(st.st_uid) +
+                                    ", not by the agent's uid " + std::to_string(::geteuid()));
+  }
+  if ((st.st_mode & 077) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", st.st_mode & 07777);
+    return Status::PermissionDenied(path + " has mode " + mode + "; it must not be accessible to "
+                                    "group or others (expected " + (dir ? "0700" : "0600") +
+                                    ", fix with chmod " + (dir ? "700 " : "600 ") + path + ")");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status StateDir::Prepare() const {
+  if (Status s = MakeDirs(path_, 0700); !s.ok()) return s;
+  if (Status s = CheckPrivate(path_, true); !s.ok()) return s;
+  return MakeDirs(OutboxDir(), 0700);
+}
+
+Result<signing::DeviceKey> StateDir::LoadKey() const {
+  std::string key_path = path_ + "/device.key";
+  if (Status s = CheckPrivate(key_path, false); !s.ok()) return s;
+  auto pem = ReadWholeFile(key_path, 16384);
+  if (!pem.ok()) return pem.status();
+  auto key = signing::DeviceKey::FromPem(*pem);
+  if (!key.ok()) return Status::InvalidArgument(key_path + ": " + key.status().message());
+  return key;
+}
+
+Result<signing::DeviceKey> StateDir::LoadOrCreateKey() const {
+  std::string key_path = path_ + "/device.key";
+  struct stat st {};
+  if (::stat(key_path.c_str(), &st) == 0) return LoadKey();
+  if (errno != ENOENT) return Status::FromErrno(errno, key_path);
+  auto key = signing::DeviceKey::Generate();
+  if (!key.ok()) return key.status();
+  if (Status s = WriteFileAtomic(key_path, key->ToPem(), 0600); !s.ok()) return s;
+  return key;
+}
+
+Result<std::string> StateDir::DeviceId() const {
+  std::string file = path_ + "/device.json";
+  auto text = ReadWholeFile(file, 65536);
+  if (!text.ok()) {
+    if (text.status().code() == Status::Code::kNotFound) {
+      return Status::NotFound("not enrolled (no " + file + "); run vigil-agent enroll");
+    }
+    return text.status();
+  }
+  v1::Enrollment e;
+  if (Status s = ParseJsonStrict(*text, &e, file); !s.ok()) return s;
+  if (e.device_id().empty()) return Status::Corruption(file + ": deviceId is empty");
+  return e.device_id();
+}
+
+Status StateDir::SaveEnrollment(const std::string& device_id, const std::string& server) const {
+  v1::Enrollment e;
+  e.set_device_id(device_id);
+  e.set_server(server);
+  return WriteFileAtomic(path_ + "/device.json", ToJson(e) + "\n", 0600);
+}
+
+Result<uint64_t> StateDir::NextSequence() const {
+  std::string seq_path = path_ + "/sequence";
+  uint64_t last = 0;
+  auto text = ReadWholeFile(seq_path, 64);
+  if (text.ok()) {
+    std::string t = *text;
+    while (!t.empty() && (t.back() == '\n' || t.back() == ' ')) t.pop_back();
+    auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), last);
+    if (ec != std::errc() || p != t.data() + t.size()) {
+      return Status::Corruption(seq_path + " does not hold a number; refusing to guess a sequence");
+    }
+  } else if (text.status().code() != Status::Code::kNotFound) {
+    return text.status();
+  }
+  uint64_t next = last + 1;
+  if (Status s = WriteFileAtomic(seq_path, std::to_string(next) + "\n", 0600); !s.ok()) return s;
+  return next;
+}
+
+std::optional<v1::Policy> StateDir::LastPolicy() const {
+  auto bytes = ReadWholeFile(path_ + "/policy.pb", 1u << 20);
+  if (!bytes.ok()) return std::nullopt;
+  v1::Policy p;
+  if (!p.ParseFromString(*bytes)) return std::nullopt;
+  return p;
+}
+
+Status StateDir::SavePolicy(const v1::Policy& policy) const {
+  return WriteFileAtomic(path_ + "/policy.pb", policy.SerializeAsString(), 0600);
+}
+
+}  // namespace vigil::agent

@@ -1,0 +1,47 @@
+// The agent's state directory (mode 0700, owned by the agent's user):
+//   device.key   Ed25519 private key, PKCS#8 PEM, mode 0600 (refused if looser)
+//   device.json  {"deviceId": ..., "server": ...} written after enrollment
+//   sequence     the last sequence number used; persisted BEFORE an attestation is signed, so a
+//                crash can skip a number but never reuse one
+//   policy.pb    the last policy the server sent (for advisory local verdicts)
+//   outbox/      signed attestations waiting for acknowledgement (see outbox.h)
+// Not thread-safe: one agent process owns a state directory.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "common/status.h"
+#include "proto/signing.h"
+#include "vigil/v1/policy.pb.h"
+
+namespace vigil::agent {
+
+class StateDir {
+ public:
+  explicit StateDir(std::string path) : path_(std::move(path)) {}
+
+  // Creates the directory (0700) when missing; refuses one that others can read or write.
+  Status Prepare() const;
+  // Loads the device key, creating it (0600) when missing. A key readable by others is refused.
+  Result<signing::DeviceKey> LoadOrCreateKey() const;
+  Result<signing::DeviceKey> LoadKey() const;
+
+  Result<std::string> DeviceId() const;  // NotFound when not enrolled
+  Status SaveEnrollment(const std::string& device_id, const std::string& server) const;
+
+  // Reserves the next sequence number durably and returns it.
+  Result<uint64_t> NextSequence() const;
+
+  std::optional<v1::Policy> LastPolicy() const;
+  Status SavePolicy(const v1::Policy& policy) const;
+
+  const std::string& path() const { return path_; }
+  std::string OutboxDir() const { return path_ + "/outbox"; }
+
+ private:
+  std::string path_;
+};
+
+}  // namespace vigil::agent

@@ -1,0 +1,129 @@
+#include "server/fleet.h"
+
+#include "collectors/policy.h"
+
+namespace vigil::server {
+namespace {
+
+google::protobuf::Timestamp FromMillis(int64_t ms) {
+  google::protobuf::Timestamp t;
+  t.set_seconds(ms / 1000);
+  t.set_nanos(static_cast<int32_t>((ms % 1000) * 1000000));
+  return t;
+}
+
+}  // namespace
+
+Fleet::Fleet(Store& store, const Clock& clock, const v1::Policy& policy)
+    : store_(store), clock_(clock), policy_(policy) {}
+
+int64_t Fleet::StaleBefore() const {
+  int64_t window_s = policy_.checkin_window_seconds() ? policy_.checkin_window_seconds() : 3600;
+  return clock_.NowMillis() - window_s * 1000;
+}
+
+v1::DeviceStatus Fleet::EffectiveStatus(const DeviceRecord& d) const {
+  if (d.tampered) return v1::TAMPERED;
+  if (d.last_seen_ms == 0) return v1::UNKNOWN;
+  if (d.last_seen_ms < StaleBefore()) return v1::STALE;
+  return d.status;
+}
+
+v1::DeviceSummary Fleet::ToSummary(const DeviceRecord& d) const {
+  v1::DeviceSummary s;
+  s.set_device_id(d.id);
+  s.set_hostname(d.hostname);
+  s.set_status(EffectiveStatus(d));
+  s.set_os(d.platform.os());
+  s.set_os_name(d.platform.os_name());
+  *s.mutable_enrolled_at() = FromMillis(d.enrolled_at_ms);
+  if (d.last_seen_ms) *s.mutable_last_seen() = FromMillis(d.last_seen_ms);
+  s.set_last_sequence(d.last_sequence);
+  for (const auto& c : d.failing_checks) s.add_failing_checks(c);
+  switch (s.status()) {
+    case v1::TAMPERED: s.set_status_reason(d.tamper_reason); break;
+    case v1::STALE:
+      s.set_status_reason("no attestation within the check-in window of " +
+                          std::to_string(policy_.checkin_window_seconds()) + " s");
+      break;
+    case v1::UNKNOWN: s.set_status_reason("enrolled, never reported"); break;
+    default: s.set_status_reason(d.status_reason); break;
+  }
+  return s;
+}
+
+Result<v1::ListDevicesResponse> Fleet::ListDevices(const v1::ListDevicesRequest& req) {
+  DeviceFilter f;
+  f.status = req.status();
+  f.failing_check = req.failing_check();
+  f.os = req.os();
+  f.after_id = req.page_token();
+  f.limit = req.limit() == 0 ? 1000 : std::min<uint32_t>(req.limit(), 10000);
+  f.stale_before_ms = StaleBefore();
+  if (f.status == v1::EXCEPTED) return v1::ListDevicesResponse();  // no exceptions exist yet
+  auto rows = store_.ListDevices(f);
+  if (!rows.ok()) return rows.status();
+  v1::ListDevicesResponse resp;
+  for (const auto& d : *rows) *resp.add_devices() = ToSummary(d);
+  if (rows->size() == f.limit) resp.set_next_page_token(rows->back().id);
+  return resp;
+}
+
+Result<v1::GetDeviceResponse> Fleet::GetDevice(const v1::GetDeviceRequest& req) {
+  if (req.device_id().empty()) return Status::InvalidArgument("device_id is required");
+  auto found = store_.GetDevice(req.device_id());
+  if (!found.ok()) return found.status();
+  if (!found->has_value()) return Status::NotFound("no device '" + req.device_id() + "'");
+  const DeviceRecord& d = **found;
+  v1::GetDeviceResponse resp;
+  *resp.mutable_device() = ToSummary(d);
+  *resp.mutable_platform() = d.platform;
+  resp.set_policy_version(d.policy_version);
+  v1::Attestation latest;
+  if (!d.latest_attestation.empty() && latest.ParseFromString(d.latest_attestation)) {
+    *resp.mutable_checks() = latest.checks();
+  }
+  uint32_t limit = req.history_limit() == 0 ? 20 : std::min<uint32_t>(req.history_limit(), 1000);
+  auto history = store_.History(d.id, limit);
+  if (!history.ok()) return history.status();
+  for (const auto& h : *history) {
+    auto* e = resp.add_history();
+    e->set_sequence(h.sequence);
+    *e->mutable_issued_at() = FromMillis(h.issued_at_ms);
+    *e->mutable_received_at() = FromMillis(h.received_at_ms);
+    e->set_status(h.status);
+    for (const auto& c : h.failing_checks) e->add_failing_checks(c);
+  }
+  auto events = store_.Events(d.id, 50);
+  if (!events.ok()) return events.status();
+  for (const auto& ev : *events) {
+    auto* e = resp.add_events();
+    *e->mutable_at() = FromMillis(ev.at_ms);
+    e->set_kind(ev.kind);
+    e->set_detail(ev.detail);
+  }
+  return resp;
+}
+
+Result<v1::SummaryResponse> Fleet::Summary(const v1::SummaryRequest&) {
+  auto counts = store_.CountByStatus(StaleBefore());
+  if (!counts.ok()) return counts.status();
+  v1::SummaryResponse resp;
+  uint64_t total = 0;
+  for (auto s : {v1::COMPLIANT, v1::NON_COMPLIANT, v1::UNKNOWN, v1::STALE, v1::TAMPERED,
+                 v1::EXCEPTED}) {
+    uint64_t n = 0;
+    for (const auto& [status, count] : *counts) {
+      if (status == s) n += count;
+    }
+    auto* c = resp.add_by_status();
+    c->set_status(s);
+    c->set_count(n);
+    total += n;
+  }
+  resp.set_total(total);
+  resp.set_policy_version(collectors::PolicyVersion(policy_));
+  return resp;
+}
+
+}  // namespace vigil::server

@@ -1,0 +1,417 @@
+#include "server/sqlite_store.h"
+
+#include <sqlite3.h>
+
+#include <mutex>
+
+namespace vigil::server {
+namespace {
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS devices(
+  id TEXT PRIMARY KEY,
+  key_id BLOB NOT NULL UNIQUE,
+  public_key BLOB NOT NULL,
+  hostname TEXT NOT NULL DEFAULT '',
+  os TEXT NOT NULL DEFAULT '',
+  platform BLOB,
+  enrolled_at_ms INTEGER NOT NULL,
+  last_seen_ms INTEGER NOT NULL DEFAULT 0,
+  last_sequence INTEGER NOT NULL DEFAULT 0,
+  status INTEGER NOT NULL,
+  status_reason TEXT NOT NULL DEFAULT '',
+  failing_checks TEXT NOT NULL DEFAULT ',',
+  tampered INTEGER NOT NULL DEFAULT 0,
+  tamper_reason TEXT NOT NULL DEFAULT '',
+  policy_version TEXT NOT NULL DEFAULT '',
+  latest BLOB
+);
+CREATE INDEX IF NOT EXISTS devices_status ON devices(tampered, status, last_seen_ms);
+CREATE TABLE IF NOT EXISTS attestations(
+  device_id TEXT NOT NULL,
+  sequence INTEGER NOT NULL,
+  digest BLOB NOT NULL,
+  issued_at_ms INTEGER NOT NULL,
+  received_at_ms INTEGER NOT NULL,
+  status INTEGER NOT NULL,
+  failing_checks TEXT NOT NULL,
+  envelope BLOB NOT NULL,
+  PRIMARY KEY(device_id, sequence)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events(
+  id INTEGER PRIMARY KEY,
+  device_id TEXT NOT NULL,
+  at_ms INTEGER NOT NULL,
+  kind TEXT NOT NULL,
+  detail TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_device ON events(device_id, id);
+)sql";
+
+// failing_checks is stored as ",a,b," so a LIKE '%,a,%' filter matches whole names.
+std::string JoinChecks(const std::vector<std::string>& checks) {
+  std::string s = ",";
+  for (const auto& c : checks) s += c + ",";
+  return s;
+}
+
+std::vector<std::string> SplitChecks(const std::string& s) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start < s.size()) {
+    size_t comma = s.find(',', start);
+    if (comma == std::string::npos) comma = s.size();
+    if (comma > start) out.push_back(s.substr(start, comma - start));
+    start = comma + 1;
+  }
+  return out;
+}
+
+class Stmt {
+ public:
+  Stmt(sqlite3* db, const char* sql) { rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr); }
+  ~Stmt() { sqlite3_finalize(stmt_); }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+  bool ok() const { return rc_ == SQLITE_OK; }
+  sqlite3_stmt* get() { return stmt_; }
+  void Bind(int i, const std::string& s) {
+    sqlite3_bind_text(stmt_, i, s.data(), static_cast<int>(s.size()), SQLITE_TRANSIENT);
+  }
+  void BindBlob(int i, const std::string& s) {
+    sqlite3_bind_blob(stmt_, i, s.data(), static_cast<int>(s.size()), SQLITE_TRANSIENT);
+  }
+  void Bind(int i, int64_t v) { sqlite3_bind_int64(stmt_, i, v); }
+  int Step() { return sqlite3_step(stmt_); }
+  std::string Text(int col) {
+    const unsigned char* p = sqlite3_column_text(stmt_, col);
+    return p ? std::string(reinterpret_cast<const char*>(p),
+                           static_cast<size_t>(sqlite3_column_bytes(stmt_, col)))
+             : std::string();
+  }
+  std::string Blob(int col) {
+    const void* p = sqlite3_column_blob(stmt_, col);
+    return p ? std::string(static_cast<const char*>(p),
+                           static_cast<size_t>(sqlite3_column_bytes(stmt_, col)))
+             : std::string();
+  }
+  int64_t Int(int col) { return sqlite3_column_int64(stmt_, col); }
+
+ private:
+  sqlite3_stmt* stmt_ = nullptr;
+  int rc_ = SQLITE_ERROR;
+};
+
+constexpr const char* kDeviceColumns =
+    "id, key_id, public_key, hostname, platform, enrolled_at_ms, last_seen_ms, last_sequence, "
+    "status, status_reason, failing_checks, tampered, tamper_reason, policy_version, latest";
+
+DeviceRecord ReadDevice(Stmt& s) {
+  DeviceRecord d;
+  d.id = s.Text(0);
+  d.key_id = s.Blob(1);
+  d.public_key = s.Blob(2);
+  d.hostname = s.Text(3);
+  d.platform.ParseFromString(s.Blob(4));
+  d.enrolled_at_ms = s.Int(5);
+  d.last_seen_ms = s.Int(6);
+  d.last_sequence = static_cast<uint64_t>(s.Int(7));
+  d.status = static_cast<v1::DeviceStatus>(s.Int(8));
+  d.status_reason = s.Text(9);
+  d.failing_checks = SplitChecks(s.Text(10));
+  d.tampered = s.Int(11) != 0;
+  d.tamper_reason = s.Text(12);
+  d.policy_version = s.Text(13);
+  d.latest_attestation = s.Blob(14);
+  return d;
+}
+
+class SqliteStore final : public Store {
+ public:
+  explicit SqliteStore(sqlite3* db) : db_(db) {}
+  ~SqliteStore() override { sqlite3_close(db_); }
+
+  Status Init() {
+    const char* pragmas =
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; "
+        "PRAGMA busy_timeout=5000;";
+    if (Status s = Exec(pragmas); !s.ok()) return s;
+    return Exec(kSchema);
+  }
+
+  Status InsertDevice(const DeviceRecord& d) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (Status s = Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
+    Stmt st(db_,
+            "INSERT INTO devices(id, key_id, public_key, hostname, os, platform, enrolled_at_ms, "
+            "status) VALUES(?,?,?,?,?,?,?,?)");
+    if (!st.ok()) return Rollback(Err("prepare insert device"));
+    st.Bind(1, d.id);
+    st.BindBlob(2, d.key_id);
+    st.BindBlob(3, d.public_key);
+    st.Bind(4, d.hostname);
+    st.Bind(5, d.platform.os());
+    st.BindBlob(6, d.platform.SerializeAsString());
+    st.Bind(7, d.enrolled_at_ms);
+    st.Bind(8, static_cast<int64_t>(d.status));
+    int rc = st.Step();
+    if (rc == SQLITE_CONSTRAINT) return Rollback(Status::AlreadyExists("device or key already enrolled"));
+    if (rc != SQLITE_DONE) return Rollback(Err("insert device"));
+    if (Status s = AddEvent(d.id, d.enrolled_at_ms, "enrolled",
+                            "key " + HexPrefix(d.key_id) + " from host '" + d.hostname + "'");
+        !s.ok()) {
+      return Rollback(s);
+    }
+    return Exec("COMMIT");
+  }
+
+  Result<std::optional<DeviceRecord>> FindDeviceByKeyId(const std::string& key_id) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::string sql = std::string("SELECT ") + kDeviceColumns + " FROM devices WHERE key_id=?";
+    Stmt st(db_, sql.c_str());
+    st.BindBlob(1, key_id);
+    return OneDevice(st);
+  }
+
+  Result<std::optional<DeviceRecord>> GetDevice(const std::string& id) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::string sql = std::string("SELECT ") + kDeviceColumns + " FROM devices WHERE id=?";
+    Stmt st(db_, sql.c_str());
+    st.Bind(1, id);
+    return OneDevice(st);
+  }
+
+  Result<std::optional<std::string>> AttestationDigest(const std::string& device_id,
+                                                      uint64_t sequence) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt st(db_, "SELECT digest FROM attestations WHERE device_id=? AND sequence=?");
+    st.Bind(1, device_id);
+    st.Bind(2, static_cast<int64_t>(sequence));
+    int rc = st.Step();
+    if (rc == SQLITE_ROW) return std::optional<std::string>(st.Blob(0));
+    if (rc == SQLITE_DONE) return std::optional<std::string>();
+    return Err("read attestation digest");
+  }
+
+  Status CommitAttestation(const AcceptedAttestation& a) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (Status s = Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
+    Stmt ins(db_,
+             "INSERT INTO attestations(device_id, sequence, digest, issued_at_ms, received_at_ms, "
+             "status, failing_checks, envelope) VALUES(?,?,?,?,?,?,?,?)");
+    ins.Bind(1, a.device_id);
+    ins.Bind(2, static_cast<int64_t>(a.sequence));
+    ins.BindBlob(3, a.digest);
+    ins.Bind(4, a.issued_at_ms);
+    ins.Bind(5, a.received_at_ms);
+    ins.Bind(6, static_cast<int64_t>(a.device_after.status));
+    ins.Bind(7, JoinChecks(a.device_after.failing_checks));
+    ins.BindBlob(8, a.envelope.SerializeAsString());
+    int rc = ins.Step();
+    if (rc == SQLITE_CONSTRAINT) return Rollback(Status::AlreadyExists("attestation already stored"));
+    if (rc != SQLITE_DONE) return Rollback(Err("insert attestation"));
+    const DeviceRecord& d = a.device_after;
+    Stmt up(db_,
+            "UPDATE devices SET last_seen_ms=?, last_sequence=?, status=?, status_reason=?, "
+            "failing_checks=?, policy_version=?, latest=?, platform=?, hostname=?, os=? "
+            "WHERE id=?");
+    up.Bind(1, d.last_seen_ms);
+    up.Bind(2, static_cast<int64_t>(d.last_sequence));
+    up.Bind(3, static_cast<int64_t>(d.status));
+    up.Bind(4, d.status_reason);
+    up.Bind(5, JoinChecks(d.failing_checks));
+    up.Bind(6, d.policy_version);
+    up.BindBlob(7, d.latest_attestation);
+    up.BindBlob(8, d.platform.SerializeAsString());
+    up.Bind(9, d.hostname);
+    up.Bind(10, d.platform.os());
+    up.Bind(11, d.id);
+    if (up.Step() != SQLITE_DONE) return Rollback(Err("update device"));
+    return Exec("COMMIT");
+  }
+
+  Status UpdateVerdict(const DeviceRecord& d) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt up(db_,
+            "UPDATE devices SET status=?, status_reason=?, failing_checks=?, policy_version=?, "
+            "latest=? WHERE id=?");
+    up.Bind(1, static_cast<int64_t>(d.status));
+    up.Bind(2, d.status_reason);
+    up.Bind(3, JoinChecks(d.failing_checks));
+    up.Bind(4, d.policy_version);
+    up.BindBlob(5, d.latest_attestation);
+    up.Bind(6, d.id);
+    if (up.Step() != SQLITE_DONE) return Err("update verdict");
+    return Status::Ok();
+  }
+
+  Status MarkTampered(const std::string& device_id, const std::string& reason,
+                      int64_t at_ms) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (Status s = Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
+    Stmt up(db_,
+            "UPDATE devices SET tampered=1, tamper_reason=CASE WHEN tampered=1 THEN tamper_reason "
+            "ELSE ? END WHERE id=?");
+    up.Bind(1, reason);
+    up.Bind(2, device_id);
+    if (up.Step() != SQLITE_DONE) return Rollback(Err("mark tampered"));
+    if (Status s = AddEvent(device_id, at_ms, "tampered", reason); !s.ok()) return Rollback(s);
+    return Exec("COMMIT");
+  }
+
+  Result<std::vector<DeviceRecord>> ListDevices(const DeviceFilter& f) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::string sql = std::string("SELECT ") + kDeviceColumns + " FROM devices WHERE id > ?1";
+    switch (f.status) {
+      case v1::DEVICE_STATUS_UNSPECIFIED: break;
+      case v1::TAMPERED: sql += " AND tampered=1"; break;
+      case v1::STALE: sql += " AND tampered=0 AND last_seen_ms>0 AND last_seen_ms<?2"; break;
+      case v1::UNKNOWN: sql += " AND tampered=0 AND last_seen_ms=0"; break;
+      default: sql += " AND tampered=0 AND status=?3 AND last_seen_ms>=?2"; break;
+    }
+    if (!f.failing_check.empty()) sql += " AND failing_checks LIKE ?4";
+    if (!f.os.empty()) sql += " AND os=?5";
+    sql += " ORDER BY id LIMIT ?6";
+    Stmt st(db_, sql.c_str());
+    if (!st.ok()) return Err("prepare list devices");
+    st.Bind(1, f.after_id);
+    st.Bind(2, f.stale_before_ms);
+    st.Bind(3, static_cast<int64_t>(f.status));
+    st.Bind(4, "%," + f.failing_check + ",%");
+    st.Bind(5, f.os);
+    st.Bind(6, static_cast<int64_t>(f.limit));
+    std::vector<DeviceRecord> out;
+    int rc;
+    while ((rc = st.Step()) == SQLITE_ROW) {
+      out.push_back(ReadDevice(st));
+      out.back().latest_attestation.clear();
+    }
+    if (rc != SQLITE_DONE) return Err("list devices");
+    return out;
+  }
+
+  Result<std::vector<HistoryRow>> History(const std::string& device_id, uint32_t limit) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt st(db_,
+            "SELECT sequence, issued_at_ms, received_at_ms, status, failing_checks FROM "
+            "attestations WHERE device_id=? ORDER BY sequence DESC LIMIT ?");
+    st.Bind(1, device_id);
+    st.Bind(2, static_cast<int64_t>(limit));
+    std::vector<HistoryRow> out;
+    int rc;
+    while ((rc = st.Step()) == SQLITE_ROW) {
+      HistoryRow h;
+      h.sequence = static_cast<uint64_t>(st.Int(0));
+      h.issued_at_ms = st.Int(1);
+      h.received_at_ms = st.Int(2);
+      h.status = static_cast<v1::DeviceStatus>(st.Int(3));
+      h.failing_checks = SplitChecks(st.Text(4));
+      out.push_back(std::move(h));
+    }
+    if (rc != SQLITE_DONE) return Err("read history");
+    return out;
+  }
+
+  Result<std::vector<EventRow>> Events(const std::string& device_id, uint32_t limit) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt st(db_,
+            "SELECT at_ms, kind, detail FROM events WHERE device_id=? ORDER BY id DESC LIMIT ?");
+    st.Bind(1, device_id);
+    st.Bind(2, static_cast<int64_t>(limit));
+    std::vector<EventRow> out;
+    int rc;
+    while ((rc = st.Step()) == SQLITE_ROW) out.push_back({st.Int(0), st.Text(1), st.Text(2)});
+    if (rc != SQLITE_DONE) return Err("read events");
+    return out;
+  }
+
+  Result<std::vector<std::pair<v1::DeviceStatus, uint64_t>>> CountByStatus(
+      int64_t stale_before_ms) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt st(db_,
+            "SELECT CASE WHEN tampered=1 THEN ?2 WHEN last_seen_ms=0 THEN ?3 "
+            "WHEN last_seen_ms<?1 THEN ?4 ELSE status END AS s, COUNT(*) FROM devices GROUP BY s");
+    st.Bind(1, stale_before_ms);
+    st.Bind(2, static_cast<int64_t>(v1::TAMPERED));
+    st.Bind(3, static_cast<int64_t>(v1::UNKNOWN));
+    st.Bind(4, static_cast<int64_t>(v1::STALE));
+    std::vector<std::pair<v1::DeviceStatus, uint64_t>> out;
+    int rc;
+    while ((rc = st.Step()) == SQLITE_ROW) {
+      out.emplace_back(static_cast<v1::DeviceStatus>(st.Int(0)), static_cast<uint64_t>(st.Int(1)));
+    }
+    if (rc != SQLITE_DONE) return Err("count devices");
+    return out;
+  }
+
+ private:
+  static std::string HexPrefix(const std::string& bytes) {
+    static const char* kDigits = "0123456789abcdef";
+    std::string out;
+    for (size_t i = 0; i < bytes.size() && i < 8; ++i) {
+      unsigned char c = static_cast<unsigned char>(bytes[i]);
+      out.push_back(kDigits[c >> 4]);
+      out.push_back(kDigits[c & 15]);
+    }
+    return out;
+  }
+
+  Status AddEvent(const std::string& device_id, int64_t at_ms, const std::string& kind,
+                  const std::string& detail) {
+    Stmt st(db_, "INSERT INTO events(device_id, at_ms, kind, detail) VALUES(?,?,?,?)");
+    st.Bind(1, device_id);
+    st.Bind(2, at_ms);
+    st.Bind(3, kind);
+    st.Bind(4, detail);
+    if (st.Step() != SQLITE_DONE) return Err("insert event");
+    return Status::Ok();
+  }
+
+  Result<std::optional<DeviceRecord>> OneDevice(Stmt& st) {
+    int rc = st.Step();
+    if (rc == SQLITE_ROW) return std::optional<DeviceRecord>(ReadDevice(st));
+    if (rc == SQLITE_DONE) return std::optional<DeviceRecord>();
+    return Err("read device");
+  }
+
+  Status Exec(const char* sql) {
+    char* msg = nullptr;
+    if (sqlite3_exec(db_, sql, nullptr, nullptr, &msg) != SQLITE_OK) {
+      std::string m = msg ? msg : "unknown error";
+      sqlite3_free(msg);
+      return Status::IoError(std::string("sqlite: ") + m);
+    }
+    return Status::Ok();
+  }
+
+  Status Rollback(Status s) {
+    Exec("ROLLBACK");
+    return s;
+  }
+
+  Status Err(const char* what) {
+    return Status::IoError(std::string("sqlite ") + what + ": " + sqlite3_errmsg(db_));
+  }
+
+  std::mutex mu_;
+  sqlite3* db_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path) {
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &db,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                           nullptr);
+  if (rc != SQLITE_OK) {
+    std::string m = db ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close(db);
+    return Status::IoError("cannot open database " + path + ": " + m);
+  }
+  auto store = std::make_unique<SqliteStore>(db);
+  if (Status s = store->Init(); !s.ok()) return s;
+  return std::unique_ptr<Store>(std::move(store));
+}
+
+}  // namespace vigil::server

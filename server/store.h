@@ -1,0 +1,95 @@
+// Store: the server's durable state behind one interface (SQLite today; PostgreSQL later, with
+// the same test suite). Every method is one transaction. Implementations are thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "vigil/v1/attestation.pb.h"
+
+namespace vigil::server {
+
+struct DeviceRecord {
+  std::string id;
+  std::string key_id;      // SHA-256 of public_key (raw bytes)
+  std::string public_key;  // raw Ed25519 key
+  std::string hostname;
+  v1::PlatformFacts platform;
+  int64_t enrolled_at_ms = 0;
+  int64_t last_seen_ms = 0;  // 0 = never reported
+  uint64_t last_sequence = 0;
+  // The verdict of the latest accepted attestation: COMPLIANT, NON_COMPLIANT, or UNKNOWN.
+  v1::DeviceStatus status = v1::UNKNOWN;
+  std::string status_reason;
+  std::vector<std::string> failing_checks;
+  bool tampered = false;
+  std::string tamper_reason;
+  std::string policy_version;       // policy the stored verdicts were judged under
+  std::string latest_attestation;   // serialized Attestation carrying the server's verdicts
+};
+
+// An attestation the server accepted, with the device's state after it.
+struct AcceptedAttestation {
+  std::string device_id;
+  uint64_t sequence = 0;
+  std::string digest;  // SHA-256 of the signed attestation bytes
+  int64_t issued_at_ms = 0;
+  int64_t received_at_ms = 0;
+  v1::SignedAttestation envelope;  // kept verbatim so auditors can re-verify the signature
+  DeviceRecord device_after;
+};
+
+struct HistoryRow {
+  uint64_t sequence = 0;
+  int64_t issued_at_ms = 0;
+  int64_t received_at_ms = 0;
+  v1::DeviceStatus status = v1::UNKNOWN;
+  std::vector<std::string> failing_checks;
+};
+
+struct EventRow {
+  int64_t at_ms = 0;
+  std::string kind;
+  std::string detail;
+};
+
+struct DeviceFilter {
+  v1::DeviceStatus status = v1::DEVICE_STATUS_UNSPECIFIED;  // effective status, incl. STALE
+  std::string failing_check;
+  std::string os;
+  int64_t stale_before_ms = 0;  // last_seen older than this is STALE
+  std::string after_id;         // paging
+  uint32_t limit = 1000;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Inserts a new device; AlreadyExists when the id or key is taken. Records an "enrolled" event.
+  virtual Status InsertDevice(const DeviceRecord& device) = 0;
+  virtual Result<std::optional<DeviceRecord>> FindDeviceByKeyId(const std::string& key_id) = 0;
+  virtual Result<std::optional<DeviceRecord>> GetDevice(const std::string& device_id) = 0;
+  // Digest of the stored attestation (device, sequence), if any.
+  virtual Result<std::optional<std::string>> AttestationDigest(const std::string& device_id,
+                                                              uint64_t sequence) = 0;
+  // Stores the attestation and the device's new state atomically.
+  virtual Status CommitAttestation(const AcceptedAttestation& accepted) = 0;
+  // Updates a device's verdict fields (re-evaluation under a new policy).
+  virtual Status UpdateVerdict(const DeviceRecord& device) = 0;
+  // Flags a device TAMPERED (sticky) and records the event.
+  virtual Status MarkTampered(const std::string& device_id, const std::string& reason,
+                              int64_t at_ms) = 0;
+  virtual Result<std::vector<DeviceRecord>> ListDevices(const DeviceFilter& filter) = 0;
+  virtual Result<std::vector<HistoryRow>> History(const std::string& device_id,
+                                                  uint32_t limit) = 0;
+  virtual Result<std::vector<EventRow>> Events(const std::string& device_id, uint32_t limit) = 0;
+  // Counts devices by effective status (STALE computed with stale_before_ms).
+  virtual Result<std::vector<std::pair<v1::DeviceStatus, uint64_t>>> CountByStatus(
+      int64_t stale_before_ms) = 0;
+};
+
+}  // namespace vigil::server
