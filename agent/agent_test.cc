@@ -1,2 +1,188 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include "agent/agent.h"
+
 #include <doctest/doctest.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include <set>
+
+#include "common/files.h"
+#include "proto/signing.h"
+
+namespace vigil::agent {
+namespace {
+
+std::string TempDir() {
+  char tmpl[] = "/tmp/vigil-agent-XXXXXX";
+  REQUIRE(::mkdtemp(tmpl) != nullptr);
+  return tmpl;
+}
+
+// A server double: records what it got; can be down, or reject particular sequences.
+class FakeTransport : public Transport {
+ public:
+  bool down = false;
+  std::set<uint64_t> reject;
+  std::vector<uint64_t> received;
+  int reports = 0;
+
+  Result<v1::EnrollResponse> Enroll(const v1::EnrollRequest& req) override {
+    if (down) return Status::Unavailable("down");
+    if (req.enroll_secret() != "s3cret-s3cret-s3cret") return Status::PermissionDenied("bad secret");
+    v1::EnrollResponse r;
+    r.set_device_id("dev-test");
+    return r;
+  }
+  Result<v1::ReportResponse> Report(const v1::ReportRequest& req) override {
+    ++reports;
+    if (down) return Status::Unavailable("down");
+    v1::ReportResponse r;
+    for (const auto& s : req.attestations()) {
+      v1::Attestation a;
+      REQUIRE(a.ParseFromString(s.attestation()));
+      auto* ack = r.add_acks();
+      ack->set_sequence(a.sequence());
+      if (reject.count(a.sequence())) {
+        ack->set_code(7);
+        ack->set_message("replay");
+      } else {
+        received.push_back(a.sequence());
+      }
+    }
+    return r;
+  }
+};
+
+struct Fixture {
+  std::string dir = TempDir();
+  std::unique_ptr<collectors::SystemView> view = collectors::NewRootedSystemView(TempDir());
+  FakeClock clock{1'800'000'000'000};
+  v1::AgentConfig config;
+  FakeTransport transport;
+  Fixture() {
+    config.set_server("127.0.0.1:1");
+    config.set_state_dir(dir + "/state");
+    REQUIRE(NormalizeConfig(&config).ok());
+    config.set_max_batch(2);
+  }
+};
+
+TEST_CASE("enrollment creates a 0600 key in a 0700 directory and records the device id") {
+  Fixture f;
+  Agent agent(f.config, *f.view, f.clock);
+  CHECK(agent.Enroll(f.transport, "wrong").code() == Status::Code::kPermissionDenied);
+  CHECK(!agent.state().DeviceId().ok());
+  REQUIRE(agent.Enroll(f.transport, "s3cret-s3cret-s3cret").ok());
+  CHECK(*agent.state().DeviceId() == "dev-test");
+  struct stat st {};
+  REQUIRE(::stat((f.config.state_dir() + "/device.key").c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+  REQUIRE(::stat(f.config.state_dir().c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0700);
+  // Enrolling again keeps the same key.
+  auto k1 = agent.state().LoadKey();
+  REQUIRE(agent.Enroll(f.transport, "s3cret-s3cret-s3cret").ok());
+  auto k2 = agent.state().LoadKey();
+  REQUIRE(k1.ok());
+  REQUIRE(k2.ok());
+  CHECK(k1->PublicKey() == k2->PublicKey());
+}
+
+TEST_CASE("a key or state directory readable by others is refused") {
+  Fixture f;
+  Agent agent(f.config, *f.view, f.clock);
+  REQUIRE(agent.Enroll(f.transport, "s3cret-s3cret-s3cret").ok());
+  std::string key = f.config.state_dir() + "/device.key";
+  REQUIRE(::chmod(key.c_str(), 0644) == 0);
+  auto k = agent.state().LoadKey();
+  REQUIRE(!k.ok());
+  CHECK(k.status().message().find("0644") != std::string::npos);
+  CHECK(!agent.CollectAndQueue().ok());
+  REQUIRE(::chmod(key.c_str(), 0600) == 0);
+  REQUIRE(::chmod(f.config.state_dir().c_str(), 0755) == 0);
+  CHECK(!agent.CollectAndQueue().ok());
+}
+
+TEST_CASE("sequence numbers are persisted and never reused") {
+  Fixture f;
+  StateDir state(f.config.state_dir());
+  REQUIRE(state.Prepare().ok());
+  CHECK(*state.NextSequence() == 1);
+  CHECK(*state.NextSequence() == 2);
+  StateDir reopened(f.config.state_dir());
+  CHECK(*reopened.NextSequence() == 3);
+  REQUIRE(WriteFileAtomic(f.config.state_dir() + "/sequence", "garbage").ok());
+  CHECK(!reopened.NextSequence().ok());
+}
+
+TEST_CASE("offline: attestations wait in the outbox and are sent in order once the server is back") {
+  Fixture f;
+  Agent agent(f.config, *f.view, f.clock);
+  REQUIRE(agent.Enroll(f.transport, "s3cret-s3cret-s3cret").ok());
+  f.transport.down = true;
+  for (int i = 0; i < 5; ++i) {
+    REQUIRE(agent.CollectAndQueue().ok());
+    CHECK(!agent.Flush(f.transport).ok());
+  }
+  Outbox outbox(f.config.state_dir() + "/outbox");
+  CHECK(outbox.Pending()->size() == 5);
+  // A restart (new Agent over the same state) resends everything, oldest first, in batches.
+  f.transport.down = false;
+  Agent restarted(f.config, *f.view, f.clock);
+  auto stats = restarted.Flush(f.transport);
+  REQUIRE(stats.ok());
+  CHECK(stats->acknowledged == 5);
+  CHECK(f.transport.received == std::vector<uint64_t>{1, 2, 3, 4, 5});
+  CHECK(f.transport.reports == 5 + 3);  // 5 failed attempts, then batches of 2, 2, 1
+  CHECK(outbox.Pending()->empty());
+}
+
+TEST_CASE("a rejected attestation is kept aside with its reason, not lost") {
+  Fixture f;
+  Agent agent(f.config, *f.view, f.clock);
+  REQUIRE(agent.Enroll(f.transport, "s3cret-s3cret-s3cret").ok());
+  REQUIRE(agent.CollectAndQueue().ok());
+  f.transport.reject = {1};
+  auto stats = agent.Flush(f.transport);
+  REQUIRE(stats.ok());
+  CHECK(stats->rejected == 1);
+  auto reason = ReadWholeFile(f.config.state_dir() +
+                              "/outbox/rejected/00000000000000000001.att.reason");
+  REQUIRE(reason.ok());
+  CHECK(*reason == "replay\n");
+  CHECK(ReadWholeFile(f.config.state_dir() + "/outbox/rejected/00000000000000000001.att").ok());
+}
+
+TEST_CASE("attestations are signed by the device key and carry the sequence") {
+  Fixture f;
+  Agent agent(f.config, *f.view, f.clock);
+  REQUIRE(agent.Enroll(f.transport, "s3cret-s3cret-s3cret").ok());
+  auto seq = agent.CollectAndQueue();
+  REQUIRE(seq.ok());
+  Outbox outbox(f.config.state_dir() + "/outbox");
+  auto s = outbox.Load(*seq);
+  REQUIRE(s.ok());
+  auto key = agent.state().LoadKey();
+  REQUIRE(key.ok());
+  auto att = signing::VerifyAttestation(*s, key->PublicKey());
+  REQUIRE(att.ok());
+  CHECK(att->device_id() == "dev-test");
+  CHECK(att->sequence() == *seq);
+  CHECK(att->checks_size() == 3);
+  CHECK(att->issued_at().seconds() == 1'800'000'000);
+}
+
+TEST_CASE("config validation names the field") {
+  v1::AgentConfig c;
+  c.set_interval_seconds(5);
+  auto s = NormalizeConfig(&c);
+  REQUIRE(!s.ok());
+  CHECK(s.message().find("intervalSeconds") != std::string::npos);
+  c.set_interval_seconds(60);
+  c.set_jitter_seconds(61);
+  CHECK(NormalizeConfig(&c).message().find("jitterSeconds") != std::string::npos);
+}
+
+}  // namespace
+}  // namespace vigil::agent

@@ -1,0 +1,351 @@
+#include "server/aggregator.h"
+
+#include <doctest/doctest.h>
+#include <stdlib.h>
+
+#include "collectors/collectors.h"
+#include "proto/signing.h"
+#include "server/fleet.h"
+#include "server/sqlite_store.h"
+
+namespace vigil::server {
+namespace {
+
+constexpr const char* kSecret = "correct horse battery staple";
+constexpr int64_t kStart = 1'800'000'000'000;
+
+std::string TempDir() {
+  char tmpl[] = "/tmp/vigil-agg-XXXXXX";
+  REQUIRE(::mkdtemp(tmpl) != nullptr);
+  return tmpl;
+}
+
+// A policy with only the check-in window: every check is NOT_APPLICABLE, so a clean
+// attestation is COMPLIANT and one carrying a collection error is NON_COMPLIANT.
+v1::Policy WindowOnlyPolicy() {
+  v1::Policy p;
+  p.set_checkin_window_seconds(3600);
+  return p;
+}
+
+struct Harness {
+  std::string dir = TempDir();
+  FakeClock clock{kStart};
+  std::unique_ptr<Store> store;
+  std::unique_ptr<Aggregator> aggregator;
+  std::unique_ptr<Fleet> fleet;
+  v1::Policy policy;
+
+  explicit Harness(v1::Policy p = WindowOnlyPolicy()) : policy(std::move(p)) { Open(); }
+
+  void Open() {
+    aggregator.reset();
+    fleet.reset();
+    store.reset();
+    auto s = OpenSqliteStore(dir + "/vigil.db");
+    REQUIRE(s.ok());
+    store = std::move(s).value();
+    AggregatorOptions opts;
+    opts.enroll_secret = kSecret;
+    opts.max_batch = 5;
+    aggregator = std::make_unique<Aggregator>(*store, clock, policy, opts);
+    fleet = std::make_unique<Fleet>(*store, clock, aggregator->policy());
+  }
+
+  std::string Enroll(const signing::DeviceKey& key) {
+    v1::EnrollRequest req;
+    req.set_enroll_secret(kSecret);
+    req.set_public_key(key.PublicKey());
+    req.set_hostname("laptop-1");
+    auto r = aggregator->Enroll(req);
+    REQUIRE(r.ok());
+    return r->device_id();
+  }
+
+  v1::AttestationAck Send(const v1::SignedAttestation& s) {
+    v1::ReportRequest req;
+    *req.add_attestations() = s;
+    auto r = aggregator->Report(req);
+    REQUIRE(r.ok());
+    REQUIRE(r->acks_size() == 1);
+    return r->acks(0);
+  }
+
+  v1::DeviceSummary Device(const std::string& id) {
+    v1::GetDeviceRequest req;
+    req.set_device_id(id);
+    auto r = fleet->GetDevice(req);
+    REQUIRE(r.ok());
+    return r->device();
+  }
+
+  size_t HistorySize(const std::string& id) {
+    auto h = store->History(id, 1000);
+    REQUIRE(h.ok());
+    return h->size();
+  }
+};
+
+v1::Attestation Att(const std::string& device_id, uint64_t seq, bool failing = false) {
+  v1::Attestation a;
+  a.set_device_id(device_id);
+  a.set_sequence(seq);
+  a.mutable_issued_at()->set_seconds(kStart / 1000);
+  a.mutable_platform()->set_os("linux");
+  a.mutable_platform()->set_hostname("laptop-1");
+  for (const char* id : {collectors::kScreenLock, collectors::kPasswordPolicy,
+                         collectors::kUsbStorage}) {
+    auto* c = a.add_checks();
+    c->set_check(id);
+    c->set_status(v1::PASS);  // the agent's claim; the server re-derives it
+    if (failing && std::string(id) == collectors::kUsbStorage) {
+      c->mutable_evidence()->set_collection_error("cannot read /proc/modules");
+    } else {
+      c->mutable_evidence()->mutable_usb_storage();
+    }
+  }
+  return a;
+}
+
+v1::SignedAttestation Sign(const v1::Attestation& a, const signing::DeviceKey& key) {
+  auto s = signing::SignAttestation(a, key);
+  REQUIRE(s.ok());
+  return *s;
+}
+
+TEST_CASE("enrollment: a wrong or empty secret is rejected and nothing is stored") {
+  Harness h;
+  auto key = signing::DeviceKey::Generate();
+  REQUIRE(key.ok());
+  for (const char* secret : {"wrong", "", "correct horse battery stapl"}) {
+    v1::EnrollRequest req;
+    req.set_enroll_secret(secret);
+    req.set_public_key(key->PublicKey());
+    auto r = h.aggregator->Enroll(req);
+    REQUIRE(!r.ok());
+    CHECK(r.status().code() == Status::Code::kPermissionDenied);
+  }
+  auto all = h.store->ListDevices(DeviceFilter());
+  REQUIRE(all.ok());
+  CHECK(all->empty());
+}
+
+TEST_CASE("enrollment: malformed keys rejected; the same key enrolls to the same device") {
+  Harness h;
+  v1::EnrollRequest bad;
+  bad.set_enroll_secret(kSecret);
+  bad.set_public_key("short");
+  CHECK(h.aggregator->Enroll(bad).status().code() == Status::Code::kInvalidArgument);
+  auto key = signing::DeviceKey::Generate();
+  REQUIRE(key.ok());
+  std::string a = h.Enroll(*key);
+  std::string b = h.Enroll(*key);
+  CHECK(a == b);
+  CHECK(h.Device(a).status() == v1::UNKNOWN);
+}
+
+TEST_CASE("report: accepted, re-evaluated by the server, history kept") {
+  Harness h;
+  auto key = signing::DeviceKey::Generate();
+  REQUIRE(key.ok());
+  std::string id = h.Enroll(*key);
+  auto ack = h.Send(Sign(Att(id, 1), *key));
+  CHECK(ack.code() == kAckOk);
+  CHECK(ack.sequence() == 1);
+  CHECK(ack.device_status() == v1::COMPLIANT);
+  // The agent claimed PASS; the server's own evaluation says ERROR and wins.
+  ack = h.Send(Sign(Att(id, 2, /*failing=*/true), *key));
+  CHECK(ack.code() == kAckOk);
+  CHECK(ack.device_status() == v1::NON_COMPLIANT);
+  auto d = h.Device(id);
+  CHECK(d.status() == v1::NON_COMPLIANT);
+  REQUIRE(d.failing_checks_size() == 1);
+  CHECK(d.failing_checks(0) == "usb_storage");
+  CHECK(h.HistorySize(id) == 2);
+}
+
+TEST_CASE("a lost acknowledgement: the same attestation again is acknowledged and stored once") {
+  Harness h;
+  auto key = signing::DeviceKey::Generate();
+  REQUIRE(key.ok());
+  std::string id = h.Enroll(*key);
+  auto s = Sign(Att(id, 1), *key);
+  CHECK(h.Send(s).code() == kAckOk);
+  auto again = h.Send(s);
+  CHECK(again.code() == kAckAlreadyExists);
+  CHECK(again.device_status() == v1::COMPLIANT);
+  CHECK(h.HistorySize(id) == 1);
+  CHECK(h.Device(id).status() == v1::COMPLIANT);
+}
+
+TEST_CASE("rejections: each is answered precisely, flags the device, and the server keeps serving") {
+  Harness h;
+  auto key = signing::DeviceKey::Generate();
+  auto stranger = signing::DeviceKey::Generate();
+  REQUIRE(key.ok());
+  REQUIRE(stranger.ok());
+  std::string id = h.Enroll(*key);
+  REQUIRE(h.Send(Sign(Att(id, 1), *key)).code() == kAckOk);
+
+  SUBCASE("tampered signature") {
+    auto s = Sign(Att(id, 2), *key);
+    (*s.mutable_signature())[5] ^= 1;
+    auto ack = h.Send(s);
+    CHECK(ack.code() == kAckPermissionDenied);
+    CHECK(ack.device_status() == v1::TAMPERED);
+  }
+  SUBCASE("tampered attestation bytes") {
+    auto s = Sign(Att(id, 2), *key);
+    s.mutable_attestation()->back() ^= 1;
+    CHECK(h.Send(s).code() == kAckPermissionDenied);
+  }
+  SUBCASE("a different attestation reusing a seen sequence (replay)") {
+    auto ack = h.Send(Sign(Att(id, 1, /*failing=*/true), *key));
+    CHECK(ack.code() == kAckPermissionDenied);
+    CHECK(ack.message().find("replay") != std::string::npos);
+  }
+  SUBCASE("an old sequence that was never stored") {
+    REQUIRE(h.Send(Sign(Att(id, 5), *key)).code() == kAckOk);
+    auto ack = h.Send(Sign(Att(id, 3), *key));
+    CHECK(ack.code() == kAckPermissionDenied);
+  }
+  SUBCASE("an unknown key claiming this device") {
+    auto ack = h.Send(Sign(Att(id, 2), *stranger));
+    CHECK(ack.code() == kAckUnauthenticated);
+  }
+  SUBCASE("this device's key used for another device id") {
+    auto ack = h.Send(Sign(Att("dev-someone-else", 2), *key));
+    CHECK(ack.code() == kAckPermissionDenied);
+  }
+  CHECK(h.Device(id).status() == v1::TAMPERED);
+  // Still serving; TAMPERED is sticky even after a good report.
+  auto good = h.Send(Sign(Att(id, 100), *key));
+  CHECK(good.code() == kAckOk);
+  CHECK(h.Device(id).status() == v1::TAMPERED);
+  auto events = h.store->Events(id, 10);
+  REQUIRE(events.ok());
+  CHECK(events->front().kind == "tampered");
+}
+
+TEST_CASE("rejections that flag nobody") {
+  Harness h;
+  auto key = signing::DeviceKey::Generate();
+  auto stranger = signing::DeviceKey::Generate();
+  REQUIRE(key.ok());
+  REQUIRE(stranger.ok());
+  std::string id = h.Enroll(*key);
+  // An unknown key claiming an unknown device: rejected, nothing to flag.
+  CHECK(h.Send(Sign(Att("dev-nobody", 1), *stranger)).code() == kAckUnauthenticated);
+  // Malformed key id.
+  auto s = Sign(Att(id, 1), *key);
+  s.set_key_id("abc");
+  CHECK(h.Send(s).code() == kAckInvalidArgument);
+  // Sequence 0 is invalid but not an attack.
+  CHECK(h.Send(Sign(Att(id, 0), *key)).code() == kAckInvalidArgument);
+  CHECK(h.Device(id).status() == v1::UNKNOWN);
+  // Whole-request problems.
+  CHECK(h.aggregator->Report(v1::ReportRequest()).status().code() ==
+        Status::Code::kInvalidArgument);
+  v1::ReportRequest big;
+  for (int i = 1; i <= 6; ++i) *big.add_attestations() = Sign(Att(id, i), *key);
+  CHECK(h.aggregator->Report(big).status().code() == Status::Code::kInvalidArgument);
+}
+
+TEST_CASE("a batch is answered per attestation, in order") {
+  Harness h;
+  auto key = signing::DeviceKey::Generate();
+  REQUIRE(key.ok());
+  std::string id = h.Enroll(*key);
+  v1::ReportRequest req;
+  *req.add_attestations() = Sign(Att(id, 1), *key);
+  *req.add_attestations() = Sign(Att(id, 2, true), *key);
+  *req.add_attestations() = Sign(Att(id, 3), *key);
+  auto r = h.aggregator->Report(req);
+  REQUIRE(r.ok());
+  REQUIRE(r->acks_size() == 3);
+  for (int i = 0; i < 3; ++i) {
+    CHECK(r->acks(i).code() == kAckOk);
+    CHECK(r->acks(i).sequence() == static_cast<uint64_t>(i + 1));
+  }
+  CHECK(r->acks(1).device_status() == v1::NON_COMPLIANT);
+  CHECK(h.Device(id).status() == v1::COMPLIANT);
+  CHECK(h.HistorySize(id) == 3);
+}
+
+TEST_CASE("staleness follows the injected clock") {
+  Harness h;
+  auto key = signing::DeviceKey::Generate();
+  REQUIRE(key.ok());
+  std::string id = h.Enroll(*key);
+  REQUIRE(h.Send(Sign(Att(id, 1), *key)).code() == kAckOk);
+  h.clock.Advance(3599 * 1000);
+  CHECK(h.Device(id).status() == v1::COMPLIANT);
+  h.clock.Advance(2 * 1000);
+  CHECK(h.Device(id).status() == v1::STALE);
+  v1::ListDevicesRequest stale;
+  stale.set_status(v1::STALE);
+  auto list = h.fleet->ListDevices(stale);
+  REQUIRE(list.ok());
+  CHECK(list->devices_size() == 1);
+  auto summary = h.fleet->Summary(v1::SummaryRequest());
+  REQUIRE(summary.ok());
+  for (const auto& c : summary->by_status()) {
+    CHECK(c.count() == (c.status() == v1::STALE ? 1u : 0u));
+  }
+  REQUIRE(h.Send(Sign(Att(id, 2), *key)).code() == kAckOk);
+  CHECK(h.Device(id).status() == v1::COMPLIANT);
+}
+
+TEST_CASE("state survives a restart, and a new policy re-judges stored evidence") {
+  Harness h;
+  auto key = signing::DeviceKey::Generate();
+  REQUIRE(key.ok());
+  std::string id = h.Enroll(*key);
+  REQUIRE(h.Send(Sign(Att(id, 1), *key)).code() == kAckOk);
+  h.Open();
+  CHECK(h.Device(id).status() == v1::COMPLIANT);
+  CHECK(h.Send(Sign(Att(id, 1), *key)).code() == kAckAlreadyExists);
+  // Restart under a policy that requires usb_storage: the stored evidence (no rules, nothing
+  // loaded) no longer passes, without the device reporting again.
+  v1::Policy strict = WindowOnlyPolicy();
+  strict.mutable_usb_storage()->set_mode(v1::BLOCKED);
+  h.policy = strict;
+  h.Open();
+  REQUIRE(h.aggregator->ReevaluateFleet().ok());
+  CHECK(h.Device(id).status() == v1::NON_COMPLIANT);
+}
+
+TEST_CASE("list filters: status, failing check, os") {
+  Harness h;
+  auto k1 = signing::DeviceKey::Generate();
+  auto k2 = signing::DeviceKey::Generate();
+  REQUIRE(k1.ok());
+  REQUIRE(k2.ok());
+  std::string a = h.Enroll(*k1);
+  std::string b = h.Enroll(*k2);
+  REQUIRE(h.Send(Sign(Att(a, 1), *k1)).code() == kAckOk);
+  REQUIRE(h.Send(Sign(Att(b, 1, true), *k2)).code() == kAckOk);
+  v1::ListDevicesRequest req;
+  req.set_status(v1::NON_COMPLIANT);
+  auto r = h.fleet->ListDevices(req);
+  REQUIRE(r.ok());
+  REQUIRE(r->devices_size() == 1);
+  CHECK(r->devices(0).device_id() == b);
+  req.Clear();
+  req.set_failing_check("usb_storage");
+  r = h.fleet->ListDevices(req);
+  REQUIRE(r.ok());
+  CHECK(r->devices_size() == 1);
+  req.set_failing_check("usb");  // whole names only
+  r = h.fleet->ListDevices(req);
+  REQUIRE(r.ok());
+  CHECK(r->devices_size() == 0);
+  req.Clear();
+  req.set_os("windows");
+  r = h.fleet->ListDevices(req);
+  REQUIRE(r.ok());
+  CHECK(r->devices_size() == 0);
+}
+
+}  // namespace
+}  // namespace vigil::server
