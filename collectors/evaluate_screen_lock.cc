@@ -1,9 +1,157 @@
+// The screen_lock rule: every human user, on every installed desktop, gets a screen that locks
+// with a password after at most max_idle_seconds. Anything the collector could not read makes the
+// check ERROR rather than PASS.
+#include <algorithm>
+#include <set>
+#include <string>
+#include <vector>
+
 #include "collectors/evaluate.h"
 
 namespace vigil::collectors {
+namespace {
+
+std::string DesktopName(v1::Desktop d) {
+  switch (d) {
+    case v1::GNOME:
+      return "GNOME";
+    case v1::KDE:
+      return "KDE";
+    default:
+      return "unknown desktop";
+  }
+}
+
+// The setting's own name for messages: the KConfig key after "[Group] ", else the last dconf
+// path segment.
+std::string KeyName(const v1::Provenance& p) {
+  const std::string& k = p.key();
+  if (size_t group_end = k.rfind("] "); group_end != std::string::npos) {
+    return k.substr(group_end + 2);
+  }
+  size_t slash = k.rfind('/');
+  std::string name = slash == std::string::npos ? k : k.substr(slash + 1);
+  return name.empty() ? "setting" : name;
+}
+
+std::string Source(const v1::Provenance& p) {
+  return p.source().empty() ? "an unknown source" : p.source();
+}
+
+std::string Join(const std::vector<std::string>& parts, const std::string& sep) {
+  std::string out;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    if (i > 0) out += sep;
+    out += parts[i];
+  }
+  return out;
+}
+
+}  // namespace
 
 Verdict EvaluateScreenLock(const v1::ScreenLockEvidence& e, const v1::ScreenLockPolicy& p) {
-  return {v1::ERROR, "rule not implemented yet"};
+  if (!e.not_applicable_reason().empty()) return {v1::NOT_APPLICABLE, e.not_applicable_reason()};
+  if (e.unsupported_sessions_size() > 0) {
+    std::vector<std::string> s(e.unsupported_sessions().begin(), e.unsupported_sessions().end());
+    return {v1::ERROR, "cannot check the screen lock of installed session(s) " + Join(s, ", ") +
+                           " (only GNOME and KDE are supported)"};
+  }
+  if (e.users_size() == 0) {
+    return {v1::ERROR, "graphical sessions are installed but no user's settings were collected"};
+  }
+
+  std::vector<std::string> errors;
+  for (const auto& u : e.users()) {
+    const std::string who = u.user() + " (" + DesktopName(u.desktop()) + ")";
+    for (const auto& err : u.errors()) errors.push_back(who + ": " + err);
+    if (u.errors_size() == 0 &&
+        (!u.has_idle_seconds() || !u.has_lock_enabled() || !u.has_lock_delay_seconds() ||
+         !u.has_idle_activation_enabled() || !u.has_lock_screen_disabled())) {
+      errors.push_back(who + ": incomplete evidence (a setting is missing)");
+    }
+  }
+  if (!errors.empty())
+    return {v1::ERROR, "could not read screen-lock settings: " + Join(errors, "; ")};
+
+  std::vector<std::string> failures;
+  std::vector<std::string> overridable;
+  std::set<std::string> users;
+  std::set<std::string> desktops;
+  int64_t worst_idle = 0;
+  int64_t worst_delay = 0;
+  for (const auto& u : e.users()) {
+    const std::string who = u.user() + " (" + DesktopName(u.desktop()) + ")";
+    users.insert(u.user());
+    desktops.insert(DesktopName(u.desktop()));
+    std::vector<std::string> open_keys;
+    auto note = [&](const v1::Provenance& from) {
+      if (from.user_can_override()) open_keys.push_back(KeyName(from));
+    };
+
+    const auto& disabled = u.lock_screen_disabled();
+    if (disabled.value()) {
+      failures.push_back(who + ": " + KeyName(disabled.from()) + " from " +
+                         Source(disabled.from()) + " makes locking the screen impossible");
+    }
+    const auto& activation = u.idle_activation_enabled();
+    if (!activation.value()) {
+      failures.push_back(who + ": " + KeyName(activation.from()) + " false from " +
+                         Source(activation.from()) + ": idling never starts the screen lock");
+    } else {
+      note(activation.from());
+    }
+    const auto& idle = u.idle_seconds();
+    if (idle.value() <= 0) {
+      failures.push_back(who + ": " + KeyName(idle.from()) + " 0 (never) from " +
+                         Source(idle.from()) + ", limit " + std::to_string(p.max_idle_seconds()) +
+                         " s");
+    } else if (idle.value() > static_cast<int64_t>(p.max_idle_seconds())) {
+      failures.push_back(who + ": " + KeyName(idle.from()) + " " + std::to_string(idle.value()) +
+                         " s from " + Source(idle.from()) + " exceeds " +
+                         std::to_string(p.max_idle_seconds()) + " s");
+    } else {
+      note(idle.from());
+      worst_idle = std::max(worst_idle, idle.value());
+    }
+    const auto& lock = u.lock_enabled();
+    if (p.require_password()) {
+      if (!lock.value()) {
+        failures.push_back(who + ": " + KeyName(lock.from()) + " false from " +
+                           Source(lock.from()) +
+                           ": the screen blanks without locking, but a "
+                           "password is required");
+      } else {
+        note(lock.from());
+      }
+    }
+    const auto& delay = u.lock_delay_seconds();
+    if (delay.value() > static_cast<int64_t>(p.max_lock_delay_seconds())) {
+      failures.push_back(who + ": " + KeyName(delay.from()) + " " + std::to_string(delay.value()) +
+                         " s from " + Source(delay.from()) + " exceeds " +
+                         std::to_string(p.max_lock_delay_seconds()) + " s");
+    } else {
+      note(delay.from());
+      worst_delay = std::max(worst_delay, delay.value());
+    }
+    if (!disabled.value()) note(disabled.from());
+    if (!open_keys.empty()) overridable.push_back(who + ": " + Join(open_keys, ", "));
+  }
+
+  std::string notes;
+  if (!overridable.empty()) {
+    notes = "; compliant values the user can change (not locked): " + Join(overridable, "; ");
+  }
+  if (e.warnings_size() > 0) notes += "; " + std::to_string(e.warnings_size()) + " warning(s)";
+  if (!failures.empty()) return {v1::FAIL, Join(failures, "; ") + notes};
+
+  std::vector<std::string> d(desktops.begin(), desktops.end());
+  std::string reason = std::to_string(users.size()) + (users.size() == 1 ? " user" : " users") +
+                       " on " + Join(d, ", ") + ": screen locks after at most " +
+                       std::to_string(worst_idle) + " s idle";
+  if (p.require_password()) {
+    reason += ", password required within " + std::to_string(worst_delay) + " s";
+  }
+  return {v1::PASS, reason + notes};
 }
 
 }  // namespace vigil::collectors

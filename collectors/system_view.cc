@@ -174,7 +174,9 @@ class RootedSystemView final : public SystemView {
       if (!root_fd_.compare_exchange_strong(expected, rfd)) ::close(rfd);
     }
     struct open_how how {};
-    how.flags = static_cast<uint64_t>(flags | O_CLOEXEC | O_NOCTTY);
+    // openat2 rejects O_PATH combined with flags that only matter for real opens.
+    int extra = (flags & O_PATH) ? O_CLOEXEC : (O_CLOEXEC | O_NOCTTY);
+    how.flags = static_cast<uint64_t>(flags | extra);
     how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
     std::string rel = path.substr(1);
     if (rel.empty()) rel = ".";

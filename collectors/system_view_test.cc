@@ -1,0 +1,82 @@
+#include "collectors/system_view.h"
+
+#include <doctest/doctest.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+
+namespace vigil::collectors {
+namespace {
+
+std::string MakeTree() {
+  char tmpl[] = "/tmp/vigil-view-XXXXXX";
+  REQUIRE(::mkdtemp(tmpl) != nullptr);
+  std::string root = tmpl;
+  REQUIRE(::mkdir((root + "/etc").c_str(), 0755) == 0);
+  std::ofstream(root + "/etc/hostname") << "fixture-host\n";
+  std::ofstream(root + "/etc/b") << "b";
+  // An absolute symlink must resolve inside the root, like in a chroot.
+  REQUIRE(::symlink("/etc/hostname", (root + "/etc/link").c_str()) == 0);
+  REQUIRE(::symlink("../../../../../../etc/passwd", (root + "/etc/escape").c_str()) == 0);
+  return root;
+}
+
+TEST_CASE("a rooted view reads inside its root and cannot escape it") {
+  std::string root = MakeTree();
+  auto view = NewRootedSystemView(root);
+  auto host = view->ReadFile("/etc/hostname");
+  REQUIRE(host.ok());
+  CHECK(*host == "fixture-host\n");
+  auto via_link = view->ReadFile("/etc/link");
+  REQUIRE(via_link.ok());
+  CHECK(*via_link == "fixture-host\n");
+  // ../ climbs stop at the root: /etc/passwd of the fixture (absent), not of the host.
+  CHECK(view->ReadFile("/etc/escape").status().code() == Status::Code::kNotFound);
+  CHECK(view->ReadFile("/../../etc/hostname").ok());
+  CHECK(view->ReadFile("relative/path").status().code() == Status::Code::kInvalidArgument);
+  CHECK(view->ReadFile("/etc").status().code() == Status::Code::kInvalidArgument);
+  CHECK(!view->ReadFile("/etc/hostname", 4).ok());  // larger than the limit: an error, not truncation
+}
+
+TEST_CASE("directory listing is sorted; stat and readlink work through the root") {
+  std::string root = MakeTree();
+  auto view = NewRootedSystemView(root + "/");
+  auto entries = view->ListDir("/etc");
+  REQUIRE(entries.ok());
+  std::vector<std::string> names;
+  for (const auto& e : *entries) names.push_back(e.name);
+  CHECK(names == std::vector<std::string>{"b", "escape", "hostname", "link"});
+  auto st = view->Stat("/etc/hostname");
+  REQUIRE(st.ok());
+  CHECK(st->type == FileType::kRegular);
+  CHECK(st->size == 13);
+  CHECK(st->mtime_ns > 0);
+  auto dir = view->Stat("/etc");
+  REQUIRE(dir.ok());
+  CHECK(dir->type == FileType::kDirectory);
+  auto link = view->ReadLink("/etc/link");
+  REQUIRE(link.ok());
+  CHECK(*link == "/etc/hostname");
+  CHECK(view->Stat("/nope").status().code() == Status::Code::kNotFound);
+  CHECK(view->Root() == root);
+}
+
+TEST_CASE("commands: only allow-listed, only on the live root, always with a timeout") {
+  auto live = NewRootedSystemView("/", {"/bin/echo", "/bin/sleep"});
+  auto out = live->Run({"/bin/echo", "hello"}, std::chrono::milliseconds(5000));
+  REQUIRE(out.ok());
+  CHECK(out->exit_code == 0);
+  CHECK(out->out == "hello\n");
+  CHECK(live->Run({"/bin/cat", "/etc/hostname"}, std::chrono::milliseconds(1000)).status().code() ==
+        Status::Code::kPermissionDenied);
+  auto slow = live->Run({"/bin/sleep", "5"}, std::chrono::milliseconds(100));
+  CHECK(slow.status().code() == Status::Code::kDeadlineExceeded);
+  auto fixture = NewRootedSystemView(MakeTree(), {"/bin/echo"});
+  CHECK(fixture->Run({"/bin/echo", "x"}, std::chrono::milliseconds(1000)).status().code() ==
+        Status::Code::kFailedPrecondition);
+}
+
+}  // namespace
+}  // namespace vigil::collectors
