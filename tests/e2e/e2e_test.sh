@@ -98,7 +98,7 @@ kill -9 "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null || true
 ls "$WORK/state/outbox" | grep -q '00000000000000000003.att' || fail "attestation 3 not queued on disk"
 kill -CONT "$SERVER_PID"
 agent_once "$FIXTURES/e2e/compliant" || fail "agent once after kill failed"
-seqs=$(device_json | jq -r '[.history[].sequence] | sort | join(",")')
+seqs=$(device_json | jq -r '[.history[].sequence] | sort_by(tonumber) | join(",")')
 [ "$seqs" = "1,2,3,4" ] || fail "history sequences: $seqs"
 [ "$(status_of)" = COMPLIANT ] || fail "expected COMPLIANT after resend (no TAMPERED for a resend)"
 
@@ -108,8 +108,29 @@ set +e; agent_once "$FIXTURES/e2e/noncompliant" 2>/dev/null; rc=$?; set -e
 [ $rc -eq 1 ] || fail "agent once with the server down should exit 1, got $rc"
 start_server
 agent_once "$FIXTURES/e2e/compliant" || fail "agent once failed"
-seqs=$(device_json | jq -r '[.history[].sequence] | sort | join(",")')
+seqs=$(device_json | jq -r '[.history[].sequence] | sort_by(tonumber) | join(",")')
 [ "$seqs" = "1,2,3,4,5,6" ] || fail "history sequences after offline period: $seqs"
+
+step "the daemon reports at start, re-reads its config on SIGHUP and stops on SIGTERM"
+cat > "$WORK/agent.json" <<JSON
+{"server": "$ADDR", "stateDir": "$WORK/state", "root": "$FIXTURES/e2e/noncompliant",
+ "intervalSeconds": 3600, "jitterSeconds": 0}
+JSON
+"$AGENT_BIN" run --config "$WORK/agent.json" 2>"$WORK/daemon.log" &
+DAEMON_PID=$!
+for _ in $(seq 100); do [ "$(status_of)" = NON_COMPLIANT ] && break; sleep 0.05; done
+[ "$(status_of)" = NON_COMPLIANT ] || fail "daemon did not report at start"
+echo '{"server": "$ADDR", "bogusField": 1}' > "$WORK/agent.json"
+kill -HUP "$DAEMON_PID"
+for _ in $(seq 40); do grep -q "configuration not changed" "$WORK/daemon.log" && break; sleep 0.05; done
+grep -q "bogusField" "$WORK/daemon.log" || fail "a bad config on SIGHUP was not reported"
+kill -0 "$DAEMON_PID" || fail "daemon died on a bad config"
+kill -TERM "$DAEMON_PID"
+for _ in $(seq 40); do kill -0 "$DAEMON_PID" 2>/dev/null || break; sleep 0.05; done
+kill -0 "$DAEMON_PID" 2>/dev/null && fail "daemon did not stop on SIGTERM"
+wait "$DAEMON_PID" || fail "daemon exited non-zero after SIGTERM"
+seqs=$(device_json | jq -r '[.history[].sequence] | sort_by(tonumber) | join(",")')
+[ "$seqs" = "1,2,3,4,5,6,7" ] || fail "history after daemon: $seqs"
 
 step "a tampered attestation is rejected, the device flagged TAMPERED, the server keeps serving"
 kill -STOP "$SERVER_PID"
