@@ -29,7 +29,8 @@ class FakeTransport : public Transport {
 
   Result<v1::EnrollResponse> Enroll(const v1::EnrollRequest& req) override {
     if (down) return Status::Unavailable("down");
-    if (req.enroll_secret() != "s3cret-s3cret-s3cret") return Status::PermissionDenied("bad secret");
+    if (req.enroll_secret() != "s3cret-s3cret-s3cret")
+      return Status::PermissionDenied("bad secret");
     v1::EnrollResponse r;
     r.set_device_id("dev-test");
     return r;
@@ -116,7 +117,8 @@ TEST_CASE("sequence numbers are persisted and never reused") {
   CHECK(!reopened.NextSequence().ok());
 }
 
-TEST_CASE("offline: attestations wait in the outbox and are sent in order once the server is back") {
+TEST_CASE(
+    "offline: attestations wait in the outbox and are sent in order once the server is back") {
   Fixture f;
   Agent agent(f.config, *f.view, f.clock);
   REQUIRE(agent.Enroll(f.transport, "s3cret-s3cret-s3cret").ok());
@@ -147,8 +149,8 @@ TEST_CASE("a rejected attestation is kept aside with its reason, not lost") {
   auto stats = agent.Flush(f.transport);
   REQUIRE(stats.ok());
   CHECK(stats->rejected == 1);
-  auto reason = ReadWholeFile(f.config.state_dir() +
-                              "/outbox/rejected/00000000000000000001.att.reason");
+  auto reason =
+      ReadWholeFile(f.config.state_dir() + "/outbox/rejected/00000000000000000001.att.reason");
   REQUIRE(reason.ok());
   CHECK(*reason == "replay\n");
   CHECK(ReadWholeFile(f.config.state_dir() + "/outbox/rejected/00000000000000000001.att").ok());

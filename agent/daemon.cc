@@ -37,8 +37,8 @@ class Daemon {
     config_ = std::move(config);
     view_ = collectors::NewRootedSystemView(config_.root());
     agent_ = std::make_unique<Agent>(config_, *view_, clock_);
-    transport_ = NewGrpcTransport(config_.server(),
-                                  std::chrono::seconds(config_.rpc_timeout_seconds()));
+    transport_ =
+        NewGrpcTransport(config_.server(), std::chrono::seconds(config_.rpc_timeout_seconds()));
   }
 
   void WaitSignal() {

@@ -195,7 +195,8 @@ int Main(int argc, char** argv) {
     std::cout << kUsage;
     return 0;
   }
-  if (!flags->positional().empty()) return Usage("unexpected argument '" + flags->positional()[0] + "'");
+  if (!flags->positional().empty())
+    return Usage("unexpected argument '" + flags->positional()[0] + "'");
   if (cmd == "collect") return Collect(*flags);
   if (cmd == "enroll") return Enroll(*flags);
   if (cmd == "once") return Once(*flags);

@@ -58,7 +58,8 @@ Status Outbox::Reject(uint64_t sequence, const std::string& reason) const {
   std::string rejected = dir_ + "/rejected";
   if (Status s = MakeDirs(rejected, 0700); !s.ok()) return s;
   std::string base = PathOf(sequence).substr(dir_.size());
-  if (Status s = WriteFileAtomic(rejected + base + ".reason", reason + "\n", 0600); !s.ok()) return s;
+  if (Status s = WriteFileAtomic(rejected + base + ".reason", reason + "\n", 0600); !s.ok())
+    return s;
   if (::rename(PathOf(sequence).c_str(), (rejected + base).c_str()) != 0) {
     return Status::FromErrno(errno, "move " + PathOf(sequence) + " to " + rejected);
   }

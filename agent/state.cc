@@ -23,9 +23,11 @@ Status CheckPrivate(const std::string& path, bool dir) {
   if ((st.st_mode & 077) != 0) {
     char mode[8];
     std::snprintf(mode, sizeof mode, "%04o", st.st_mode & 07777);
-    return Status::PermissionDenied(path + " has mode " + mode + "; it must not be accessible to "
-                                    "group or others (expected " + (dir ? "0700" : "0600") +
-                                    ", fix with chmod " + (dir ? "700 " : "600 ") + path + ")");
+    return Status::PermissionDenied(path + " has mode " + mode +
+                                    "; it must not be accessible to "
+                                    "group or others (expected " +
+                                    (dir ? "0700" : "0600") + ", fix with chmod " +
+                                    (dir ? "700 " : "600 ") + path + ")");
   }
   return Status::Ok();
 }

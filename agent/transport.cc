@@ -9,14 +9,21 @@ namespace {
 Status FromGrpc(const grpc::Status& s, const std::string& server) {
   std::string m = server + ": " + s.error_message();
   switch (s.error_code()) {
-    case grpc::StatusCode::OK: return Status::Ok();
-    case grpc::StatusCode::UNAVAILABLE: return Status::Unavailable(m);
-    case grpc::StatusCode::DEADLINE_EXCEEDED: return Status::DeadlineExceeded(m);
+    case grpc::StatusCode::OK:
+      return Status::Ok();
+    case grpc::StatusCode::UNAVAILABLE:
+      return Status::Unavailable(m);
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      return Status::DeadlineExceeded(m);
     case grpc::StatusCode::PERMISSION_DENIED:
-    case grpc::StatusCode::UNAUTHENTICATED: return Status::PermissionDenied(m);
-    case grpc::StatusCode::INVALID_ARGUMENT: return Status::InvalidArgument(m);
-    case grpc::StatusCode::NOT_FOUND: return Status::NotFound(m);
-    default: return Status::Internal(m + " (gRPC code " + std::to_string(s.error_code()) + ")");
+    case grpc::StatusCode::UNAUTHENTICATED:
+      return Status::PermissionDenied(m);
+    case grpc::StatusCode::INVALID_ARGUMENT:
+      return Status::InvalidArgument(m);
+    case grpc::StatusCode::NOT_FOUND:
+      return Status::NotFound(m);
+    default:
+      return Status::Internal(m + " (gRPC code " + std::to_string(s.error_code()) + ")");
   }
 }
 

@@ -20,7 +20,8 @@ struct Verdict {
 Verdict Evaluate(const std::string& check, const v1::Evidence& evidence, const v1::Policy& policy);
 
 // Fills status and reason of every check in place.
-void EvaluateAll(const v1::Policy& policy, google::protobuf::RepeatedPtrField<v1::CheckResult>* checks);
+void EvaluateAll(const v1::Policy& policy,
+                 google::protobuf::RepeatedPtrField<v1::CheckResult>* checks);
 
 // Per-check rules, called by Evaluate once the policy section is present.
 Verdict EvaluateScreenLock(const v1::ScreenLockEvidence& e, const v1::ScreenLockPolicy& p);

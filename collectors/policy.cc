@@ -37,22 +37,31 @@ v1::Policy DefaultPolicy() {
 Status ValidatePolicy(const v1::Policy& p) {
   Status s;
   if (p.has_screen_lock()) {
-    if (!(s = Range("screenLock.maxIdleSeconds", p.screen_lock().max_idle_seconds(), 1, 86400)).ok()) return s;
-    if (!(s = Range("screenLock.maxLockDelaySeconds", p.screen_lock().max_lock_delay_seconds(), 0, 3600)).ok()) return s;
+    if (!(s = Range("screenLock.maxIdleSeconds", p.screen_lock().max_idle_seconds(), 1, 86400))
+             .ok())
+      return s;
+    if (!(s = Range("screenLock.maxLockDelaySeconds", p.screen_lock().max_lock_delay_seconds(), 0,
+                    3600))
+             .ok())
+      return s;
   }
   if (p.has_password()) {
     if (!(s = Range("password.minLength", p.password().min_length(), 0, 128)).ok()) return s;
     if (!(s = Range("password.minClasses", p.password().min_classes(), 0, 4)).ok()) return s;
     if (!(s = Range("password.maxAgeDays", p.password().max_age_days(), 0, 3650)).ok()) return s;
-    if (!(s = Range("password.maxFailedAttempts", p.password().max_failed_attempts(), 0, 1000)).ok()) return s;
+    if (!(s = Range("password.maxFailedAttempts", p.password().max_failed_attempts(), 0, 1000))
+             .ok())
+      return s;
   }
   if (p.has_usb_storage() && p.usb_storage().mode() == v1::USB_STORAGE_MODE_UNSPECIFIED) {
     return Status::InvalidArgument("usbStorage.mode: must be ALLOWED or BLOCKED");
   }
   if (p.checkin_window_seconds() != 0) {
-    if (!(s = Range("checkinWindowSeconds", p.checkin_window_seconds(), 60, 2592000)).ok()) return s;
+    if (!(s = Range("checkinWindowSeconds", p.checkin_window_seconds(), 60, 2592000)).ok())
+      return s;
   }
-  if (p.version().size() > 128) return Status::InvalidArgument("version: longer than 128 characters");
+  if (p.version().size() > 128)
+    return Status::InvalidArgument("version: longer than 128 characters");
   return Status::Ok();
 }
 

@@ -95,15 +95,23 @@ class RootedSystemView final : public SystemView {
       if (name == "." || name == "..") continue;
       FileType t = FileType::kOther;
       switch (d->d_type) {
-        case DT_REG: t = FileType::kRegular; break;
-        case DT_DIR: t = FileType::kDirectory; break;
-        case DT_LNK: t = FileType::kSymlink; break;
+        case DT_REG:
+          t = FileType::kRegular;
+          break;
+        case DT_DIR:
+          t = FileType::kDirectory;
+          break;
+        case DT_LNK:
+          t = FileType::kSymlink;
+          break;
         case DT_UNKNOWN: {
           struct stat st {};
-          if (::fstatat(::dirfd(dir), d->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0) t = TypeOf(st.st_mode);
+          if (::fstatat(::dirfd(dir), d->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+            t = TypeOf(st.st_mode);
           break;
         }
-        default: break;
+        default:
+          break;
       }
       out.push_back({std::move(name), t});
     }
@@ -154,7 +162,8 @@ class RootedSystemView final : public SystemView {
       return Status::PermissionDenied(argv[0] + ": command is not allow-listed");
     }
     if (root_ != "/") {
-      return Status::FailedPrecondition(argv[0] + ": commands run only on the live system (root /)");
+      return Status::FailedPrecondition(argv[0] +
+                                        ": commands run only on the live system (root /)");
     }
     return RunProcess(argv, timeout);
   }

@@ -37,7 +37,8 @@ TEST_CASE("a rooted view reads inside its root and cannot escape it") {
   CHECK(view->ReadFile("/../../etc/hostname").ok());
   CHECK(view->ReadFile("relative/path").status().code() == Status::Code::kInvalidArgument);
   CHECK(view->ReadFile("/etc").status().code() == Status::Code::kInvalidArgument);
-  CHECK(!view->ReadFile("/etc/hostname", 4).ok());  // larger than the limit: an error, not truncation
+  CHECK(
+      !view->ReadFile("/etc/hostname", 4).ok());  // larger than the limit: an error, not truncation
 }
 
 TEST_CASE("directory listing is sorted; stat and readlink work through the root") {

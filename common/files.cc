@@ -1,10 +1,10 @@
 #include "common/files.h"
 
-#include <cerrno>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <string>
 
 namespace vigil {
@@ -36,7 +36,8 @@ Result<std::string> ReadWholeFile(const std::string& path, size_t max_bytes) {
     out.append(buf, static_cast<size_t>(n));
     if (out.size() > max_bytes) {
       ::close(fd);
-      return Status::InvalidArgument(path + ": larger than " + std::to_string(max_bytes) + " bytes");
+      return Status::InvalidArgument(path + ": larger than " + std::to_string(max_bytes) +
+                                     " bytes");
     }
   }
   ::close(fd);

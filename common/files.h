@@ -3,8 +3,9 @@
 // of the directory): a reader sees the old content or the new, never a torn file.
 #pragma once
 
-#include <string>
 #include <sys/types.h>
+
+#include <string>
 
 #include "common/status.h"
 

@@ -1,6 +1,6 @@
-#include <doctest/doctest.h>
-
 #include "common/flags.h"
+
+#include <doctest/doctest.h>
 
 namespace vigil {
 namespace {

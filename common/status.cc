@@ -32,17 +32,39 @@ std::string Status::ToString() const {
   if (ok()) return "OK";
   const char* name = "INTERNAL";
   switch (code_) {
-    case Code::kOk: name = "OK"; break;
-    case Code::kNotFound: name = "NOT_FOUND"; break;
-    case Code::kPermissionDenied: name = "PERMISSION_DENIED"; break;
-    case Code::kInvalidArgument: name = "INVALID_ARGUMENT"; break;
-    case Code::kUnavailable: name = "UNAVAILABLE"; break;
-    case Code::kDeadlineExceeded: name = "DEADLINE_EXCEEDED"; break;
-    case Code::kIoError: name = "IO_ERROR"; break;
-    case Code::kCorruption: name = "CORRUPTION"; break;
-    case Code::kAlreadyExists: name = "ALREADY_EXISTS"; break;
-    case Code::kFailedPrecondition: name = "FAILED_PRECONDITION"; break;
-    case Code::kInternal: name = "INTERNAL"; break;
+    case Code::kOk:
+      name = "OK";
+      break;
+    case Code::kNotFound:
+      name = "NOT_FOUND";
+      break;
+    case Code::kPermissionDenied:
+      name = "PERMISSION_DENIED";
+      break;
+    case Code::kInvalidArgument:
+      name = "INVALID_ARGUMENT";
+      break;
+    case Code::kUnavailable:
+      name = "UNAVAILABLE";
+      break;
+    case Code::kDeadlineExceeded:
+      name = "DEADLINE_EXCEEDED";
+      break;
+    case Code::kIoError:
+      name = "IO_ERROR";
+      break;
+    case Code::kCorruption:
+      name = "CORRUPTION";
+      break;
+    case Code::kAlreadyExists:
+      name = "ALREADY_EXISTS";
+      break;
+    case Code::kFailedPrecondition:
+      name = "FAILED_PRECONDITION";
+      break;
+    case Code::kInternal:
+      name = "INTERNAL";
+      break;
   }
   return std::string(name) + ": " + message_;
 }

@@ -75,10 +75,10 @@ Result<std::string> DeviceKey::Sign(std::string_view message) const {
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
   std::string sig(kSignatureSize, '\0');
   size_t len = sig.size();
-  bool ok = ctx != nullptr && EVP_DigestSignInit(ctx, nullptr, nullptr, nullptr, impl_->pkey) == 1 &&
-            EVP_DigestSign(ctx, reinterpret_cast<unsigned char*>(sig.data()), &len,
-                           reinterpret_cast<const unsigned char*>(message.data()),
-                           message.size()) == 1;
+  bool ok =
+      ctx != nullptr && EVP_DigestSignInit(ctx, nullptr, nullptr, nullptr, impl_->pkey) == 1 &&
+      EVP_DigestSign(ctx, reinterpret_cast<unsigned char*>(sig.data()), &len,
+                     reinterpret_cast<const unsigned char*>(message.data()), message.size()) == 1;
   EVP_MD_CTX_free(ctx);
   if (!ok || len != kSignatureSize) return Status::Internal("Ed25519 signing failed");
   return sig;
@@ -117,12 +117,12 @@ Status Verify(std::string_view raw_public_key, std::string_view message,
       raw_public_key.size());
   if (pkey == nullptr) return Status::InvalidArgument("invalid Ed25519 public key");
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  int rc = ctx != nullptr && EVP_DigestVerifyInit(ctx, nullptr, nullptr, nullptr, pkey) == 1
-               ? EVP_DigestVerify(ctx, reinterpret_cast<const unsigned char*>(signature.data()),
-                                  signature.size(),
-                                  reinterpret_cast<const unsigned char*>(message.data()),
-                                  message.size())
-               : -1;
+  int rc =
+      ctx != nullptr && EVP_DigestVerifyInit(ctx, nullptr, nullptr, nullptr, pkey) == 1
+          ? EVP_DigestVerify(ctx, reinterpret_cast<const unsigned char*>(signature.data()),
+                             signature.size(),
+                             reinterpret_cast<const unsigned char*>(message.data()), message.size())
+          : -1;
   EVP_MD_CTX_free(ctx);
   EVP_PKEY_free(pkey);
   if (rc != 1) return Status::PermissionDenied("signature does not verify");

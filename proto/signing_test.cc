@@ -82,9 +82,7 @@ TEST_CASE("every tampering is rejected") {
     t.set_signature(*raw_sig);
     CHECK(!VerifyAttestation(t, key->PublicKey()).ok());
   }
-  SUBCASE("a malformed public key") {
-    CHECK(!Verify("short", "m", std::string(64, 'x')).ok());
-  }
+  SUBCASE("a malformed public key") { CHECK(!Verify("short", "m", std::string(64, 'x')).ok()); }
 }
 
 }  // namespace

@@ -64,7 +64,8 @@ Result<v1::EnrollResponse> Aggregator::Enroll(const v1::EnrollRequest& req) {
 }
 
 Result<v1::ReportResponse> Aggregator::Report(const v1::ReportRequest& req) {
-  if (req.attestations_size() == 0) return Status::InvalidArgument("report carries no attestations");
+  if (req.attestations_size() == 0)
+    return Status::InvalidArgument("report carries no attestations");
   if (static_cast<uint32_t>(req.attestations_size()) > options_.max_batch) {
     return Status::InvalidArgument("report carries " + std::to_string(req.attestations_size()) +
                                    " attestations; the limit is " +
@@ -129,10 +130,10 @@ v1::AttestationAck Aggregator::Ingest(const v1::SignedAttestation& signed_att) {
   v1::AttestationAck ack;
   ack.set_sequence(att.sequence());
   if (att.device_id() != device.id) {
-    ack = Reject(device.id, kAckPermissionDenied,
-                 "attestation for device '" + att.device_id() + "' signed with the key of " +
-                     device.id,
-                 true);
+    ack = Reject(
+        device.id, kAckPermissionDenied,
+        "attestation for device '" + att.device_id() + "' signed with the key of " + device.id,
+        true);
     ack.set_sequence(att.sequence());
     return ack;
   }
@@ -230,7 +231,8 @@ Status Aggregator::ReevaluateFleet() {
     if (page->size() < f.limit) break;
     f.after_id = page->back().id;
   }
-  if (changed > 0) spdlog::info("re-evaluated {} devices under policy {}", changed, policy_version_);
+  if (changed > 0)
+    spdlog::info("re-evaluated {} devices under policy {}", changed, policy_version_);
   return Status::Ok();
 }
 

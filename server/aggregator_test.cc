@@ -93,8 +93,8 @@ v1::Attestation Att(const std::string& device_id, uint64_t seq, bool failing = f
   a.mutable_issued_at()->set_seconds(kStart / 1000);
   a.mutable_platform()->set_os("linux");
   a.mutable_platform()->set_hostname("laptop-1");
-  for (const char* id : {collectors::kScreenLock, collectors::kPasswordPolicy,
-                         collectors::kUsbStorage}) {
+  for (const char* id :
+       {collectors::kScreenLock, collectors::kPasswordPolicy, collectors::kUsbStorage}) {
     auto* c = a.add_checks();
     c->set_check(id);
     c->set_status(v1::PASS);  // the agent's claim; the server re-derives it
@@ -178,7 +178,8 @@ TEST_CASE("a lost acknowledgement: the same attestation again is acknowledged an
   CHECK(h.Device(id).status() == v1::COMPLIANT);
 }
 
-TEST_CASE("rejections: each is answered precisely, flags the device, and the server keeps serving") {
+TEST_CASE(
+    "rejections: each is answered precisely, flags the device, and the server keeps serving") {
   Harness h;
   auto key = signing::DeviceKey::Generate();
   auto stranger = signing::DeviceKey::Generate();

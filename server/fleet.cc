@@ -41,13 +41,19 @@ v1::DeviceSummary Fleet::ToSummary(const DeviceRecord& d) const {
   s.set_last_sequence(d.last_sequence);
   for (const auto& c : d.failing_checks) s.add_failing_checks(c);
   switch (s.status()) {
-    case v1::TAMPERED: s.set_status_reason(d.tamper_reason); break;
+    case v1::TAMPERED:
+      s.set_status_reason(d.tamper_reason);
+      break;
     case v1::STALE:
       s.set_status_reason("no attestation within the check-in window of " +
                           std::to_string(policy_.checkin_window_seconds()) + " s");
       break;
-    case v1::UNKNOWN: s.set_status_reason("enrolled, never reported"); break;
-    default: s.set_status_reason(d.status_reason); break;
+    case v1::UNKNOWN:
+      s.set_status_reason("enrolled, never reported");
+      break;
+    default:
+      s.set_status_reason(d.status_reason);
+      break;
   }
   return s;
 }
@@ -110,8 +116,8 @@ Result<v1::SummaryResponse> Fleet::Summary(const v1::SummaryRequest&) {
   if (!counts.ok()) return counts.status();
   v1::SummaryResponse resp;
   uint64_t total = 0;
-  for (auto s : {v1::COMPLIANT, v1::NON_COMPLIANT, v1::UNKNOWN, v1::STALE, v1::TAMPERED,
-                 v1::EXCEPTED}) {
+  for (auto s :
+       {v1::COMPLIANT, v1::NON_COMPLIANT, v1::UNKNOWN, v1::STALE, v1::TAMPERED, v1::EXCEPTED}) {
     uint64_t n = 0;
     for (const auto& [status, count] : *counts) {
       if (status == s) n += count;

@@ -21,7 +21,8 @@
 namespace vigil::server {
 namespace {
 
-constexpr const char* kUsage = R"(usage: vigil-server --data-dir DIR --enroll-secret-file FILE [options]
+constexpr const char* kUsage =
+    R"(usage: vigil-server --data-dir DIR --enroll-secret-file FILE [options]
 
 Serves AgentService (enrollment, reports) and FleetService (vigilctl) over gRPC.
 
@@ -61,10 +62,12 @@ int Main(int argc, char** argv) {
     std::cout << kUsage;
     return 0;
   }
-  if (!flags->positional().empty()) return Fail(2, "unexpected argument '" + flags->positional()[0] + "'");
+  if (!flags->positional().empty())
+    return Fail(2, "unexpected argument '" + flags->positional()[0] + "'");
   std::string listen = flags->GetOr("listen", "127.0.0.1:7400");
   size_t colon = listen.rfind(':');
-  if (colon == std::string::npos) return Fail(2, "--listen: expected HOST:PORT, got '" + listen + "'");
+  if (colon == std::string::npos)
+    return Fail(2, "--listen: expected HOST:PORT, got '" + listen + "'");
   if (!IsLoopback(listen.substr(0, colon))) {
     return Fail(2, "--listen " + listen +
                        ": refusing plaintext gRPC on a non-loopback address (use 127.0.0.1)");
@@ -88,7 +91,8 @@ int Main(int argc, char** argv) {
   if (!secret.ok()) return Fail(2, "enroll secret: " + secret.status().message());
   std::string s = *secret;
   while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
-  if (s.size() < 16) return Fail(2, "enroll secret in " + *secret_file + " must be at least 16 characters");
+  if (s.size() < 16)
+    return Fail(2, "enroll secret in " + *secret_file + " must be at least 16 characters");
 
   if (Status st = MakeDirs(*data_dir, 0700); !st.ok()) return Fail(2, st.message());
   auto store = OpenSqliteStore(*data_dir + "/vigil.db");

@@ -6,17 +6,34 @@ grpc::Status ToGrpc(const Status& s) {
   using C = Status::Code;
   grpc::StatusCode code = grpc::StatusCode::INTERNAL;
   switch (s.code()) {
-    case C::kOk: return grpc::Status::OK;
-    case C::kNotFound: code = grpc::StatusCode::NOT_FOUND; break;
-    case C::kPermissionDenied: code = grpc::StatusCode::PERMISSION_DENIED; break;
-    case C::kInvalidArgument: code = grpc::StatusCode::INVALID_ARGUMENT; break;
-    case C::kUnavailable: code = grpc::StatusCode::UNAVAILABLE; break;
-    case C::kDeadlineExceeded: code = grpc::StatusCode::DEADLINE_EXCEEDED; break;
-    case C::kAlreadyExists: code = grpc::StatusCode::ALREADY_EXISTS; break;
-    case C::kFailedPrecondition: code = grpc::StatusCode::FAILED_PRECONDITION; break;
+    case C::kOk:
+      return grpc::Status::OK;
+    case C::kNotFound:
+      code = grpc::StatusCode::NOT_FOUND;
+      break;
+    case C::kPermissionDenied:
+      code = grpc::StatusCode::PERMISSION_DENIED;
+      break;
+    case C::kInvalidArgument:
+      code = grpc::StatusCode::INVALID_ARGUMENT;
+      break;
+    case C::kUnavailable:
+      code = grpc::StatusCode::UNAVAILABLE;
+      break;
+    case C::kDeadlineExceeded:
+      code = grpc::StatusCode::DEADLINE_EXCEEDED;
+      break;
+    case C::kAlreadyExists:
+      code = grpc::StatusCode::ALREADY_EXISTS;
+      break;
+    case C::kFailedPrecondition:
+      code = grpc::StatusCode::FAILED_PRECONDITION;
+      break;
     case C::kIoError:
     case C::kCorruption:
-    case C::kInternal: code = grpc::StatusCode::INTERNAL; break;
+    case C::kInternal:
+      code = grpc::StatusCode::INTERNAL;
+      break;
   }
   return grpc::Status(code, s.message());
 }

@@ -155,7 +155,8 @@ class SqliteStore final : public Store {
     st.Bind(7, d.enrolled_at_ms);
     st.Bind(8, static_cast<int64_t>(d.status));
     int rc = st.Step();
-    if (rc == SQLITE_CONSTRAINT) return Rollback(Status::AlreadyExists("device or key already enrolled"));
+    if (rc == SQLITE_CONSTRAINT)
+      return Rollback(Status::AlreadyExists("device or key already enrolled"));
     if (rc != SQLITE_DONE) return Rollback(Err("insert device"));
     if (Status s = AddEvent(d.id, d.enrolled_at_ms, "enrolled",
                             "key " + HexPrefix(d.key_id) + " from host '" + d.hostname + "'");
@@ -182,7 +183,7 @@ class SqliteStore final : public Store {
   }
 
   Result<std::optional<std::string>> AttestationDigest(const std::string& device_id,
-                                                      uint64_t sequence) override {
+                                                       uint64_t sequence) override {
     std::lock_guard<std::mutex> lock(mu_);
     Stmt st(db_, "SELECT digest FROM attestations WHERE device_id=? AND sequence=?");
     st.Bind(1, device_id);
@@ -208,7 +209,8 @@ class SqliteStore final : public Store {
     ins.Bind(7, JoinChecks(a.device_after.failing_checks));
     ins.BindBlob(8, a.envelope.SerializeAsString());
     int rc = ins.Step();
-    if (rc == SQLITE_CONSTRAINT) return Rollback(Status::AlreadyExists("attestation already stored"));
+    if (rc == SQLITE_CONSTRAINT)
+      return Rollback(Status::AlreadyExists("attestation already stored"));
     if (rc != SQLITE_DONE) return Rollback(Err("insert attestation"));
     const DeviceRecord& d = a.device_after;
     Stmt up(db_,
@@ -263,11 +265,20 @@ class SqliteStore final : public Store {
     std::lock_guard<std::mutex> lock(mu_);
     std::string sql = std::string("SELECT ") + kDeviceColumns + " FROM devices WHERE id > ?1";
     switch (f.status) {
-      case v1::DEVICE_STATUS_UNSPECIFIED: break;
-      case v1::TAMPERED: sql += " AND tampered=1"; break;
-      case v1::STALE: sql += " AND tampered=0 AND last_seen_ms>0 AND last_seen_ms<?2"; break;
-      case v1::UNKNOWN: sql += " AND tampered=0 AND last_seen_ms=0"; break;
-      default: sql += " AND tampered=0 AND status=?3 AND last_seen_ms>=?2"; break;
+      case v1::DEVICE_STATUS_UNSPECIFIED:
+        break;
+      case v1::TAMPERED:
+        sql += " AND tampered=1";
+        break;
+      case v1::STALE:
+        sql += " AND tampered=0 AND last_seen_ms>0 AND last_seen_ms<?2";
+        break;
+      case v1::UNKNOWN:
+        sql += " AND tampered=0 AND last_seen_ms=0";
+        break;
+      default:
+        sql += " AND tampered=0 AND status=?3 AND last_seen_ms>=?2";
+        break;
     }
     if (!f.failing_check.empty()) sql += " AND failing_checks LIKE ?4";
     if (!f.os.empty()) sql += " AND os=?5";
@@ -401,9 +412,9 @@ class SqliteStore final : public Store {
 
 Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path) {
   sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &db,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                           nullptr);
+  int rc =
+      sqlite3_open_v2(path.c_str(), &db,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     std::string m = db ? sqlite3_errmsg(db) : "out of memory";
     sqlite3_close(db);

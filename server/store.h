@@ -27,8 +27,8 @@ struct DeviceRecord {
   std::vector<std::string> failing_checks;
   bool tampered = false;
   std::string tamper_reason;
-  std::string policy_version;       // policy the stored verdicts were judged under
-  std::string latest_attestation;   // serialized Attestation carrying the server's verdicts
+  std::string policy_version;      // policy the stored verdicts were judged under
+  std::string latest_attestation;  // serialized Attestation carrying the server's verdicts
 };
 
 // An attestation the server accepted, with the device's state after it.
@@ -75,7 +75,7 @@ class Store {
   virtual Result<std::optional<DeviceRecord>> GetDevice(const std::string& device_id) = 0;
   // Digest of the stored attestation (device, sequence), if any.
   virtual Result<std::optional<std::string>> AttestationDigest(const std::string& device_id,
-                                                              uint64_t sequence) = 0;
+                                                               uint64_t sequence) = 0;
   // Stores the attestation and the device's new state atomically.
   virtual Status CommitAttestation(const AcceptedAttestation& accepted) = 0;
   // Updates a device's verdict fields (re-evaluation under a new policy).
@@ -84,8 +84,7 @@ class Store {
   virtual Status MarkTampered(const std::string& device_id, const std::string& reason,
                               int64_t at_ms) = 0;
   virtual Result<std::vector<DeviceRecord>> ListDevices(const DeviceFilter& filter) = 0;
-  virtual Result<std::vector<HistoryRow>> History(const std::string& device_id,
-                                                  uint32_t limit) = 0;
+  virtual Result<std::vector<HistoryRow>> History(const std::string& device_id, uint32_t limit) = 0;
   virtual Result<std::vector<EventRow>> Events(const std::string& device_id, uint32_t limit) = 0;
   // Counts devices by effective status (STALE computed with stale_before_ms).
   virtual Result<std::vector<std::pair<v1::DeviceStatus, uint64_t>>> CountByStatus(

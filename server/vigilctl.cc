@@ -149,9 +149,8 @@ int Main(int argc, char** argv) {
     std::cout << "device    " << d.device_id() << "\nhostname  " << d.hostname() << "\nstatus    "
               << v1::DeviceStatus_Name(d.status()) << " (" << d.status_reason() << ")\n"
               << "os        " << resp.platform().os_name() << " (kernel "
-              << resp.platform().kernel() << ")\nlast seen " << Time(d.last_seen())
-              << " (sequence " << d.last_sequence() << ")\npolicy    " << resp.policy_version()
-              << "\n\nCHECKS\n";
+              << resp.platform().kernel() << ")\nlast seen " << Time(d.last_seen()) << " (sequence "
+              << d.last_sequence() << ")\npolicy    " << resp.policy_version() << "\n\nCHECKS\n";
     for (const auto& c : resp.checks()) {
       std::cout << "  " << std::left << std::setw(16) << c.check() << std::setw(15)
                 << v1::CheckStatus_Name(c.status()) << c.reason() << "\n";
@@ -159,7 +158,8 @@ int Main(int argc, char** argv) {
     }
     if (resp.history_size() > 0) {
       std::cout << "\nHISTORY (newest first)\n";
-      std::vector<std::vector<std::string>> rows = {{"  SEQ", "ISSUED", "RECEIVED", "STATUS", "FAILING"}};
+      std::vector<std::vector<std::string>> rows = {
+          {"  SEQ", "ISSUED", "RECEIVED", "STATUS", "FAILING"}};
       for (const auto& h : resp.history()) {
         rows.push_back({"  " + std::to_string(h.sequence()), Time(h.issued_at()),
                         Time(h.received_at()), v1::DeviceStatus_Name(h.status()),

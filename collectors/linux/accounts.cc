@@ -29,8 +29,10 @@ std::optional<uint32_t> ParseU32(std::string_view s) {
 }
 
 std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r'))
+    s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
+    s.remove_suffix(1);
   return s;
 }
 
@@ -62,7 +64,8 @@ std::map<std::string, std::string> ParseLoginDefs(std::string_view text) {
     if (ws == std::string_view::npos) continue;
     std::string_view key = line.substr(0, ws);
     std::string_view value = Trim(line.substr(ws));
-    if (size_t hash = value.find('#'); hash != std::string_view::npos) value = Trim(value.substr(0, hash));
+    if (size_t hash = value.find('#'); hash != std::string_view::npos)
+      value = Trim(value.substr(0, hash));
     if (!value.empty() && value.front() == '"' && value.back() == '"' && value.size() >= 2) {
       value = value.substr(1, value.size() - 2);
     }

@@ -29,7 +29,8 @@ std::vector<PasswdEntry> ParsePasswd(std::string_view text);
 // Parses login.defs-style "KEY VALUE" text (comments with '#'); the last occurrence wins.
 std::map<std::string, std::string> ParseLoginDefs(std::string_view text);
 
-// True when the shell lets the account log in (not nologin/false, not empty... empty means /bin/sh).
+// True when the shell lets the account log in (not nologin/false, not empty... empty means
+// /bin/sh).
 bool IsLoginShell(std::string_view shell);
 
 struct HumanUsersResult {

@@ -7,7 +7,8 @@ std::map<std::string, std::string> ParseOsRelease(std::string_view text) {
   size_t pos = 0;
   while (pos < text.size()) {
     size_t nl = text.find('\n', pos);
-    std::string_view line = text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
+    std::string_view line =
+        text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
     pos = nl == std::string_view::npos ? text.size() : nl + 1;
     while (!line.empty() && (line.front() == ' ' || line.front() == '\t')) line.remove_prefix(1);
     if (line.empty() || line[0] == '#') continue;
@@ -19,9 +20,18 @@ std::map<std::string, std::string> ParseOsRelease(std::string_view text) {
     char quote = 0;
     for (size_t i = 0; i < raw.size(); ++i) {
       char c = raw[i];
-      if (quote == 0 && (c == '"' || c == '\'')) { quote = c; continue; }
-      if (quote != 0 && c == quote) { quote = 0; continue; }
-      if (c == '\\' && quote != '\'' && i + 1 < raw.size()) { value.push_back(raw[++i]); continue; }
+      if (quote == 0 && (c == '"' || c == '\'')) {
+        quote = c;
+        continue;
+      }
+      if (quote != 0 && c == quote) {
+        quote = 0;
+        continue;
+      }
+      if (c == '\\' && quote != '\'' && i + 1 < raw.size()) {
+        value.push_back(raw[++i]);
+        continue;
+      }
       if (quote == 0 && (c == ' ' || c == '\t' || c == '\r')) break;
       value.push_back(c);
     }

@@ -34,8 +34,9 @@ int main(int argc, char** argv) {
   double per_ms = (CpuSeconds() - start) * 1000.0 / iterations;
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
-  std::printf("root %s: %.3f ms CPU per full collection (%d runs; target < 15 ms: %.1f%% of budget)\n",
-              root.c_str(), per_ms, iterations, per_ms / 15.0 * 100.0);
+  std::printf(
+      "root %s: %.3f ms CPU per full collection (%d runs; target < 15 ms: %.1f%% of budget)\n",
+      root.c_str(), per_ms, iterations, per_ms / 15.0 * 100.0);
   std::printf("attestation size %zu bytes; peak RSS %ld KB (target < 16384 KB for the agent)\n",
               bytes, ru.ru_maxrss);
   return 0;
