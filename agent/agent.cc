@@ -113,6 +113,8 @@ Result<FlushStats> Agent::Flush(Transport& transport) {
     for (; i < pending->size() && batch.size() < config_.max_batch(); ++i) {
       auto loaded = outbox_.Load((*pending)[i]);
       if (!loaded.ok()) {
+        // Only a file that can never be sent is set aside; a transient read error is retried.
+        if (loaded.status().code() != Status::Code::kCorruption) return loaded.status();
         spdlog::error("outbox: {}", loaded.status().message());
         if (Status s = outbox_.Reject((*pending)[i], loaded.status().message()); !s.ok()) return s;
         ++stats.rejected;

@@ -105,6 +105,16 @@ TEST_CASE("a key or state directory readable by others is refused") {
   CHECK(!agent.CollectAndQueue().ok());
 }
 
+TEST_CASE("two agent processes cannot share a state directory") {
+  Fixture f;
+  StateDir first(f.config.state_dir());
+  REQUIRE(first.Prepare().ok());
+  StateDir second(f.config.state_dir());
+  Status s = second.Prepare();
+  CHECK(s.code() == Status::Code::kFailedPrecondition);
+  CHECK(s.message().find("another vigil-agent") != std::string::npos);
+}
+
 TEST_CASE("sequence numbers are persisted and never reused") {
   Fixture f;
   StateDir state(f.config.state_dir());

@@ -85,24 +85,30 @@ class Daemon {
       }
       enrolled_ = true;
     }
-    // A due collection happens even when the server is down: it waits in the outbox.
-    if (!collected_this_period_) {
+    // A collection is due every interval whether or not the server answers: while it is
+    // unreachable, fresh evidence keeps accumulating in the outbox (in order).
+    auto now = std::chrono::steady_clock::now();
+    if (now >= next_collection_) {
       auto seq = agent_->CollectAndQueue();
       if (!seq.ok()) spdlog::error("collection failed: {}", seq.status().message());
-      collected_this_period_ = true;
+      std::uniform_int_distribution<uint32_t> jitter(0, config_.jitter_seconds());
+      next_collection_ = now + std::chrono::seconds(config_.interval_seconds() + jitter(rng_));
     }
     auto flushed = agent_->Flush(*transport_);
     if (!flushed.ok()) {
       spdlog::warn("report failed, will retry: {}", flushed.status().message());
-      Schedule(Backoff());
+      auto retry = Backoff();
+      auto until_collection = std::chrono::duration_cast<std::chrono::milliseconds>(
+          next_collection_ - std::chrono::steady_clock::now());
+      Schedule(std::max(std::chrono::milliseconds(0), std::min(retry, until_collection)));
       return;
     }
     failures_ = 0;
     spdlog::info("reported: {} acknowledged, {} rejected", flushed->acknowledged,
                  flushed->rejected);
-    collected_this_period_ = false;
-    std::uniform_int_distribution<uint32_t> jitter(0, config_.jitter_seconds());
-    Schedule(std::chrono::seconds(config_.interval_seconds() + jitter(rng_)));
+    Schedule(std::max(std::chrono::milliseconds(0),
+                      std::chrono::duration_cast<std::chrono::milliseconds>(
+                          next_collection_ - std::chrono::steady_clock::now())));
   }
 
   // Retries: 5 s doubling to at most the interval, with jitter; the collection is not repeated.
@@ -130,7 +136,7 @@ class Daemon {
   std::unique_ptr<Agent> agent_;
   std::unique_ptr<Transport> transport_;
   bool enrolled_ = false;
-  bool collected_this_period_ = false;
+  std::chrono::steady_clock::time_point next_collection_{};
   int failures_ = 0;
 };
 

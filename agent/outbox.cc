@@ -63,6 +63,7 @@ Status Outbox::Reject(uint64_t sequence, const std::string& reason) const {
   if (::rename(PathOf(sequence).c_str(), (rejected + base).c_str()) != 0) {
     return Status::FromErrno(errno, "move " + PathOf(sequence) + " to " + rejected);
   }
+  if (Status s = SyncDir(rejected); !s.ok()) return s;
   return SyncDir(dir_);
 }
 

@@ -1,5 +1,7 @@
 #include "agent/state.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -34,10 +36,33 @@ Status CheckPrivate(const std::string& path, bool dir) {
 
 }  // namespace
 
+StateDir::~StateDir() {
+  if (lock_fd_ >= 0) ::close(lock_fd_);
+}
+
 Status StateDir::Prepare() const {
   if (Status s = MakeDirs(path_, 0700); !s.ok()) return s;
   if (Status s = CheckPrivate(path_, true); !s.ok()) return s;
+  if (Status s = Lock(); !s.ok()) return s;
   return MakeDirs(OutboxDir(), 0700);
+}
+
+Status StateDir::Lock() const {
+  if (lock_fd_ >= 0) return Status::Ok();
+  std::string lock_path = path_ + "/lock";
+  int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return Status::FromErrno(errno, lock_path);
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int err = errno;
+    ::close(fd);
+    if (err == EWOULDBLOCK) {
+      return Status::FailedPrecondition("another vigil-agent is using " + path_ +
+                                        " (stop it, or use another --state-dir)");
+    }
+    return Status::FromErrno(err, "lock " + lock_path);
+  }
+  lock_fd_ = fd;  // released when the process exits
+  return Status::Ok();
 }
 
 Result<signing::DeviceKey> StateDir::LoadKey() const {
@@ -57,7 +82,9 @@ Result<signing::DeviceKey> StateDir::LoadOrCreateKey() const {
   if (errno != ENOENT) return Status::FromErrno(errno, key_path);
   auto key = signing::DeviceKey::Generate();
   if (!key.ok()) return key.status();
-  if (Status s = WriteFileAtomic(key_path, key->ToPem(), 0600); !s.ok()) return s;
+  auto pem = key->ToPem();
+  if (!pem.ok()) return pem.status();
+  if (Status s = WriteFileAtomic(key_path, *pem, 0600); !s.ok()) return s;
   return key;
 }
 

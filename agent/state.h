@@ -21,8 +21,13 @@ namespace vigil::agent {
 class StateDir {
  public:
   explicit StateDir(std::string path) : path_(std::move(path)) {}
+  StateDir(const StateDir&) = delete;
+  StateDir& operator=(const StateDir&) = delete;
+  ~StateDir();
 
   // Creates the directory (0700) when missing; refuses one that others can read or write.
+  // Takes an exclusive lock on <dir>/lock held until the process exits, so a second agent
+  // process (e.g. `once` next to the daemon) cannot reserve the same sequence number.
   Status Prepare() const;
   // Loads the device key, creating it (0600) when missing. A key readable by others is refused.
   Result<signing::DeviceKey> LoadOrCreateKey() const;
@@ -41,7 +46,10 @@ class StateDir {
   std::string OutboxDir() const { return path_ + "/outbox"; }
 
  private:
+  Status Lock() const;
+
   std::string path_;
+  mutable int lock_fd_ = -1;
 };
 
 }  // namespace vigil::agent

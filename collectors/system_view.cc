@@ -55,12 +55,14 @@ class RootedSystemView final : public SystemView {
   }
 
   Result<std::string> ReadFile(const std::string& path, size_t max_bytes) const override {
-    auto fd = Open(path, O_RDONLY);
+    // O_NONBLOCK: a FIFO or device planted in a root tree must not hang the agent.
+    auto fd = Open(path, O_RDONLY | O_NONBLOCK);
     if (!fd.ok()) return fd.status();
     Fd f(*fd);
     struct stat st {};
     if (::fstat(f.get(), &st) != 0) return Status::FromErrno(errno, path);
     if (S_ISDIR(st.st_mode)) return Status::InvalidArgument(path + ": is a directory");
+    if (!S_ISREG(st.st_mode)) return Status::InvalidArgument(path + ": not a regular file");
     std::string out;
     char buf[16384];
     for (;;) {
@@ -89,8 +91,10 @@ class RootedSystemView final : public SystemView {
       return Status::FromErrno(err, path);
     }
     std::vector<DirEntry> out;
-    errno = 0;
-    while (struct dirent* d = ::readdir(dir)) {
+    for (;;) {
+      errno = 0;  // readdir signals errors only through errno
+      struct dirent* d = ::readdir(dir);
+      if (d == nullptr) break;
       std::string name = d->d_name;
       if (name == "." || name == "..") continue;
       FileType t = FileType::kOther;
@@ -252,8 +256,20 @@ class RootedSystemView final : public SystemView {
       }
     }
     if (timed_out) ::kill(pid, SIGKILL);
+    // The child may close its pipes and keep running: wait for it only until the deadline.
     int wstatus = 0;
-    while (::waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
+    for (;;) {
+      pid_t r = ::waitpid(pid, &wstatus, timed_out ? 0 : WNOHANG);
+      if (r == pid) break;
+      if (r < 0 && errno != EINTR) return Status::FromErrno(errno, "waitpid " + argv[0]);
+      if (r == 0) {
+        if (std::chrono::steady_clock::now() >= deadline) {
+          timed_out = true;
+          ::kill(pid, SIGKILL);
+        } else {
+          ::usleep(1000);
+        }
+      }
     }
     if (timed_out) {
       return Status::DeadlineExceeded(argv[0] + ": timed out after " +

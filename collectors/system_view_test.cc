@@ -39,6 +39,9 @@ TEST_CASE("a rooted view reads inside its root and cannot escape it") {
   CHECK(view->ReadFile("/etc").status().code() == Status::Code::kInvalidArgument);
   CHECK(
       !view->ReadFile("/etc/hostname", 4).ok());  // larger than the limit: an error, not truncation
+  // A FIFO planted in a root tree must not hang collection.
+  REQUIRE(::mkfifo((root + "/etc/fifo").c_str(), 0600) == 0);
+  CHECK(view->ReadFile("/etc/fifo").status().code() == Status::Code::kInvalidArgument);
 }
 
 TEST_CASE("directory listing is sorted; stat and readlink work through the root") {
@@ -74,6 +77,13 @@ TEST_CASE("commands: only allow-listed, only on the live root, always with a tim
         Status::Code::kPermissionDenied);
   auto slow = live->Run({"/bin/sleep", "5"}, std::chrono::milliseconds(100));
   CHECK(slow.status().code() == Status::Code::kDeadlineExceeded);
+  // A child that closes its output and keeps running is still bounded by the timeout.
+  auto sh = NewRootedSystemView("/", {"/bin/sh"});
+  auto start = std::chrono::steady_clock::now();
+  auto detached =
+      sh->Run({"/bin/sh", "-c", "exec >&- 2>&-; sleep 5"}, std::chrono::milliseconds(200));
+  CHECK(detached.status().code() == Status::Code::kDeadlineExceeded);
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(3));
   auto fixture = NewRootedSystemView(MakeTree(), {"/bin/echo"});
   CHECK(fixture->Run({"/bin/echo", "x"}, std::chrono::milliseconds(1000)).status().code() ==
         Status::Code::kFailedPrecondition);

@@ -59,9 +59,13 @@ Result<DeviceKey> DeviceKey::FromPem(const std::string& pem) {
   return DeviceKey(std::move(impl), std::move(pub).value());
 }
 
-std::string DeviceKey::ToPem() const {
+Result<std::string> DeviceKey::ToPem() const {
   BIO* bio = BIO_new(BIO_s_mem());
-  PEM_write_bio_PrivateKey(bio, impl_->pkey, nullptr, nullptr, 0, nullptr, nullptr);
+  if (bio == nullptr) return Status::Internal("BIO_new failed");
+  if (PEM_write_bio_PrivateKey(bio, impl_->pkey, nullptr, nullptr, 0, nullptr, nullptr) != 1) {
+    BIO_free(bio);
+    return Status::Internal("cannot encode the device key as PEM");
+  }
   char* data = nullptr;
   long len = BIO_get_mem_data(bio, &data);
   std::string out(data, static_cast<size_t>(len));

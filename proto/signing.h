@@ -25,7 +25,7 @@ class DeviceKey {
   // Parses a PKCS#8 PEM Ed25519 private key.
   static Result<DeviceKey> FromPem(const std::string& pem);
 
-  std::string ToPem() const;                                    // PKCS#8 PEM of the private key
+  Result<std::string> ToPem() const;                            // PKCS#8 PEM of the private key
   const std::string& PublicKey() const { return public_key_; }  // raw 32 bytes
   std::string KeyId() const;                                    // SHA-256 of PublicKey()
   Result<std::string> Sign(std::string_view message) const;

@@ -32,7 +32,9 @@ TEST_CASE("a signed attestation verifies and parses back") {
 TEST_CASE("PEM round trip keeps the same key") {
   auto key = DeviceKey::Generate();
   REQUIRE(key.ok());
-  auto again = DeviceKey::FromPem(key->ToPem());
+  auto pem = key->ToPem();
+  REQUIRE(pem.ok());
+  auto again = DeviceKey::FromPem(*pem);
   REQUIRE(again.ok());
   CHECK(again->PublicKey() == key->PublicKey());
   CHECK(!DeviceKey::FromPem("not a key").ok());

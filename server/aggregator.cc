@@ -3,6 +3,8 @@
 #include <openssl/crypto.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "collectors/evaluate.h"
 #include "collectors/policy.h"
 #include "proto/signing.h"
@@ -16,11 +18,22 @@ bool SecretMatches(const std::string& expected, const std::string& given) {
   return !expected.empty() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
+// Device-signed times are untrusted: clamp to years 0..9999 so arithmetic cannot overflow.
 int64_t ToMillis(const google::protobuf::Timestamp& t) {
-  return t.seconds() * 1000 + t.nanos() / 1000000;
+  constexpr int64_t kMaxSeconds = 253402300799;  // 9999-12-31T23:59:59Z
+  int64_t secs = std::clamp<int64_t>(t.seconds(), 0, kMaxSeconds);
+  return secs * 1000 + std::clamp<int32_t>(t.nanos(), 0, 999999999) / 1000000;
 }
 
 }  // namespace
+
+bool IsValidCheckId(const std::string& id) {
+  if (id.empty() || id.size() > 64) return false;
+  for (char ch : id) {
+    if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_')) return false;
+  }
+  return true;
+}
 
 Aggregator::Aggregator(Store& store, const Clock& clock, v1::Policy policy,
                        AggregatorOptions options)
@@ -72,7 +85,19 @@ Result<v1::ReportResponse> Aggregator::Report(const v1::ReportRequest& req) {
                                    std::to_string(options_.max_batch));
   }
   v1::ReportResponse resp;
-  for (const auto& signed_att : req.attestations()) *resp.add_acks() = Ingest(signed_att);
+  bool stopped = false;
+  for (const auto& signed_att : req.attestations()) {
+    if (stopped) {
+      // After a server-side failure nothing later in the batch is committed: committing a later
+      // sequence would make the agent's retry of the failed one look like a replay.
+      auto* ack = resp.add_acks();
+      ack->set_code(kAckInternal);
+      ack->set_message("not processed: an earlier attestation in this batch could not be stored");
+      continue;
+    }
+    *resp.add_acks() = Ingest(signed_att);
+    stopped = resp.acks(resp.acks_size() - 1).code() == kAckInternal;
+  }
   *resp.mutable_policy() = policy_;
   return resp;
 }
@@ -194,7 +219,12 @@ void Aggregator::ApplyVerdicts(const v1::Policy& policy, v1::Attestation* att,
   att->set_policy_version(collectors::PolicyVersion(policy));
   device->failing_checks.clear();
   std::string reason;
-  for (const auto& c : att->checks()) {
+  for (auto& c : *att->mutable_checks()) {
+    if (!IsValidCheckId(c.check())) {
+      // Check ids come from the device; keep them to the documented shape so they can never
+      // confuse storage or filters. An unknown id is already ERROR.
+      c.set_check("invalid_check_id");
+    }
     if (c.status() == v1::FAIL || c.status() == v1::ERROR) {
       device->failing_checks.push_back(c.check());
       if (!reason.empty()) reason += "; ";

@@ -24,6 +24,9 @@ enum AckCode : int32_t {
   kAckInternal = 13,
 };
 
+// Check ids are lower-case letters, digits and '_' (at most 64), e.g. "usb_storage".
+bool IsValidCheckId(const std::string& id);
+
 struct AggregatorOptions {
   std::string enroll_secret;  // compared in constant time; never logged
   uint32_t max_batch = 100;

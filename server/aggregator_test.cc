@@ -337,15 +337,103 @@ TEST_CASE("list filters: status, failing check, os") {
   r = h.fleet->ListDevices(req);
   REQUIRE(r.ok());
   CHECK(r->devices_size() == 1);
-  req.set_failing_check("usb");  // whole names only
-  r = h.fleet->ListDevices(req);
-  REQUIRE(r.ok());
-  CHECK(r->devices_size() == 0);
+  for (const char* partial : {"usb", "storage", "usb_storag"}) {  // whole ids only
+    req.set_failing_check(partial);
+    r = h.fleet->ListDevices(req);
+    REQUIRE(r.ok());
+    CHECK(r->devices_size() == 0);
+  }
+  for (const char* bad : {"%", "USB_STORAGE", "usb_%", "a,b"}) {  // no wildcards, no case folding
+    req.set_failing_check(bad);
+    CHECK(h.fleet->ListDevices(req).status().code() == Status::Code::kInvalidArgument);
+  }
   req.Clear();
   req.set_os("windows");
   r = h.fleet->ListDevices(req);
   REQUIRE(r.ok());
   CHECK(r->devices_size() == 0);
+}
+
+// Fails CommitAttestation for one chosen sequence; forwards everything else.
+class FailOnceStore : public Store {
+ public:
+  FailOnceStore(Store& base, uint64_t fail_sequence) : base_(base), fail_(fail_sequence) {}
+  Status InsertDevice(const DeviceRecord& d) override { return base_.InsertDevice(d); }
+  Result<std::optional<DeviceRecord>> FindDeviceByKeyId(const std::string& k) override {
+    return base_.FindDeviceByKeyId(k);
+  }
+  Result<std::optional<DeviceRecord>> GetDevice(const std::string& id) override {
+    return base_.GetDevice(id);
+  }
+  Result<std::optional<std::string>> AttestationDigest(const std::string& id,
+                                                       uint64_t seq) override {
+    return base_.AttestationDigest(id, seq);
+  }
+  Status CommitAttestation(const AcceptedAttestation& a) override {
+    if (a.sequence == fail_) {
+      fail_ = 0;
+      return Status::IoError("disk full");
+    }
+    return base_.CommitAttestation(a);
+  }
+  Status UpdateVerdict(const DeviceRecord& d) override { return base_.UpdateVerdict(d); }
+  Status MarkTampered(const std::string& id, const std::string& r, int64_t at) override {
+    return base_.MarkTampered(id, r, at);
+  }
+  Result<std::vector<DeviceRecord>> ListDevices(const DeviceFilter& f) override {
+    return base_.ListDevices(f);
+  }
+  Result<std::vector<HistoryRow>> History(const std::string& id, uint32_t n) override {
+    return base_.History(id, n);
+  }
+  Result<std::vector<EventRow>> Events(const std::string& id, uint32_t n) override {
+    return base_.Events(id, n);
+  }
+  Result<std::vector<std::pair<v1::DeviceStatus, uint64_t>>> CountByStatus(int64_t t) override {
+    return base_.CountByStatus(t);
+  }
+
+ private:
+  Store& base_;
+  uint64_t fail_;
+};
+
+TEST_CASE("a storage failure stops the batch, and the agent's retry is accepted, not a replay") {
+  Harness h;
+  auto key = signing::DeviceKey::Generate();
+  REQUIRE(key.ok());
+  std::string id = h.Enroll(*key);
+  FailOnceStore failing(*h.store, 1);
+  AggregatorOptions opts;
+  opts.enroll_secret = kSecret;
+  Aggregator agg(failing, h.clock, h.policy, opts);
+  v1::ReportRequest req;
+  *req.add_attestations() = Sign(Att(id, 1), *key);
+  *req.add_attestations() = Sign(Att(id, 2), *key);
+  auto r = agg.Report(req);
+  REQUIRE(r.ok());
+  CHECK(r->acks(0).code() == kAckInternal);
+  CHECK(r->acks(1).code() == kAckInternal);
+  CHECK(h.HistorySize(id) == 0);
+  r = agg.Report(req);  // the agent retries the same batch
+  REQUIRE(r.ok());
+  CHECK(r->acks(0).code() == kAckOk);
+  CHECK(r->acks(1).code() == kAckOk);
+  CHECK(h.Device(id).status() == v1::COMPLIANT);
+}
+
+TEST_CASE("device-chosen check ids cannot smuggle separators into storage") {
+  Harness h;
+  auto key = signing::DeviceKey::Generate();
+  REQUIRE(key.ok());
+  std::string id = h.Enroll(*key);
+  v1::Attestation a = Att(id, 1);
+  a.mutable_checks(0)->set_check("x,usb_storage");
+  REQUIRE(h.Send(Sign(a, *key)).code() == kAckOk);
+  auto d = h.Device(id);
+  CHECK(d.status() == v1::NON_COMPLIANT);
+  REQUIRE(d.failing_checks_size() == 1);
+  CHECK(d.failing_checks(0) == "invalid_check_id");
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "server/fleet.h"
 
 #include "collectors/policy.h"
+#include "server/aggregator.h"
 
 namespace vigil::server {
 namespace {
@@ -59,6 +60,10 @@ v1::DeviceSummary Fleet::ToSummary(const DeviceRecord& d) const {
 }
 
 Result<v1::ListDevicesResponse> Fleet::ListDevices(const v1::ListDevicesRequest& req) {
+  if (!req.failing_check().empty() && !IsValidCheckId(req.failing_check())) {
+    return Status::InvalidArgument("failing_check: '" + req.failing_check() +
+                                   "' is not a check id (lower-case letters, digits, '_')");
+  }
   DeviceFilter f;
   f.status = req.status();
   f.failing_check = req.failing_check();

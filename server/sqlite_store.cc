@@ -163,7 +163,7 @@ class SqliteStore final : public Store {
         !s.ok()) {
       return Rollback(s);
     }
-    return Exec("COMMIT");
+    return Commit();
   }
 
   Result<std::optional<DeviceRecord>> FindDeviceByKeyId(const std::string& key_id) override {
@@ -229,7 +229,7 @@ class SqliteStore final : public Store {
     up.Bind(10, d.platform.os());
     up.Bind(11, d.id);
     if (up.Step() != SQLITE_DONE) return Rollback(Err("update device"));
-    return Exec("COMMIT");
+    return Commit();
   }
 
   Status UpdateVerdict(const DeviceRecord& d) override {
@@ -258,7 +258,7 @@ class SqliteStore final : public Store {
     up.Bind(2, device_id);
     if (up.Step() != SQLITE_DONE) return Rollback(Err("mark tampered"));
     if (Status s = AddEvent(device_id, at_ms, "tampered", reason); !s.ok()) return Rollback(s);
-    return Exec("COMMIT");
+    return Commit();
   }
 
   Result<std::vector<DeviceRecord>> ListDevices(const DeviceFilter& f) override {
@@ -280,7 +280,9 @@ class SqliteStore final : public Store {
         sql += " AND tampered=0 AND status=?3 AND last_seen_ms>=?2";
         break;
     }
-    if (!f.failing_check.empty()) sql += " AND failing_checks LIKE ?4";
+    // Exact, case-sensitive match of one whole id inside ",a,b," (LIKE would treat % and _ as
+    // wildcards and ignore case).
+    if (!f.failing_check.empty()) sql += " AND instr(failing_checks, ?4) > 0";
     if (!f.os.empty()) sql += " AND os=?5";
     sql += " ORDER BY id LIMIT ?6";
     Stmt st(db_, sql.c_str());
@@ -288,7 +290,7 @@ class SqliteStore final : public Store {
     st.Bind(1, f.after_id);
     st.Bind(2, f.stale_before_ms);
     st.Bind(3, static_cast<int64_t>(f.status));
-    st.Bind(4, "%," + f.failing_check + ",%");
+    st.Bind(4, "," + f.failing_check + ",");
     st.Bind(5, f.os);
     st.Bind(6, static_cast<int64_t>(f.limit));
     std::vector<DeviceRecord> out;
@@ -393,6 +395,14 @@ class SqliteStore final : public Store {
       return Status::IoError(std::string("sqlite: ") + m);
     }
     return Status::Ok();
+  }
+
+  // A failed COMMIT can leave the transaction open; roll it back so the connection neither keeps
+  // uncommitted rows visible nor refuses the next BEGIN.
+  Status Commit() {
+    Status s = Exec("COMMIT");
+    if (!s.ok() && !sqlite3_get_autocommit(db_)) Exec("ROLLBACK");
+    return s;
   }
 
   Status Rollback(Status s) {
