@@ -95,7 +95,13 @@ Verdict EvaluateUsbStorage(const v1::UsbStorageEvidence& e, const v1::UsbStorage
   const ModuleConfig usb = ConfigFor(e, kUsbStorageModule);
   const ModuleConfig uas = ConfigFor(e, kUasModule);
   std::string config;  // why the configuration blocks usb_storage, when it does
-  if (usb.hard_block != nullptr) {
+  const bool no_modules = e.has_loadable_modules() && !e.loadable_modules().value();
+  if (no_modules) {
+    // modprobe.d is irrelevant: the kernel cannot load anything. Only a built-in driver (judged
+    // above) or an unknown built-in state can let USB storage in.
+    config = "the running kernel cannot load modules (" + Where(e.loadable_modules().from()) +
+             ") and usb_storage is not built in";
+  } else if (usb.hard_block != nullptr) {
     config = usb.hard_block->kind() == "install"
                  ? "loading usb_storage is replaced by " + Describe(*usb.hard_block)
                  : "the kernel refuses usb_storage: " + Describe(*usb.hard_block);

@@ -140,6 +140,8 @@ class RootedSystemView final : public SystemView {
     info.gid = st.st_gid;
     info.size = static_cast<uint64_t>(st.st_size);
     info.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+    info.device = static_cast<uint64_t>(st.st_dev);
+    info.inode = static_cast<uint64_t>(st.st_ino);
     return info;
   }
 

@@ -27,6 +27,8 @@ struct FileInfo {
   uint32_t gid = 0;
   uint64_t size = 0;
   int64_t mtime_ns = 0;  // modification time, nanoseconds since the epoch
+  uint64_t device = 0;   // with inode: the file's identity (e.g. /lib and /usr/lib on merged /usr)
+  uint64_t inode = 0;
 };
 
 struct DirEntry {

@@ -15,6 +15,7 @@
 // On a running system, failing to read /proc/modules or the mount table is a collection error.
 #include <algorithm>
 #include <map>
+#include <set>
 
 #include "collectors/collectors.h"
 #include "collectors/linux/modprobe.h"
@@ -66,7 +67,11 @@ struct ConfFile {
 Result<std::vector<ConfFile>> ReadModprobeFiles(const SystemView& view,
                                                 v1::UsbStorageEvidence* ev) {
   std::map<std::string, std::pair<std::string, FileType>> by_name;  // name -> (dir, type)
+  std::set<std::pair<uint64_t, uint64_t>> seen_dirs;                // merged /usr: /lib is /usr/lib
   for (const char* dir : kModprobeDirs) {
+    if (auto info = view.Stat(dir); info.ok()) {
+      if (!seen_dirs.insert({info->device, info->inode}).second) continue;
+    }
     auto entries = view.ListDir(dir);
     if (!entries.ok()) {
       if (entries.status().code() == Status::Code::kNotFound) continue;
@@ -234,10 +239,26 @@ Result<bool> CollectLoaded(const SystemView& view, v1::UsbStorageEvidence* ev) {
   auto text = view.ReadFile("/proc/modules");
   if (!text.ok()) {
     if (text.status().code() != Status::Code::kNotFound) return text.status();
+    // A mounted /proc without /proc/modules is a running kernel built without loadable-module
+    // support (CONFIG_MODULES=n): nothing can be loaded, whatever modprobe.d says.
+    if (view.Stat("/proc/self").ok() || view.Stat("/proc/sys/kernel/osrelease").ok()) {
+      ev->mutable_loadable_modules()->set_value(false);
+      *ev->mutable_loadable_modules()->mutable_from() =
+          Prov("/proc/modules", "", "absent on a running system: no loadable-module support");
+      ev->mutable_module_loaded()->set_value(false);
+      *ev->mutable_module_loaded()->mutable_from() =
+          Prov("/proc/modules", kUsbStorageModule, "kernel cannot load modules");
+      ev->mutable_uas_loaded()->set_value(false);
+      *ev->mutable_uas_loaded()->mutable_from() =
+          Prov("/proc/modules", kUas, "kernel cannot load modules");
+      return true;
+    }
     ev->add_warnings("no /proc/modules under " + view.Root() +
                      ": not a running system; only the configuration is evaluated");
     return false;
   }
+  ev->mutable_loadable_modules()->set_value(true);
+  *ev->mutable_loadable_modules()->mutable_from() = Prov("/proc/modules", "", "present");
   auto loaded = linux_os::ParseProcModules(*text);
   const bool usb = loaded.count(kUsbStorageModule) != 0;
   const bool uas = loaded.count(kUas) != 0;

@@ -125,6 +125,24 @@ TEST_CASE("CollectUsbStorage: unreadable /proc/modules is a collection error") {
   CHECK(Evaluate(kUsbStorage, ev, policy).status == v1::ERROR);
 }
 
+TEST_CASE("CollectUsbStorage: merged /usr reads /lib/modprobe.d once, without shadow warnings") {
+  auto e = CollectUsbStorage(*Fixture("merged_usr")).usb_storage();
+  for (const auto& w : e.warnings()) CHECK(!Contains(w, "hidden"));
+  REQUIRE(e.rules_size() == 3);
+  CHECK(e.rules(0).from().source() == "/lib/modprobe.d/usb-storage.conf");
+}
+
+TEST_CASE("CollectUsbStorage: a running kernel without module support") {
+  auto e = CollectUsbStorage(*Fixture("no_module_support")).usb_storage();
+  REQUIRE(e.has_loadable_modules());
+  CHECK(!e.loadable_modules().value());
+  CHECK(!e.module_loaded().value());
+  REQUIRE(e.has_module_builtin());
+  CHECK(!e.module_builtin().value());
+  auto b = CollectUsbStorage(*Fixture("no_module_support_builtin")).usb_storage();
+  CHECK(b.module_builtin().value());
+}
+
 TEST_CASE("usb_storage end to end against a BLOCKED policy") {
   struct Case {
     const char* fixture;
@@ -150,6 +168,9 @@ TEST_CASE("usb_storage end to end against a BLOCKED policy") {
       {"config_only", v1::PASS, {"configuration only: not a running system"}},
       {"continuation", v1::PASS, {"/bin/echo usb-storage disabled by policy"}},
       {"masked_dev_null", v1::FAIL, {"nothing prevents loading usb_storage"}},
+      {"no_module_support", v1::PASS, {"the running kernel cannot load modules"}},
+      {"no_module_support_builtin", v1::FAIL, {"built into the kernel"}},
+      {"merged_usr", v1::PASS, {"/bin/false", "/lib/modprobe.d/usb-storage.conf"}},
   };
   v1::Policy policy;
   policy.mutable_usb_storage()->set_mode(v1::BLOCKED);
