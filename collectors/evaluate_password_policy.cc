@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "collectors/evaluate.h"
+#include "collectors/text.h"
 
 namespace vigil::collectors {
 namespace {
@@ -11,15 +12,6 @@ namespace {
 std::string From(const v1::Provenance& p) {
   return p.key().empty() || p.source().rfind("default:", 0) == 0 ? p.source()
                                                                  : p.source() + ", " + p.key();
-}
-
-std::string Join(const std::vector<std::string>& parts, const char* sep) {
-  std::string out;
-  for (const auto& p : parts) {
-    if (!out.empty()) out += sep;
-    out += p;
-  }
-  return out;
 }
 
 std::string Days(int64_t d) { return d < 0 ? "never expires" : std::to_string(d) + " days"; }

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "collectors/evaluate.h"
+#include "collectors/text.h"
 
 namespace vigil::collectors {
 namespace {
@@ -36,15 +37,6 @@ std::string KeyName(const v1::Provenance& p) {
 
 std::string Source(const v1::Provenance& p) {
   return p.source().empty() ? "an unknown source" : p.source();
-}
-
-std::string Join(const std::vector<std::string>& parts, const std::string& sep) {
-  std::string out;
-  for (size_t i = 0; i < parts.size(); ++i) {
-    if (i > 0) out += sep;
-    out += parts[i];
-  }
-  return out;
 }
 
 }  // namespace

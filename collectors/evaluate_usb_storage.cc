@@ -15,21 +15,13 @@
 #include <vector>
 
 #include "collectors/evaluate.h"
+#include "collectors/text.h"
 
 namespace vigil::collectors {
 namespace {
 
 constexpr const char* kUsbStorageModule = "usb_storage";
 constexpr const char* kUasModule = "uas";
-
-std::string Join(const std::vector<std::string>& parts, const char* sep) {
-  std::string out;
-  for (const auto& p : parts) {
-    if (!out.empty()) out += sep;
-    out += p;
-  }
-  return out;
-}
 
 std::string Where(const v1::Provenance& p) {
   return p.key().empty() ? p.source() : p.source() + " " + p.key();

@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include "collectors/text.h"
+
 namespace vigil::collectors::linux_os {
 namespace {
 
@@ -11,12 +13,7 @@ bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\v' ||
 
 DconfProfile ParseDconfProfile(std::string_view text, const std::string& home) {
   DconfProfile out;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t nl = text.find('\n', pos);
-    if (nl == std::string_view::npos) nl = text.size();
-    std::string_view line = text.substr(pos, nl - pos);
-    pos = nl + 1;
+  for (std::string_view line : SplitLines(text)) {
     // dconf_engine_profile_handle_line: everything from '#' is a comment; trim whitespace.
     if (size_t hash = line.find('#'); hash != std::string_view::npos) line = line.substr(0, hash);
     while (!line.empty() && IsSpace(line.front())) line.remove_prefix(1);

@@ -2,6 +2,8 @@
 
 #include <fnmatch.h>
 
+#include "collectors/text.h"
+
 namespace vigil::collectors::linux_os {
 namespace {
 
@@ -151,12 +153,7 @@ std::vector<CmdlineParam> ParseKernelCmdline(std::string_view text) {
 
 std::set<std::string> ParseProcModules(std::string_view text) {
   std::set<std::string> out;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t nl = text.find('\n', pos);
-    std::string_view line =
-        text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
-    pos = nl == std::string_view::npos ? text.size() : nl + 1;
+  for (std::string_view line : SplitLines(text)) {
     std::string_view name = NextWord(&line);
     if (!name.empty()) out.insert(NormalizeModuleName(name));
   }

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "collectors/text.h"
+
 namespace vigil::collectors::linux_os {
 namespace {
 
@@ -34,12 +36,7 @@ bool StartsWith(std::string_view s, std::string_view p) { return s.substr(0, p.s
 
 std::vector<MountEntry> ParseMounts(std::string_view text) {
   std::vector<MountEntry> out;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t nl = text.find('\n', pos);
-    std::string_view line =
-        text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
-    pos = nl == std::string_view::npos ? text.size() : nl + 1;
+  for (std::string_view line : SplitLines(text)) {
     std::vector<std::string_view> f;
     size_t i = 0;
     while (i < line.size()) {

@@ -1,15 +1,12 @@
 #include "collectors/linux/os_release.h"
 
+#include "collectors/text.h"
+
 namespace vigil::collectors::linux_os {
 
 std::map<std::string, std::string> ParseOsRelease(std::string_view text) {
   std::map<std::string, std::string> out;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t nl = text.find('\n', pos);
-    std::string_view line =
-        text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
-    pos = nl == std::string_view::npos ? text.size() : nl + 1;
+  for (std::string_view line : SplitLines(text)) {
     while (!line.empty() && (line.front() == ' ' || line.front() == '\t')) line.remove_prefix(1);
     if (line.empty() || line[0] == '#') continue;
     size_t eq = line.find('=');

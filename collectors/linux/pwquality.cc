@@ -5,6 +5,8 @@
 #include <charconv>
 #include <climits>
 
+#include "collectors/text.h"
+
 namespace vigil::collectors::linux_os {
 namespace {
 
@@ -47,12 +49,7 @@ QualityValue Default(int64_t v, const char* who, const char* key) {
 std::vector<ConfSetting> ParseSecurityConf(std::string_view text) {
   std::vector<ConfSetting> out;
   int line_no = 0;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t nl = text.find('\n', pos);
-    std::string_view line =
-        text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
-    pos = nl == std::string_view::npos ? text.size() : nl + 1;
+  for (std::string_view line : SplitLines(text)) {
     ++line_no;
     if (size_t hash = line.find('#'); hash != std::string_view::npos) line = line.substr(0, hash);
     while (!line.empty() && IsSpace(line.back())) line.remove_suffix(1);

@@ -17,6 +17,7 @@
 #include "collectors/linux/dconf.h"
 #include "collectors/linux/gvdb.h"
 #include "collectors/linux/kconfig.h"
+#include "collectors/text.h"
 
 namespace vigil::collectors {
 namespace {
@@ -42,13 +43,6 @@ class Warnings {
   std::set<std::string> seen_;
 };
 
-bool EndsWith(std::string_view s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
-}
-bool StartsWith(std::string_view s, std::string_view prefix) {
-  return s.substr(0, prefix.size()) == prefix;
-}
-
 // ---- sessions --------------------------------------------------------------------------------
 
 struct Sessions {
@@ -59,12 +53,7 @@ struct Sessions {
 };
 
 std::string ExecLine(std::string_view text) {
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t nl = text.find('\n', pos);
-    if (nl == std::string_view::npos) nl = text.size();
-    std::string_view line = text.substr(pos, nl - pos);
-    pos = nl + 1;
+  for (std::string_view line : SplitLines(text)) {
     if (StartsWith(line, "Exec=")) return std::string(line.substr(5));
   }
   return "";

@@ -3,18 +3,15 @@
 #include <charconv>
 #include <set>
 
+#include "collectors/text.h"
+
 namespace vigil::collectors::linux_os {
 
 std::vector<ShadowEntry> ParseShadow(std::string_view text) {
   std::vector<ShadowEntry> out;
   std::set<std::string, std::less<>> seen;
   int line_no = 0;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t nl = text.find('\n', pos);
-    std::string_view line =
-        text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
-    pos = nl == std::string_view::npos ? text.size() : nl + 1;
+  for (std::string_view line : SplitLines(text)) {
     ++line_no;
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (line.empty() || line[0] == '#' || line[0] == '+' || line[0] == '-') continue;

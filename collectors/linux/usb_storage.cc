@@ -20,6 +20,7 @@
 #include "collectors/collectors.h"
 #include "collectors/linux/modprobe.h"
 #include "collectors/linux/mounts.h"
+#include "collectors/text.h"
 
 namespace vigil::collectors {
 namespace {
@@ -29,10 +30,6 @@ constexpr const char* kModprobeDirs[] = {"/etc/modprobe.d", "/run/modprobe.d",
                                          "/usr/lib/modprobe.d"};
 constexpr const char* kUsbStorageModule = "usb_storage";
 constexpr const char* kUas = "uas";  // USB Attached SCSI; depends on usb_storage
-
-bool EndsWith(std::string_view s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
-}
 
 std::string Trim(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\r')) s.pop_back();
