@@ -54,7 +54,28 @@ Status ValidatePolicy(const v1::Policy& p) {
       return s;
   }
   if (p.has_usb_storage() && p.usb_storage().mode() == v1::USB_STORAGE_MODE_UNSPECIFIED) {
-    return Status::InvalidArgument("usbStorage.mode: must be ALLOWED or BLOCKED");
+    return Status::InvalidArgument("usbStorage.mode: must be ALLOWED, BLOCKED or READ_ONLY");
+  }
+  if (p.has_screen_lock() && p.screen_lock().max_shell_timeout_seconds() != 0) {
+    if (!(s = Range("screenLock.maxShellTimeoutSeconds",
+                    p.screen_lock().max_shell_timeout_seconds(), 1, 86400))
+             .ok()) {
+      return s;
+    }
+  }
+  for (const auto& id : p.usb_storage().allowed_devices()) {
+    bool ok = id.size() == 9 && id[4] == ':';
+    for (size_t i = 0; ok && i < id.size(); ++i) {
+      if (i == 4) continue;
+      ok = (id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f');
+    }
+    if (!ok) {
+      return Status::InvalidArgument("usbStorage.allowedDevices: '" + id +
+                                     "' is not a lower-case vendor:product id like 0781:5581");
+    }
+  }
+  if (p.usb_storage().allowed_devices_size() > 0 && p.usb_storage().mode() != v1::ALLOWED) {
+    return Status::InvalidArgument("usbStorage.allowedDevices: only valid with mode ALLOWED");
   }
   if (p.checkin_window_seconds() != 0) {
     if (!(s = Range("checkinWindowSeconds", p.checkin_window_seconds(), 60, 2592000)).ok())

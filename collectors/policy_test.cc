@@ -23,6 +23,14 @@ TEST_CASE("policy validation rejects out-of-range values, naming the field") {
       {R"({"checkinWindowSeconds": 5})", "checkinWindowSeconds"},
       {R"({"screenLock": {"maxIdleSeconds": 60}, "bogus": 1})", "bogus"},
       {R"({"password": {"minLength": -1}})", "min_length"},
+      {R"({"usbStorage": {"mode": "READ_ONLY"}})", nullptr},
+      {R"({"usbStorage": {"mode": "ALLOWED", "allowedDevices": ["0781:5581"]}})", nullptr},
+      {R"({"usbStorage": {"mode": "ALLOWED", "allowedDevices": ["0781:558G"]}})",
+       "usbStorage.allowedDevices"},
+      {R"({"usbStorage": {"mode": "BLOCKED", "allowedDevices": ["0781:5581"]}})",
+       "usbStorage.allowedDevices"},
+      {R"({"screenLock": {"maxIdleSeconds": 60, "maxShellTimeoutSeconds": 90000}})",
+       "screenLock.maxShellTimeoutSeconds"},
   };
   for (const auto& c : cases) {
     CAPTURE(c.json);
