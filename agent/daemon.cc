@@ -8,6 +8,7 @@
 #include <random>
 
 #include "agent/agent.h"
+#include "agent/uevents.h"
 #include "collectors/system_view.h"
 #include "common/clock.h"
 #include "common/files.h"
@@ -21,7 +22,9 @@ class Daemon {
          v1::AgentConfig config)
       : io_(io),
         timer_(io),
+        event_timer_(io),
         signals_(io, SIGTERM, SIGINT, SIGHUP),
+        watcher_(io, [this](const std::string& why) { OnSystemEvent(why); }),
         load_config_(std::move(load_config)),
         rng_(std::random_device{}()) {
     Apply(std::move(config));
@@ -29,6 +32,9 @@ class Daemon {
 
   void Start() {
     WaitSignal();
+    if (Status s = watcher_.Start(); !s.ok()) {
+      spdlog::warn("event-driven collection limited: {}", s.message());
+    }
     Schedule(std::chrono::milliseconds(0));
   }
 
@@ -57,8 +63,34 @@ class Daemon {
       }
       spdlog::info("signal {}: stopping", sig);
       timer_.cancel();
+      event_timer_.cancel();
       signals_.cancel();
       io_.stop();
+    });
+  }
+
+  // A USB device or mount appeared or went away: collect and report now. Events come in bursts
+  // (a stick brings several uevents and a mount), so wait briefly and collect once.
+  void OnSystemEvent(const std::string& why) {
+    if (event_pending_) return;
+    event_pending_ = true;
+    spdlog::info("{}: collecting now", why);
+    event_timer_.expires_after(kEventSettle);
+    event_timer_.async_wait([this](const boost::system::error_code& ec) {
+      event_pending_ = false;
+      if (ec || !enrolled_) return;
+      auto seq = agent_->CollectAndQueue();
+      if (!seq.ok()) {
+        spdlog::error("collection failed: {}", seq.status().message());
+        return;
+      }
+      auto flushed = agent_->Flush(*transport_);
+      if (!flushed.ok()) {
+        spdlog::warn("event report queued, send failed: {}", flushed.status().message());
+        return;
+      }
+      spdlog::info("event report: attestation {} sent, {} acknowledged", *seq,
+                   flushed->acknowledged);
     });
   }
 
@@ -126,8 +158,13 @@ class Daemon {
   }
 
   boost::asio::io_context& io_;
+  static constexpr std::chrono::milliseconds kEventSettle{250};
+
   boost::asio::steady_timer timer_;
+  boost::asio::steady_timer event_timer_;
   boost::asio::signal_set signals_;
+  UeventWatcher watcher_;
+  bool event_pending_ = false;
   std::function<Result<v1::AgentConfig>()> load_config_;
   std::mt19937_64 rng_;
   SystemClock clock_;
