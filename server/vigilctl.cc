@@ -18,7 +18,8 @@ constexpr const char* kUsage = R"(usage: vigilctl [--server HOST:PORT] COMMAND [
 
 Commands:
   devices [--status S] [--failing-check C] [--os OS]   list devices
-  device ID                                            one device: checks, reasons, evidence, history
+  device ID [--history N]                              one device: checks, reasons, evidence,
+                                                       the last N attestations (default 10)
   summary                                              device counts by status
 
 Options:
