@@ -9,12 +9,19 @@
 namespace vigil::collectors {
 namespace {
 
+// "file:line, key" (the line when known), or the default's name.
 std::string From(const v1::Provenance& p) {
-  return p.key().empty() || p.source().rfind("default:", 0) == 0 ? p.source()
-                                                                 : p.source() + ", " + p.key();
+  const std::string at = p.line() > 0 ? p.source() + ":" + std::to_string(p.line()) : p.source();
+  return p.key().empty() || p.source().rfind("default:", 0) == 0 ? at : at + ", " + p.key();
 }
 
 std::string Days(int64_t d) { return d < 0 ? "never expires" : std::to_string(d) + " days"; }
+
+// "/etc/shadow:3" for an account's shadow line, when the collector recorded it.
+std::string ShadowLine(const v1::AccountPassword& a) {
+  const auto& p = a.max_age_days().from();
+  return p.line() > 0 ? p.source() + ":" + std::to_string(p.line()) : "/etc/shadow";
+}
 
 }  // namespace
 
@@ -48,18 +55,24 @@ Verdict EvaluatePasswordPolicy(const v1::PasswordPolicyEvidence& e, const v1::Pa
   std::vector<std::string> too_old;
   int active = 0;
   for (const auto& a : e.accounts()) {
-    if (a.empty_password()) empty.push_back(a.user());
+    if (a.empty_password()) empty.push_back(a.user() + " (" + ShadowLine(a) + ")");
     if (a.locked()) continue;
     ++active;
     if (p.max_age_days() == 0) continue;
     const int64_t d = a.max_age_days().value();
     if (!a.has_max_age_days() || d < 0 || d > p.max_age_days()) {
-      too_old.push_back(a.user() + " (" + Days(a.has_max_age_days() ? d : -1) + ")");
+      too_old.push_back(a.user() + " (" + Days(a.has_max_age_days() ? d : -1) + ", " +
+                        ShadowLine(a) + ")");
     }
   }
   if (!empty.empty()) {
-    fails.push_back("account" + std::string(empty.size() > 1 ? "s " : " ") + Join(empty, ", ") +
-                    (empty.size() > 1 ? " have" : " has") + " an empty password (/etc/shadow)");
+    std::string why = "account" + std::string(empty.size() > 1 ? "s " : " ") + Join(empty, ", ") +
+                      (empty.size() > 1 ? " have" : " has") + " an empty password";
+    if (e.has_nullok() && e.nullok().value()) {
+      // nullok is what turns an empty hash into a password-less login.
+      why += " and pam_unix nullok (" + From(e.nullok().from()) + ") accepts it";
+    }
+    fails.push_back(why);
   }
   if (p.max_age_days() > 0) {
     const int64_t def = e.default_max_age_days().value();
@@ -70,7 +83,7 @@ Verdict EvaluatePasswordPolicy(const v1::PasswordPolicyEvidence& e, const v1::Pa
     }
     if (!too_old.empty()) {
       fails.push_back("password maximum age exceeds " + std::to_string(p.max_age_days()) +
-                      " days for " + Join(too_old, ", ") + " (/etc/shadow)");
+                      " days for " + Join(too_old, ", "));
     }
   }
   if (p.max_failed_attempts() > 0) {

@@ -86,13 +86,33 @@ TEST_CASE("EvaluatePasswordPolicy") {
          e->mutable_accounts(1)->set_empty_password(true);
        },
        v1::FAIL,
-       {"account alice has an empty password"}},
+       {"account alice (/etc/shadow) has an empty password"}},
+      {"empty password with nullok names both lines",
+       [](v1::PasswordPolicyEvidence* e, v1::PasswordPolicy*) {
+         e->mutable_accounts(1)->set_empty_password(true);
+         e->mutable_accounts(1)->mutable_max_age_days()->mutable_from()->set_line(3);
+         e->mutable_nullok()->set_value(true);
+         e->mutable_nullok()->mutable_from()->set_source("/etc/pam.d/common-auth");
+         e->mutable_nullok()->mutable_from()->set_key("nullok");
+         e->mutable_nullok()->mutable_from()->set_line(17);
+       },
+       v1::FAIL,
+       {"account alice (/etc/shadow:3) has an empty password and pam_unix nullok "
+        "(/etc/pam.d/common-auth:17, nullok) accepts it"}},
+      {"reasons name file:line",
+       [](v1::PasswordPolicyEvidence* e, v1::PasswordPolicy*) {
+         Set(e->mutable_min_length(), 8, "/etc/security/pwquality.conf", "minlen");
+         e->mutable_min_length()->mutable_from()->set_line(22);
+       },
+       v1::FAIL,
+       {"minimum password length 8 (/etc/security/pwquality.conf:22, minlen) is below the "
+        "required 12"}},
       {"never expires",
        [](v1::PasswordPolicyEvidence* e, v1::PasswordPolicy*) {
          Set(e->mutable_accounts(1)->mutable_max_age_days(), -1, "/etc/shadow", "alice:max_days");
        },
        v1::FAIL,
-       {"alice (never expires)"}},
+       {"alice (never expires, /etc/shadow)"}},
       {"locked accounts are exempt from aging",
        [](v1::PasswordPolicyEvidence* e, v1::PasswordPolicy*) {},
        v1::PASS,

@@ -18,6 +18,10 @@ std::string DesktopName(v1::Desktop d) {
       return "GNOME";
     case v1::KDE:
       return "KDE";
+    case v1::XFCE:
+      return "Xfce";
+    case v1::SWAY:
+      return "sway";
     default:
       return "unknown desktop";
   }
@@ -36,17 +40,62 @@ std::string KeyName(const v1::Provenance& p) {
 }
 
 std::string Source(const v1::Provenance& p) {
-  return p.source().empty() ? "an unknown source" : p.source();
+  if (p.source().empty()) return "an unknown source";
+  return p.line() > 0 ? p.source() + ":" + std::to_string(p.line()) : p.source();
+}
+
+// Machines without a graphical session: idle shells must end (bash TMOUT), and users must not be
+// able to lift the limit.
+Verdict EvaluateShellTimeout(const v1::ScreenLockEvidence& e, const v1::ScreenLockPolicy& p) {
+  const std::string limit = std::to_string(p.max_shell_timeout_seconds()) + " s";
+  const std::string context = e.not_applicable_reason() + "; shell timeout: ";
+  if (e.shell_timeout_errors_size() > 0) {
+    std::vector<std::string> errs(e.shell_timeout_errors().begin(), e.shell_timeout_errors().end());
+    return {v1::ERROR, context + "could not read " + Join(errs, "; ")};
+  }
+  if (!e.has_shell_timeout_seconds() || !e.has_shell_timeout_readonly()) {
+    return {v1::ERROR, context + "no TMOUT evidence was collected"};
+  }
+  const auto& t = e.shell_timeout_seconds();
+  const auto& ro = e.shell_timeout_readonly();
+  const std::string raw = t.from().raw().empty() ? "" : " ('" + t.from().raw() + "')";
+  if (t.value() <= 0) {
+    std::string where = StartsWith(t.from().source(), "default:")
+                            ? "TMOUT is not set in /etc/profile, /etc/profile.d/*.sh or "
+                              "/etc/bash.bashrc"
+                            : "TMOUT is unset or 0 at " + Source(t.from()) + raw;
+    return {v1::FAIL, context + where + ": idle shells never end (limit " + limit + ")"};
+  }
+  std::vector<std::string> failures;
+  if (t.value() > static_cast<int64_t>(p.max_shell_timeout_seconds())) {
+    failures.push_back("TMOUT=" + std::to_string(t.value()) + " at " + Source(t.from()) + raw +
+                       " exceeds " + limit);
+  }
+  if (!ro.value()) {
+    failures.push_back("TMOUT=" + std::to_string(t.value()) + " at " + Source(t.from()) +
+                       " is not readonly: a user can unset or raise it");
+  }
+  std::string notes =
+      e.warnings_size() > 0 ? "; " + std::to_string(e.warnings_size()) + " warning(s)" : "";
+  if (!failures.empty()) return {v1::FAIL, context + Join(failures, "; ") + notes};
+  return {v1::PASS, context + "idle shells end after " + std::to_string(t.value()) +
+                        " s (TMOUT at " + Source(t.from()) + ", readonly at " + Source(ro.from()) +
+                        ")" + notes};
 }
 
 }  // namespace
 
 Verdict EvaluateScreenLock(const v1::ScreenLockEvidence& e, const v1::ScreenLockPolicy& p) {
-  if (!e.not_applicable_reason().empty()) return {v1::NOT_APPLICABLE, e.not_applicable_reason()};
+  if (!e.not_applicable_reason().empty()) {
+    if (e.sessions_found_size() == 0 && p.max_shell_timeout_seconds() > 0) {
+      return EvaluateShellTimeout(e, p);
+    }
+    return {v1::NOT_APPLICABLE, e.not_applicable_reason()};
+  }
   if (e.unsupported_sessions_size() > 0) {
     std::vector<std::string> s(e.unsupported_sessions().begin(), e.unsupported_sessions().end());
     return {v1::ERROR, "cannot check the screen lock of installed session(s) " + Join(s, ", ") +
-                           " (only GNOME and KDE are supported)"};
+                           " (only GNOME, KDE, Xfce and sway are supported)"};
   }
   if (e.users_size() == 0) {
     return {v1::ERROR, "graphical sessions are installed but no user's settings were collected"};
@@ -71,6 +120,7 @@ Verdict EvaluateScreenLock(const v1::ScreenLockEvidence& e, const v1::ScreenLock
   std::set<std::string> desktops;
   int64_t worst_idle = 0;
   int64_t worst_delay = 0;
+  std::vector<std::string> paths;  // users whose screen locks via suspend
   for (const auto& u : e.users()) {
     const std::string who = u.user() + " (" + DesktopName(u.desktop()) + ")";
     users.insert(u.user());
@@ -81,14 +131,45 @@ Verdict EvaluateScreenLock(const v1::ScreenLockEvidence& e, const v1::ScreenLock
     };
 
     const auto& disabled = u.lock_screen_disabled();
+    if (u.locker() == "none") {
+      // No locker runs at all; the individual settings say nothing more.
+      failures.push_back(who + ": " + disabled.from().key() + " (" + disabled.from().raw() + ", " +
+                         Source(disabled.from()) + "): the screen never locks");
+      continue;
+    }
     if (disabled.value()) {
       failures.push_back(who + ": " + KeyName(disabled.from()) + " from " +
                          Source(disabled.from()) + " makes locking the screen impossible");
     }
+    // The shortest path to a locked screen may be suspend-on-idle; when it is and it is within
+    // the limit, the screensaver settings do not decide the verdict.
+    const bool has_eff = u.has_effective_lock_seconds();
+    const auto& eff = u.effective_lock_seconds();
+    if (has_eff && eff.from().key() == "suspend" && eff.value() > 0 && !disabled.value()) {
+      if (eff.value() <= static_cast<int64_t>(p.max_idle_seconds())) {
+        paths.push_back(who + " " + eff.from().raw());
+        worst_idle = std::max(worst_idle, eff.value());
+        if (eff.from().user_can_override()) open_keys.push_back("suspend settings");
+        if (!open_keys.empty()) overridable.push_back(who + ": " + Join(open_keys, ", "));
+        continue;
+      }
+      failures.push_back(who + ": " + eff.from().raw() + " exceeds " +
+                         std::to_string(p.max_idle_seconds()) + " s");
+    }
+    if (has_eff && eff.from().key() == "none" && u.suspend_idle_seconds().value() > 0 &&
+        !u.lock_on_suspend().value()) {
+      failures.push_back(who + ": suspends after " +
+                         std::to_string(u.suspend_idle_seconds().value()) + " s idle but " +
+                         KeyName(u.lock_on_suspend().from()) + " false from " +
+                         Source(u.lock_on_suspend().from()) + ": suspend does not lock");
+    }
     const auto& activation = u.idle_activation_enabled();
     if (!activation.value()) {
+      const std::string& raw = activation.from().raw();
+      const std::string detail = raw.empty() || raw == "false" ? "" : " ('" + raw + "')";
       failures.push_back(who + ": " + KeyName(activation.from()) + " false from " +
-                         Source(activation.from()) + ": idling never starts the screen lock");
+                         Source(activation.from()) + detail +
+                         ": idling never starts the screen lock");
     } else {
       note(activation.from());
     }
@@ -143,6 +224,7 @@ Verdict EvaluateScreenLock(const v1::ScreenLockEvidence& e, const v1::ScreenLock
   if (p.require_password()) {
     reason += ", password required within " + std::to_string(worst_delay) + " s";
   }
+  if (!paths.empty()) reason += " (" + Join(paths, "; ") + ")";
   return {v1::PASS, reason + notes};
 }
 

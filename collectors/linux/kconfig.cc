@@ -198,7 +198,7 @@ KConfigLookup LookupKConfig(const std::vector<KConfigLayer>& layers, const std::
     }
     if (e != nullptr) {
       r.found = !e->deleted;
-      r.value = e->deleted ? KConfigValue{} : KConfigValue{e->value, layer.source, e->raw};
+      r.value = e->deleted ? KConfigValue{} : KConfigValue{e->value, layer.source, e->raw, e->line};
     }
     if (f.immutable || (g != nullptr && g->immutable) || (e != nullptr && e->immutable)) {
       r.locked = true;

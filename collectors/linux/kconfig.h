@@ -43,6 +43,7 @@ struct KConfigValue {
   std::string value;
   std::string source;  // the file the value came from
   std::string raw;
+  int line = 0;  // 1-based line in `source`
 };
 
 // One file of a cascade, lowest priority first.

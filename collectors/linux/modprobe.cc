@@ -120,6 +120,14 @@ bool ModulePatternMatches(std::string_view pattern, std::string_view module) {
 }
 
 bool InstallCommandMayLoad(std::string_view command) {
+  // kmod hands the command to /bin/sh, where a word starting with '#' begins a comment:
+  // "/bin/true # modprobe disabled" never runs modprobe.
+  for (size_t i = 0; i < command.size(); ++i) {
+    if (command[i] == '#' && (i == 0 || IsBlank(command[i - 1]))) {
+      command = command.substr(0, i);
+      break;
+    }
+  }
   return command.find("modprobe") != std::string_view::npos ||
          command.find("insmod") != std::string_view::npos;
 }

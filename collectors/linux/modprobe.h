@@ -37,7 +37,8 @@ bool ModulePatternMatches(std::string_view pattern, std::string_view module);
 
 // Whether an install command could still load a module: it runs modprobe or insmod. Any other
 // command (/bin/false, /bin/true, echo ...) replaces loading entirely. Deliberately conservative:
-// "modprobe --ignore-install usb_storage" and "insmod x.ko" both count as loading.
+// "modprobe --ignore-install usb_storage" and "insmod x.ko" both count as loading. A shell comment
+// ("/bin/true # modprobe disabled") is not part of what runs.
 bool InstallCommandMayLoad(std::string_view command);
 
 struct CmdlineParam {

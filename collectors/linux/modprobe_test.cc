@@ -79,6 +79,13 @@ TEST_CASE("install patterns and commands") {
   CHECK(!InstallCommandMayLoad("/bin/echo 'usb storage disabled'"));
   CHECK(InstallCommandMayLoad("/sbin/modprobe --ignore-install usb_storage"));
   CHECK(InstallCommandMayLoad("/sbin/insmod /lib/modules/usb-storage.ko"));
+  for (const char* blocks :
+       {"/bin/true", "/bin/false", "/usr/bin/true", "/usr/bin/false", "/bin/false # CIS 1.1.23",
+        "/bin/true #modprobe disabled", "/usr/bin/false\t# no sticks"}) {
+    INFO(blocks);
+    CHECK(!InstallCommandMayLoad(blocks));
+  }
+  CHECK(InstallCommandMayLoad("/sbin/modprobe#x usb_storage"));  // '#' inside a word is no comment
 }
 
 TEST_CASE("ParseKernelCmdline splits on blanks and honours quotes") {

@@ -12,7 +12,11 @@
 // - No quality module (or enforcing=0): pam_unix's minlen= argument, else its built-in 6.
 // - pam_faillock: defaults (deny=3), then the conf= file (default /etc/security/faillock.conf),
 //   then the module's arguments. pam_tally2/pam_tally: deny= argument, else no lockout.
-// - login.defs PASS_MAX_DAYS (absent: -1, "no limit", per login.defs(5)); /etc/shadow field 5.
+// - pam_faillock also yields unlock_time (default 600, "never" = 0) and fail_interval (default
+//   900), both clamped to 604800 as pam_faillock does.
+// - login.defs PASS_MAX_DAYS, PASS_MIN_DAYS, PASS_WARN_AGE (absent or not a number: -1, per
+//   login.defs(5) and getdef.c), ENCRYPT_METHOD; /etc/shadow field 5. Every value carries its
+//   file and line (Provenance.line).
 #include <algorithm>
 #include <charconv>
 #include <set>
@@ -48,13 +52,24 @@ bool UserWritable(const SystemView& view, const std::string& source) {
 }
 
 v1::Provenance Prov(const SystemView& view, const std::string& source, const std::string& key,
-                    const std::string& raw) {
+                    const std::string& raw, int line = 0) {
   v1::Provenance p;
   p.set_source(source);
   p.set_key(key);
   p.set_raw(raw);
+  p.set_line(static_cast<uint32_t>(line));
   p.set_user_can_override(UserWritable(view, source));
   return p;
+}
+
+// Provenance of a PAM stack line.
+v1::Provenance Prov(const SystemView& view, const PamStackEntry& e, const std::string& key) {
+  return Prov(view, e.file, key, e.line.text, e.line.line_no);
+}
+
+v1::Provenance Prov(const SystemView& view, const linux_os::QualityValue& v, const std::string& key,
+                    const std::string& raw) {
+  return Prov(view, v.source, key, raw, v.line);
 }
 
 void SetInt(v1::IntFact* f, int64_t value, v1::Provenance p) {
@@ -93,8 +108,9 @@ Result<std::vector<NamedStack>> ReadStacks(const SystemView& view, const char* c
 }
 
 // Reads pwquality.conf.d/*.conf then pwquality.conf into `s`, as pwquality_read_config does.
-void LoadPwqualityFiles(const SystemView& view, QualitySettings* s,
-                        std::vector<std::string>* warnings) {
+// A file that exists but cannot be read is an error: the settings it holds are unknown.
+Status LoadPwqualityFiles(const SystemView& view, QualitySettings* s,
+                          std::vector<std::string>* warnings) {
   std::vector<std::string> files;
   const std::string dir = std::string(kPwqualityConf) + ".d";
   auto entries = view.ListDir(dir);
@@ -105,28 +121,28 @@ void LoadPwqualityFiles(const SystemView& view, QualitySettings* s,
       if (p != std::string::npos && p + 5 == e.name.size()) files.push_back(dir + "/" + e.name);
     }
   } else if (entries.status().code() != Status::Code::kNotFound) {
-    warnings->push_back(entries.status().message());
+    return entries.status();
   }
   files.push_back(kPwqualityConf);
   for (const std::string& file : files) {
     auto text = view.ReadFile(file);
     if (!text.ok()) {
-      if (text.status().code() != Status::Code::kNotFound) {
-        warnings->push_back(text.status().message() + " (libpwquality skips it too)");
-      }
+      if (text.status().code() != Status::Code::kNotFound) return text.status();
       continue;
     }
     for (const auto& setting : linux_os::ParseSecurityConf(*text)) {
-      ApplyResult r = ApplyQualitySetting(s, setting.key, setting.value, file, setting.text);
+      ApplyResult r = ApplyQualitySetting(s, setting.key, setting.value, file, setting.text,
+                                          /*cracklib=*/false, setting.line_no);
       if (r == ApplyResult::kUnknownKey || r == ApplyResult::kBadValue) {
         // libpwquality stops reading here and skips every later file, main file included.
         warnings->push_back(file + ":" + std::to_string(setting.line_no) + ": '" + setting.text +
                             "' is " + (r == ApplyResult::kUnknownKey ? "unknown" : "invalid") +
                             "; libpwquality stops reading its configuration at this line");
-        return;
+        return Status::Ok();
       }
     }
   }
+  return Status::Ok();
 }
 
 struct PasswordFacts {
@@ -169,15 +185,15 @@ PasswordFacts FactsForStack(const SystemView& view, const NamedStack& ns,
       size_t eq = arg.find('=');
       std::string key = arg.substr(0, eq);
       std::string value = eq == std::string::npos ? "" : arg.substr(eq + 1);
-      ApplyResult r =
-          ApplyQualitySetting(&s, key, value, quality->file, quality->line.text, cracklib);
+      ApplyResult r = ApplyQualitySetting(&s, key, value, quality->file, quality->line.text,
+                                          cracklib, quality->line.line_no);
       if (r == ApplyResult::kBadValue) {
         warnings->push_back(Where(*quality) + ": argument '" + arg + "' is invalid and ignored");
       }
     }
     const std::string module(PamModuleName(quality->line.module));
     if (s.enforcing.value != 0) {
-      SetBool(&out.enforced, true, Prov(view, quality->file, module, quality->line.text));
+      SetBool(&out.enforced, true, Prov(view, *quality, module));
       const int64_t shortest = linux_os::ShortestAcceptedLength(s);
       std::string raw = s.minlen.raw;
       if (linux_os::PositiveCreditSum(s) > 0) {
@@ -187,26 +203,25 @@ PasswordFacts FactsForStack(const SystemView& view, const NamedStack& ns,
         raw += "; " + note;
         warnings->push_back(note);
       }
-      SetInt(&out.min_length, shortest, Prov(view, s.minlen.source, "minlen", raw));
+      SetInt(&out.min_length, shortest, Prov(view, s.minlen, "minlen", raw));
       const int64_t classes = linux_os::RequiredClasses(s);
-      std::string class_source = s.minclass.source;
+      const linux_os::QualityValue* class_from = &s.minclass;
       std::string class_raw = s.minclass.raw;
       if (classes > s.minclass.value) {
         // The negative credits decide; name the first of them as the source.
         for (const auto* c : {&s.dcredit, &s.ucredit, &s.lcredit, &s.ocredit}) {
           if (c->value < 0) {
-            class_source = c->source;
+            class_from = c;
             break;
           }
         }
         class_raw += "; negative credits: " + CreditText(s);
       }
-      SetInt(&out.min_classes, classes, Prov(view, class_source, "minclass", class_raw));
+      SetInt(&out.min_classes, classes, Prov(view, *class_from, "minclass", class_raw));
       return out;
     }
     SetBool(&out.enforced, false,
-            Prov(view, s.enforcing.source, "enforcing",
-                 s.enforcing.raw + " (" + module + " only warns)"));
+            Prov(view, s.enforcing, "enforcing", s.enforcing.raw + " (" + module + " only warns)"));
     warnings->push_back(s.enforcing.source + ": " + s.enforcing.raw + ": " + module +
                         " only warns about weak passwords");
   } else {
@@ -220,7 +235,7 @@ PasswordFacts FactsForStack(const SystemView& view, const NamedStack& ns,
       int64_t v = 0;
       auto [p, ec] = std::from_chars(minlen->data(), minlen->data() + minlen->size(), v);
       if (ec == std::errc() && p == minlen->data() + minlen->size()) {
-        SetInt(&out.min_length, v, Prov(view, unix_entry->file, "minlen", unix_entry->line.text));
+        SetInt(&out.min_length, v, Prov(view, *unix_entry, "minlen"));
       } else {
         warnings->push_back(Where(*unix_entry) + ": pam_unix minlen='" + *minlen +
                             "' is not a number");
@@ -239,45 +254,82 @@ PasswordFacts FactsForStack(const SystemView& view, const NamedStack& ns,
   return out;
 }
 
-// pam_faillock's deny as it resolves it for one stack line.
-v1::IntFact FaillockDeny(const SystemView& view, const PamStackEntry& e,
+// What pam_faillock resolves for one stack line: built-in defaults, then the conf= file (default
+// /etc/security/faillock.conf), then the line's own arguments (faillock_config.c's order).
+struct Lockout {
+  v1::IntFact deny;
+  v1::IntFact unlock_time;    // unset without pam_faillock
+  v1::IntFact fail_interval;  // unset without pam_faillock
+  Status status;              // an unreadable conf= file: the settings are unknown
+};
+
+// pam_faillock's MAX_TIME_INTERVAL: longer unlock_time / fail_interval values are clamped to it.
+constexpr int64_t kFaillockMaxInterval = 604800;
+
+Lockout FaillockSettings(const SystemView& view, const PamStackEntry& e,
                          std::vector<std::string>* warnings) {
-  v1::IntFact out;
-  SetInt(&out, 3, Prov(view, "default:pam_faillock", "deny", "pam_faillock built-in deny=3"));
+  Lockout out;
+  SetInt(&out.deny, 3, Prov(view, "default:pam_faillock", "deny", "pam_faillock built-in deny=3"));
+  SetInt(
+      &out.unlock_time, 600,
+      Prov(view, "default:pam_faillock", "unlock_time", "pam_faillock built-in unlock_time=600"));
+  SetInt(&out.fail_interval, 900,
+         Prov(view, "default:pam_faillock", "fail_interval",
+              "pam_faillock built-in fail_interval=900"));
+  auto number = [](const std::string& s, int64_t* v) {
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *v);
+    return ec == std::errc() && p == s.data() + s.size() && *v >= 0;
+  };
+  // Applies one key=value; `where` names the line for warnings.
+  auto apply = [&](const std::string& key, const std::string& value, v1::Provenance from,
+                   const std::string& where) {
+    int64_t v = 0;
+    v1::IntFact* target = nullptr;
+    if (key == "deny") {
+      target = &out.deny;
+      if (!number(value, &v) || v > 65535) target = nullptr;
+    } else if (key == "unlock_time" || key == "fail_interval") {
+      target = key == "unlock_time" ? &out.unlock_time : &out.fail_interval;
+      if (key == "unlock_time" && value == "never") {
+        v = 0;  // locked until an administrator runs faillock --reset
+      } else if (!number(value, &v)) {
+        target = nullptr;
+      } else if (v > kFaillockMaxInterval) {
+        warnings->push_back(where + ": " + key + "=" + value + " is clamped to " +
+                            std::to_string(kFaillockMaxInterval) + " by pam_faillock");
+        v = kFaillockMaxInterval;
+      }
+    } else {
+      return;
+    }
+    if (target == nullptr) {
+      warnings->push_back(where + ": bad " + key + " value '" + value +
+                          "' ignored (as pam_faillock does)");
+      return;
+    }
+    SetInt(target, v, std::move(from));
+  };
   std::string conf = linux_os::PamArgValue(e.line, "conf").value_or(kFaillockConf);
   auto text = view.ReadFile(conf);
-  auto parse = [](const std::string& s, int64_t* v) {
-    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *v);
-    return ec == std::errc() && p == s.data() + s.size() && *v >= 0 && *v <= 65535;
-  };
   if (text.ok()) {
     for (const auto& setting : linux_os::ParseSecurityConf(*text)) {
-      if (setting.key != "deny") continue;
-      int64_t v = 0;
-      if (parse(setting.value, &v)) {
-        SetInt(&out, v, Prov(view, conf, "deny", setting.text));
-      } else {
-        warnings->push_back(conf + ":" + std::to_string(setting.line_no) + ": bad deny value '" +
-                            setting.value + "' ignored (as pam_faillock does)");
-      }
+      apply(setting.key, setting.value,
+            Prov(view, conf, setting.key, setting.text, setting.line_no),
+            conf + ":" + std::to_string(setting.line_no));
     }
   } else if (text.status().code() != Status::Code::kNotFound) {
-    warnings->push_back(text.status().message());
+    out.status = text.status();
   }
   for (const std::string& arg : e.line.args) {
-    if (arg.rfind("deny=", 0) != 0) continue;
-    int64_t v = 0;
-    if (parse(arg.substr(5), &v)) {
-      SetInt(&out, v, Prov(view, e.file, "deny", e.line.text));
-    } else {
-      warnings->push_back(Where(e) + ": bad argument '" + arg + "' ignored");
-    }
+    size_t eq = arg.find('=');
+    if (eq == std::string::npos) continue;
+    apply(arg.substr(0, eq), arg.substr(eq + 1), Prov(view, e, arg.substr(0, eq)), Where(e));
   }
   return out;
 }
 
-v1::IntFact LockoutForStack(const SystemView& view, const NamedStack& ns,
-                            std::vector<std::string>* warnings) {
+Lockout LockoutForStack(const SystemView& view, const NamedStack& ns,
+                        std::vector<std::string>* warnings) {
   const PamStackEntry* faillock = nullptr;
   const PamStackEntry* tally = nullptr;
   for (const auto& e : ns.stack.entries) {
@@ -288,17 +340,17 @@ v1::IntFact LockoutForStack(const SystemView& view, const NamedStack& ns,
     }
     if (tally == nullptr && (name == "pam_tally2.so" || name == "pam_tally.so")) tally = &e;
   }
-  if (faillock != nullptr) return FaillockDeny(view, *faillock, warnings);
-  v1::IntFact out;
+  if (faillock != nullptr) return FaillockSettings(view, *faillock, warnings);
+  Lockout out;
   if (tally != nullptr) {
     int64_t v = 0;
     std::string deny = linux_os::PamArgValue(tally->line, "deny").value_or("0");
     auto [p, ec] = std::from_chars(deny.data(), deny.data() + deny.size(), v);
     if (ec != std::errc() || p != deny.data() + deny.size() || v < 0) v = 0;
-    SetInt(&out, v, Prov(view, tally->file, "deny", tally->line.text));
+    SetInt(&out.deny, v, Prov(view, *tally, "deny"));
     return out;
   }
-  SetInt(&out, 0,
+  SetInt(&out.deny, 0,
          Prov(view, ns.file, "deny",
               "no lockout module in " + ns.file + " (pam_faillock, pam_tally2)"));
   return out;
@@ -310,11 +362,56 @@ void FindNullok(const SystemView& view, const std::vector<NamedStack>& stacks, v
     for (const auto& e : ns.stack.entries) {
       if (PamModuleName(e.line.module) != "pam_unix.so") continue;
       if (linux_os::PamHasFlag(e.line, "nullok") || linux_os::PamHasFlag(e.line, "nullok_secure")) {
-        SetBool(out, true, Prov(view, e.file, "nullok", e.line.text));
+        SetBool(out, true, Prov(view, e, "nullok"));
         return;
       }
     }
   }
+}
+
+// PASS_MAX_DAYS, PASS_MIN_DAYS, PASS_WARN_AGE and ENCRYPT_METHOD from /etc/login.defs, as
+// shadow's getdef reads them: absent or not a number means the built-in default (-1 for the ages,
+// login.defs(5)); ENCRYPT_METHOD absent means crypt's DES unless MD5_CRYPT_ENAB (recorded as "").
+Status CollectLoginDefs(const SystemView& view, v1::PasswordPolicyEvidence* ev,
+                        std::vector<std::string>* warnings) {
+  constexpr const char* kDefs = "/etc/login.defs";
+  const std::pair<const char*, v1::IntFact*> ages[] = {
+      {"PASS_MAX_DAYS", ev->mutable_default_max_age_days()},
+      {"PASS_MIN_DAYS", ev->mutable_default_min_age_days()},
+      {"PASS_WARN_AGE", ev->mutable_default_warn_age_days()}};
+  for (const auto& [key, fact] : ages) {
+    SetInt(fact, -1, Prov(view, "default:shadow", key, std::string(key) + " not set"));
+  }
+  ev->mutable_encrypt_method()->set_value("");
+  *ev->mutable_encrypt_method()->mutable_from() =
+      Prov(view, "default:shadow", "ENCRYPT_METHOD", "ENCRYPT_METHOD not set");
+  auto text = view.ReadFile(kDefs);
+  if (!text.ok()) {
+    if (text.status().code() == Status::Code::kNotFound) return Status::Ok();
+    return text.status();
+  }
+  const auto defs = linux_os::ParseLoginDefsLines(*text);
+  for (const auto& [key, fact] : ages) {
+    auto it = defs.find(key);
+    if (it == defs.end()) continue;
+    const std::string where = std::string(kDefs) + ":" + std::to_string(it->second.line);
+    if (auto v = linux_os::LoginDefsNumber(it->second.value)) {
+      SetInt(fact, *v, Prov(view, kDefs, key, it->second.raw, it->second.line));
+    } else {
+      // shadow logs "configuration error - cannot parse" and uses its default.
+      SetInt(fact, -1,
+             Prov(view, kDefs, key, it->second.raw + " (not a number: shadow uses its default, -1)",
+                  it->second.line));
+      warnings->push_back(where + ": " + key + " '" + it->second.value +
+                          "' is not a number; shadow ignores it (-1, no limit)");
+    }
+  }
+  if (auto it = defs.find("ENCRYPT_METHOD"); it != defs.end()) {
+    ev->mutable_encrypt_method()->set_value(it->second.value);
+    *ev->mutable_encrypt_method()->mutable_from() =
+        Prov(view, kDefs, "ENCRYPT_METHOD", it->second.raw, it->second.line);
+  }
+  return Status::Ok();
 }
 
 Status CollectAccounts(const SystemView& view, v1::PasswordPolicyEvidence* ev) {
@@ -360,7 +457,7 @@ Status CollectAccounts(const SystemView& view, v1::PasswordPolicyEvidence* ev) {
                        it->max_days_raw + "' for " + a.name + " is not a number");
     }
     SetInt(acc->mutable_max_age_days(), max_days,
-           Prov(view, "/etc/shadow", a.name + ":max_days", it->max_days_raw));
+           Prov(view, "/etc/shadow", a.name + ":max_days", it->max_days_raw, it->line_no));
   }
   return Status::Ok();
 }
@@ -384,7 +481,10 @@ v1::Evidence CollectPasswordPolicy(const SystemView& view) {
     return evidence;
   }
   QualitySettings file_settings = linux_os::PwqualityDefaults();
-  LoadPwqualityFiles(view, &file_settings, &warnings);
+  if (Status st = LoadPwqualityFiles(view, &file_settings, &warnings); !st.ok()) {
+    evidence.set_collection_error(st.message());
+    return evidence;
+  }
   bool first = true;
   for (const auto& ns : *pw_stacks) {
     PasswordFacts f = FactsForStack(view, ns, file_settings, &warnings);
@@ -412,11 +512,23 @@ v1::Evidence CollectPasswordPolicy(const SystemView& view) {
   }
   first = true;
   for (const auto& ns : *auth_stacks) {
-    v1::IntFact deny = LockoutForStack(view, ns, &warnings);
+    Lockout lockout = LockoutForStack(view, ns, &warnings);
+    if (!lockout.status.ok()) {
+      evidence.set_collection_error(lockout.status.message());
+      return evidence;
+    }
+    const v1::IntFact& deny = lockout.deny;
     const int64_t cur = ev->max_failed_attempts().value();
-    // Weakest: no lockout anywhere beats any lockout; otherwise the most attempts allowed.
+    // Weakest: no lockout anywhere beats any lockout; otherwise the most attempts allowed. The
+    // unlock time and failure window reported are that stack's.
     if (first || deny.value() == 0 || (cur != 0 && deny.value() > cur)) {
       *ev->mutable_max_failed_attempts() = deny;
+      ev->clear_lockout_unlock_seconds();
+      ev->clear_lockout_fail_interval_seconds();
+      if (lockout.unlock_time.has_from()) {
+        *ev->mutable_lockout_unlock_seconds() = lockout.unlock_time;
+        *ev->mutable_lockout_fail_interval_seconds() = lockout.fail_interval;
+      }
     }
     first = false;
   }
@@ -427,25 +539,8 @@ v1::Evidence CollectPasswordPolicy(const SystemView& view) {
   FindNullok(view, *auth_stacks, ev->mutable_nullok());
   if (!ev->nullok().value()) FindNullok(view, *pw_stacks, ev->mutable_nullok());
 
-  // PASS_MAX_DAYS: login.defs(5) says an absent value means -1 (no maximum).
-  SetInt(ev->mutable_default_max_age_days(), -1,
-         Prov(view, "default:shadow", "PASS_MAX_DAYS", "PASS_MAX_DAYS not set"));
-  auto defs_text = view.ReadFile("/etc/login.defs");
-  if (defs_text.ok()) {
-    auto defs = linux_os::ParseLoginDefs(*defs_text);
-    if (auto it = defs.find("PASS_MAX_DAYS"); it != defs.end()) {
-      int64_t v = 0;
-      const std::string& s = it->second;
-      auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-      if (ec == std::errc() && p == s.data() + s.size()) {
-        SetInt(ev->mutable_default_max_age_days(), v,
-               Prov(view, "/etc/login.defs", "PASS_MAX_DAYS", "PASS_MAX_DAYS " + s));
-      } else {
-        warnings.push_back("/etc/login.defs: PASS_MAX_DAYS '" + s + "' is not a number");
-      }
-    }
-  } else if (defs_text.status().code() != Status::Code::kNotFound) {
-    evidence.set_collection_error(defs_text.status().message());
+  if (Status st = CollectLoginDefs(view, ev, &warnings); !st.ok()) {
+    evidence.set_collection_error(st.message());
     return evidence;
   }
 

@@ -41,7 +41,7 @@ bool ParseInt(std::string_view s, int64_t* out) {
 }
 
 QualityValue Default(int64_t v, const char* who, const char* key) {
-  return {v, std::string("default:") + who, std::string(key) + "=" + std::to_string(v)};
+  return {v, std::string("default:") + who, std::string(key) + "=" + std::to_string(v), 0};
 }
 
 }  // namespace
@@ -92,7 +92,8 @@ QualitySettings CracklibDefaults() {
 }
 
 ApplyResult ApplyQualitySetting(QualitySettings* s, std::string_view key, std::string_view value,
-                                const std::string& source, const std::string& raw, bool cracklib) {
+                                const std::string& source, const std::string& raw, bool cracklib,
+                                int line) {
   static constexpr std::string_view kOtherInts[] = {"difok",       "maxrepeat",  "maxclassrepeat",
                                                     "maxsequence", "gecoscheck", "dictcheck",
                                                     "usercheck",   "usersubstr", "retry"};
@@ -112,7 +113,7 @@ ApplyResult ApplyQualitySetting(QualitySettings* s, std::string_view key, std::s
     if (!ParseInt(value, &v)) return ApplyResult::kBadValue;
     if (target == &s->minlen) v = std::max<int64_t>(v, cracklib ? 5 : 6);
     if (target == &s->minclass) v = std::min<int64_t>(v, 4);
-    *target = {v, source, raw};
+    *target = {v, source, raw, line};
     return ApplyResult::kApplied;
   }
   if (std::find(std::begin(kOtherInts), std::end(kOtherInts), k) != std::end(kOtherInts)) {

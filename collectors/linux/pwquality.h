@@ -30,6 +30,7 @@ struct QualityValue {
   int64_t value = 0;
   std::string source;  // file path, "default:libpwquality", ...
   std::string raw;     // "minlen = 14", "minlen=8"
+  int line = 0;        // 1-based line in `source` (a PAM file for module arguments); 0: default
 };
 
 struct QualitySettings {
@@ -54,7 +55,7 @@ enum class ApplyResult { kApplied, kIgnored, kUnknownKey, kBadValue };
 // (5).
 ApplyResult ApplyQualitySetting(QualitySettings* s, std::string_view key, std::string_view value,
                                 const std::string& source, const std::string& raw,
-                                bool cracklib = false);
+                                bool cracklib = false, int line = 0);
 
 // The shortest password the length/credit rules accept, given the best use of positive credits
 // (each credited character counts twice, up to the credit) and the characters negative credits

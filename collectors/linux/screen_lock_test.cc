@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <string>
 #include <vector>
@@ -97,6 +98,7 @@ struct Case {
 const std::string kSystemDb = "/etc/dconf/db/local";
 const std::string kAliceDb = "/home/alice/.config/dconf/user";
 const std::string kSchemaDefault = "default:gsettings-desktop-schemas";
+const std::string kXfceSystem = "/etc/xdg/xfce4/xfconf/xfce-perchannel-xml/xfce4-screensaver.xml";
 
 TEST_CASE("CollectScreenLock + EvaluateScreenLock on fixture trees") {
   const std::vector<Case> cases = {
@@ -245,9 +247,167 @@ TEST_CASE("CollectScreenLock + EvaluateScreenLock on fixture trees") {
          CHECK(alice->idle_seconds().from().locked());  // [Daemon][$i]
          CHECK(AnyWarningContains(e, "Timeout=2.5 is not a whole number"));
        }},
+      {"gnome_suspend_path",
+       v1::FAIL,
+       {"bob (GNOME): idle-delay 0 (never)",
+        "bob (GNOME): suspends after 600 s idle but ubuntu-lock-on-suspend false from "
+        "/home/bob/.config/dconf/user: suspend does not lock"},
+       [](const v1::ScreenLockEvidence& e) {
+         const auto* alice = FindUser(e, "alice", v1::GNOME);
+         REQUIRE(alice != nullptr);
+         CHECK(alice->suspend_idle_seconds().value() == 600);
+         CHECK(alice->suspend_idle_seconds().from().locked());
+         CHECK(alice->lock_on_suspend().value());
+         CHECK(alice->lock_on_suspend().from().source() == kSchemaDefault);
+         CHECK(alice->effective_lock_seconds().value() == 600);
+         CHECK(alice->effective_lock_seconds().from().key() == "suspend");
+         CHECK(alice->effective_lock_seconds().from().raw().find(
+                   "locks via suspend after 600 s (sleep-inactive-ac-type 'suspend' from "
+                   "/etc/dconf/db/local") == 0);
+         CHECK(alice->effective_grace_seconds().value() == 0);
+         const auto* bob = FindUser(e, "bob", v1::GNOME);
+         REQUIRE(bob != nullptr);
+         CHECK_FALSE(bob->lock_on_suspend().value());  // ubuntu-lock-on-suspend=false
+         CHECK(bob->lock_on_suspend().from().source() == "/home/bob/.config/dconf/user");
+         CHECK(bob->effective_lock_seconds().value() == 0);
+         CHECK(bob->effective_lock_seconds().from().raw() ==
+               "never locks on idle: idle time is 0 (never), suspend does not lock");
+       }},
+      {"gnome_suspend_default",
+       v1::FAIL,
+       {"alice (GNOME): idle-delay 0 (never)"},
+       [](const v1::ScreenLockEvidence& e) {
+         const auto* alice = FindUser(e, "alice", v1::GNOME);
+         REQUIRE(alice != nullptr);
+         CHECK(alice->suspend_idle_seconds().value() == 0);
+         CHECK(alice->suspend_idle_seconds().from().raw().find("not credited") !=
+               std::string::npos);
+         CHECK(alice->effective_lock_seconds().from().key() == "none");
+       }},
+      {"kde_suspend_path",
+       v1::FAIL,
+       {"bob (KDE): Autolock false from /etc/xdg/kscreenlockerrc:3",
+        "bob (KDE): suspends after 480 s idle but LockOnResume false from "
+        "/home/bob/.config/kscreenlockerrc:2"},
+       [](const v1::ScreenLockEvidence& e) {
+         const auto* alice = FindUser(e, "alice", v1::KDE);
+         REQUIRE(alice != nullptr);
+         CHECK(alice->suspend_idle_seconds().value() == 480);
+         CHECK(alice->suspend_idle_seconds().from().source() ==
+               "/home/alice/.config/powermanagementprofilesrc");
+         CHECK(alice->suspend_idle_seconds().from().line() == 11);
+         CHECK(alice->effective_lock_seconds().value() == 480);
+         CHECK(alice->effective_lock_seconds().from().key() == "suspend");
+         CHECK(alice->locker() == "kscreenlocker");
+         const auto* bob = FindUser(e, "bob", v1::KDE);
+         REQUIRE(bob != nullptr);
+         CHECK_FALSE(bob->lock_on_suspend().value());
+         CHECK(bob->lock_on_suspend().from().line() == 2);
+         CHECK(bob->effective_lock_seconds().value() == 0);
+         const auto* carol = FindUser(e, "carol", v1::KDE);
+         REQUIRE(carol != nullptr);
+         CHECK(carol->suspend_idle_seconds().value() == 0);  // no suspendType: not credited
+         CHECK(carol->suspend_idle_seconds().from().raw() ==
+               "idleTime=300000 with no suspendType (not credited)");
+       }},
+      {"xfce_screensaver_locked",
+       v1::PASS,
+       {"2 users on Xfce: screen locks after at most 600 s idle, password required within 0 s"},
+       [](const v1::ScreenLockEvidence& e) {
+         const auto* alice = FindUser(e, "alice", v1::XFCE);
+         REQUIRE(alice != nullptr);
+         CHECK(alice->locker() == "xfce4-screensaver");
+         // The channel is locked for everyone: alice's 120 minutes and lock=false are ignored.
+         CHECK(alice->idle_seconds().value() == 600);
+         CHECK(alice->idle_seconds().from().source() == kXfceSystem);
+         CHECK(alice->idle_seconds().from().line() == 7);
+         CHECK(alice->idle_seconds().from().locked());
+         CHECK(alice->lock_enabled().value());
+         CHECK(alice->lock_delay_seconds().value() == 0);
+         CHECK(alice->lock_delay_seconds().from().source() == "default:xfce4-screensaver");
+         CHECK(alice->lock_delay_seconds().from().locked());  // locked without a value
+         CHECK(alice->effective_lock_seconds().value() == 600);
+         CHECK(alice->effective_lock_seconds().from().key() == "screensaver");
+       }},
+      {"xfce_user_override",
+       v1::FAIL,
+       {"alice (Xfce): delay 1800 s from /home/alice/.config/xfce4/xfconf/xfce-perchannel-xml/"
+        "xfce4-screensaver.xml:6 exceeds 900 s",
+        "alice (Xfce): delay 120 s from"},
+       [](const v1::ScreenLockEvidence& e) {
+         const auto* bob = FindUser(e, "bob", v1::XFCE);
+         REQUIRE(bob != nullptr);
+         CHECK(bob->idle_seconds().value() == 300);  // locked for @staff, bob is in staff
+         CHECK(bob->idle_seconds().from().locked());
+         CHECK(bob->idle_seconds().from().source() == kXfceSystem);
+         const auto* alice = FindUser(e, "alice", v1::XFCE);
+         REQUIRE(alice != nullptr);
+         CHECK_FALSE(alice->idle_seconds().from().locked());
+       }},
+      {"xfce_light_locker",
+       v1::ERROR,
+       {"alice (Xfce): light-locker (/etc/xdg/autostart/light-locker.desktop) is the screen "
+        "locker",
+        "cannot be verified"},
+       [](const v1::ScreenLockEvidence& e) {
+         const auto* alice = FindUser(e, "alice", v1::XFCE);
+         REQUIRE(alice != nullptr);
+         CHECK(alice->locker() == "light-locker");
+       }},
+      {"xfce_no_locker",
+       v1::FAIL,
+       {"alice (Xfce): no screen locker autostarts (xfce4-screensaver, light-locker) "
+        "(Hidden=true, /home/alice/.config/autostart/xfce4-screensaver.desktop): the screen "
+        "never locks"},
+       [](const v1::ScreenLockEvidence& e) {
+         const auto* bob = FindUser(e, "bob", v1::XFCE);
+         REQUIRE(bob != nullptr);
+         CHECK(bob->locker() == "xfce4-screensaver");
+         CHECK(bob->idle_seconds().value() == 300);  // no channel files: defaults
+       }},
+      {"sway_default_config",
+       v1::FAIL,
+       {"alice (sway): swayidle timeout 0 (never) from /home/alice/.config/sway/config:4"},
+       [](const v1::ScreenLockEvidence& e) {
+         const auto* bob = FindUser(e, "bob", v1::SWAY);
+         REQUIRE(bob != nullptr);
+         CHECK(bob->locker() == "swaylock");
+         CHECK(bob->idle_seconds().value() == 300);
+         CHECK(bob->idle_seconds().from().source() == "/etc/sway/config.d/50-idle.conf");
+         CHECK(bob->idle_seconds().from().line() == 3);
+         CHECK(bob->lock_on_suspend().value());
+         CHECK(bob->effective_lock_seconds().value() == 300);
+         const auto* alice = FindUser(e, "alice", v1::SWAY);
+         REQUIRE(alice != nullptr);
+         CHECK(alice->idle_activation_enabled().value());  // swayidle runs, but only blanks
+         CHECK_FALSE(alice->lock_enabled().value());
+         CHECK(alice->effective_lock_seconds().value() == 0);
+       }},
+      {"sway_swayidle_config",
+       v1::FAIL,
+       {"carol (sway): exec swayidle false from /home/carol/.config/swayidle/config "
+        "('/home/carol/.config/swayidle/config line 2: unexpected keyword 'wait-before-sleep' "
+        "(swayidle exits)')"},
+       [](const v1::ScreenLockEvidence& e) {
+         const auto* alice = FindUser(e, "alice", v1::SWAY);
+         REQUIRE(alice != nullptr);
+         CHECK(alice->idle_seconds().value() == 600);
+         CHECK(alice->idle_seconds().from().source() == "/home/alice/.config/swayidle/config");
+         CHECK(alice->idle_seconds().from().line() == 2);
+         const auto* bob = FindUser(e, "bob", v1::SWAY);
+         REQUIRE(bob != nullptr);
+         CHECK(bob->suspend_idle_seconds().value() == 480);
+         CHECK(bob->effective_lock_seconds().from().key() == "suspend");
+         CHECK(bob->effective_lock_seconds().from().raw().find("locks via suspend after 480 s") ==
+               0);
+         const auto* carol = FindUser(e, "carol", v1::SWAY);
+         REQUIRE(carol != nullptr);
+         CHECK_FALSE(carol->idle_activation_enabled().value());
+         CHECK(carol->effective_lock_seconds().value() == 0);
+       }},
       {"unsupported_session",
        v1::ERROR,
-       {"/usr/share/xsessions/xfce.desktop"},
+       {"/usr/share/xsessions/mate.desktop"},
        [](const v1::ScreenLockEvidence& e) {
          CHECK(e.unsupported_sessions_size() == 1);
          CHECK(e.users_size() == 0);
@@ -295,6 +455,128 @@ TEST_CASE("CollectScreenLock: keyfiles that dconf update has not compiled are wa
   CHECK(v.reason.find("2 warning(s)") != std::string::npos);
 }
 
+TEST_CASE("CollectScreenLock: shell timeout on machines without a desktop") {
+  struct ShellCase {
+    std::string name;
+    uint32_t max_shell;
+    v1::CheckStatus status;
+    std::vector<std::string> reason_contains;
+  };
+  const std::vector<ShellCase> cases = {
+      {"no_desktop", 0, v1::NOT_APPLICABLE, {"no graphical session installed"}},
+      {"no_desktop", 900, v1::FAIL, {"TMOUT is not set", "limit 900 s"}},
+      {"shell_tmout_readonly",
+       900,
+       v1::PASS,
+       {"idle shells end after 600 s (TMOUT at /etc/profile.d/99-tmout.sh:3, readonly at "
+        "/etc/profile.d/99-tmout.sh:4)"}},
+      {"shell_tmout_readonly",
+       300,
+       v1::FAIL,
+       {"TMOUT=600 at /etc/profile.d/99-tmout.sh:3", "300 s"}},
+      {"shell_tmout_readonly", 0, v1::NOT_APPLICABLE, {"no graphical session"}},
+      {"shell_tmout_overridable",
+       900,
+       v1::FAIL,
+       {"TMOUT=600 at /etc/profile.d/tmout.sh:2 is not readonly"}},
+      {"shell_tmout_unset",
+       900,
+       v1::FAIL,
+       {"TMOUT is unset or 0 at /etc/bash.bashrc:4 ('unset TMOUT')"}},
+      {"shell_tmout_later_override",
+       900,
+       v1::PASS,
+       {"after 300 s (TMOUT at /etc/profile.d/tmout.sh:1", "1 warning(s)"}},
+  };
+  for (const ShellCase& c : cases) {
+    INFO("case: " << c.name << " max " << c.max_shell);
+    FixtureRoot root(c.name);
+    auto view = NewRootedSystemView(root.path().string());
+    v1::Evidence ev = CollectScreenLock(*view);
+    INFO("evidence: " << ev.ShortDebugString());
+    auto policy = StrictPolicy();
+    policy.set_max_shell_timeout_seconds(c.max_shell);
+    Verdict v = EvaluateScreenLock(ev.screen_lock(), policy);
+    INFO("reason: " << v.reason);
+    CHECK(v.status == c.status);
+    for (const auto& text : c.reason_contains) {
+      CHECK_MESSAGE(v.reason.find(text) != std::string::npos, "reason lacks: " << text);
+    }
+  }
+  SUBCASE("the later bash.bashrc assignment is warned about, not applied") {
+    FixtureRoot root("shell_tmout_later_override");
+    auto view = NewRootedSystemView(root.path().string());
+    v1::Evidence ev = CollectScreenLock(*view);
+    const auto& e = ev.screen_lock();
+    CHECK(e.shell_timeout_seconds().value() == 300);
+    CHECK(e.shell_timeout_seconds().from().line() == 1);
+    CHECK(e.shell_timeout_seconds().from().locked());
+    CHECK(AnyWarningContains(e, "/etc/bash.bashrc:2: 'TMOUT=3600' has no effect"));
+  }
+}
+
+// A view that reports every /proc/PID as owned by one uid (fixture files belong to whoever
+// runs the test).
+class ProcOwnerView : public ForwardingSystemView {
+ public:
+  ProcOwnerView(const SystemView& base, uint32_t uid) : ForwardingSystemView(base), uid_(uid) {}
+  Result<FileInfo> Stat(const std::string& path) const override {
+    auto info = ForwardingSystemView::Stat(path);
+    if (info.ok() && path.rfind("/proc/", 0) == 0) info->uid = uid_;
+    return info;
+  }
+
+ private:
+  uint32_t uid_;
+};
+
+TEST_CASE("CollectScreenLock: every installed desktop is judged for every user") {
+  FixtureRoot root("multi_desktop");
+  auto base = NewRootedSystemView(root.path().string());
+  ProcOwnerView view(*base, 1000);
+  v1::Evidence ev = CollectScreenLock(view);
+  INFO("evidence: " << ev.ShortDebugString());
+  const auto& e = ev.screen_lock();
+  CHECK(e.unsupported_sessions_size() == 0);
+  CHECK(e.users_size() == 8);  // 2 users x GNOME, KDE, Xfce, sway
+  for (const char* user : {"alice", "bob"}) {
+    for (v1::Desktop d : {v1::GNOME, v1::KDE, v1::XFCE, v1::SWAY}) {
+      INFO(user << " " << d);
+      const auto* u = FindUser(e, user, d);
+      REQUIRE(u != nullptr);
+      CHECK(u->errors_size() == 0);
+      CHECK(u->desktop_rule().find("the login screen offers every installed session") !=
+            std::string::npos);
+    }
+  }
+  REQUIRE(e.user_sessions_size() == 2);
+  const auto& alice = e.user_sessions(0);
+  CHECK(alice.user() == "alice");
+  CHECK(alice.default_session().value() == "xfce");  // Session= beats XSession=
+  CHECK(alice.default_session().from().source() == "/var/lib/AccountsService/users/alice");
+  CHECK(alice.default_session().from().line() == 4);
+  CHECK(alice.judged_size() == 4);
+  REQUIRE(alice.running_size() == 1);
+  CHECK(alice.running(0) == "KDE");
+  CHECK(FindUser(e, "alice", v1::XFCE)
+            ->desktop_rule()
+            .find("default session ('xfce' from /var/lib/AccountsService/users/alice:4)") !=
+        std::string::npos);
+  CHECK(FindUser(e, "alice", v1::GNOME)->desktop_rule().find("not the default session") !=
+        std::string::npos);
+  CHECK(FindUser(e, "alice", v1::KDE)->desktop_rule().find("running now") != std::string::npos);
+  const auto& bob = e.user_sessions(1);
+  CHECK(bob.default_session().value() == "sway");
+  CHECK(bob.default_session().from().source() == "/home/bob/.dmrc");
+  CHECK(bob.running_size() == 0);
+
+  Verdict v = EvaluateScreenLock(e, StrictPolicy());
+  INFO("reason: " << v.reason);
+  CHECK(v.status == v1::PASS);
+  CHECK(v.reason.find("2 users on GNOME, KDE, Xfce, sway: screen locks after at most 600 s") !=
+        std::string::npos);
+}
+
 // A view whose reads of one path fail with a permission error.
 class DenyingView : public ForwardingSystemView {
  public:
@@ -332,6 +614,61 @@ TEST_CASE("CollectScreenLock: unreadable inputs never pass") {
                      return p;
                    }())
               .status == v1::ERROR);
+  }
+  SUBCASE("unreadable shell startup file on a machine without a desktop") {
+    FixtureRoot shell_root("shell_tmout_readonly");
+    auto shell_base = NewRootedSystemView(shell_root.path().string());
+    DenyingView view(*shell_base, "/etc/profile.d/99-tmout.sh");
+    v1::Evidence ev = CollectScreenLock(view);
+    auto policy = StrictPolicy();
+    policy.set_max_shell_timeout_seconds(900);
+    Verdict v = EvaluateScreenLock(ev.screen_lock(), policy);
+    CHECK(v.status == v1::ERROR);
+    CHECK(v.reason.find("cannot read /etc/profile.d/99-tmout.sh") != std::string::npos);
+  }
+  SUBCASE("unreadable inputs of every desktop are errors, never defaults") {
+    struct Deny {
+      std::string fixture, path, reason;
+    };
+    const std::vector<Deny> denies = {
+        {"xfce_user_override",
+         "/home/alice/.config/xfce4/xfconf/xfce-perchannel-xml/xfce4-screensaver.xml",
+         "alice (Xfce): cannot read /home/alice/.config/xfce4"},
+        {"xfce_user_override", "/etc/xdg/xfce4/xfconf/xfce-perchannel-xml/xfce4-screensaver.xml",
+         "bob (Xfce): cannot read /etc/xdg/xfce4"},
+        {"xfce_user_override", "/etc/xdg/autostart/xfce4-screensaver.desktop",
+         "cannot read /etc/xdg/autostart/xfce4-screensaver.desktop"},
+        {"sway_default_config", "/etc/sway/config.d/50-idle.conf",
+         "bob (sway): cannot read /etc/sway/config.d/50-idle.conf"},
+        {"sway_swayidle_config", "/home/alice/.config/swayidle/config",
+         "alice (sway): cannot read /home/alice/.config/swayidle/config"},
+        {"sway_default_config", "/home/alice/.config/sway/config",
+         "alice (sway): cannot read /home/alice/.config/sway/config"},
+        {"kde_suspend_path", "/home/alice/.config/powermanagementprofilesrc",
+         "alice (KDE): cannot read /home/alice/.config/powermanagementprofilesrc"},
+    };
+    for (const Deny& d : denies) {
+      INFO("deny " << d.path);
+      FixtureRoot r(d.fixture);
+      auto b = NewRootedSystemView(r.path().string());
+      DenyingView view(*b, d.path);
+      v1::Evidence ev = CollectScreenLock(view);
+      Verdict v = EvaluateScreenLock(ev.screen_lock(), StrictPolicy());
+      INFO("reason: " << v.reason);
+      CHECK(v.status == v1::ERROR);
+      CHECK(v.reason.find(d.reason) != std::string::npos);
+    }
+  }
+  SUBCASE("a corrupt xfconf file is an error") {
+    FixtureRoot r("xfce_user_override");
+    std::ofstream(r.path() /
+                  "home/alice/.config/xfce4/xfconf/xfce-perchannel-xml/xfce4-screensaver.xml")
+        << "<channel name=\"xfce4-screensaver\"><property name=\"saver\"";
+    auto v2 = NewRootedSystemView(r.path().string());
+    v1::Evidence ev = CollectScreenLock(*v2);
+    Verdict v = EvaluateScreenLock(ev.screen_lock(), StrictPolicy());
+    CHECK(v.status == v1::ERROR);
+    CHECK(v.reason.find("not a valid xfconf channel file") != std::string::npos);
   }
   SUBCASE("unreadable /etc/passwd: collection error") {
     DenyingView view(*base, "/etc/passwd");

@@ -1,6 +1,9 @@
 #include "collectors/linux/shadow.h"
 
+#include <cerrno>
 #include <charconv>
+#include <climits>
+#include <cstdlib>
 #include <set>
 
 #include "collectors/text.h"
@@ -42,6 +45,40 @@ std::vector<ShadowEntry> ParseShadow(std::string_view text) {
     out.push_back(std::move(e));
   }
   return out;
+}
+
+std::map<std::string, LoginDefsValue> ParseLoginDefsLines(std::string_view text) {
+  std::map<std::string, LoginDefsValue> out;
+  int line_no = 0;
+  for (std::string_view line : SplitLines(text)) {
+    ++line_no;
+    while (!line.empty() && (line.back() == ' ' || line.back() == '\t' || line.back() == '\r' ||
+                             line.back() == '\n')) {
+      line.remove_suffix(1);
+    }
+    size_t b = line.find_first_not_of(" \t");
+    if (b == std::string_view::npos || line[b] == '#') continue;
+    std::string_view rest = line.substr(b);
+    size_t e = rest.find_first_of(" \t");
+    if (e == std::string_view::npos) continue;  // a key without a value
+    std::string_view key = rest.substr(0, e);
+    std::string_view value = rest.substr(e);
+    size_t v = value.find_first_not_of(" \"\t");
+    value = v == std::string_view::npos ? std::string_view() : value.substr(v);
+    if (size_t q = value.find('"'); q != std::string_view::npos) value = value.substr(0, q);
+    out[std::string(key)] = {std::string(value), line_no, std::string(rest)};
+  }
+  return out;
+}
+
+std::optional<int64_t> LoginDefsNumber(std::string_view value) {
+  if (value.empty()) return std::nullopt;
+  std::string s(value);
+  errno = 0;
+  char* end = nullptr;
+  const long v = std::strtol(s.c_str(), &end, 0);
+  if (errno != 0 || end == s.c_str() || *end != '\0') return std::nullopt;
+  return static_cast<int64_t>(v);
 }
 
 }  // namespace vigil::collectors::linux_os

@@ -40,5 +40,34 @@ TEST_CASE("ParseShadow extracts state without hashes") {
   CHECK(e[1].line_no == 3);
 }
 
+TEST_CASE("ParseLoginDefsLines follows shadow's def_load") {
+  auto d = ParseLoginDefsLines(
+      "# PASS_MAX_DAYS 1\n"
+      "PASS_MAX_DAYS\t99999\n"
+      "  PASS_MAX_DAYS   90  \n"     // later line wins; blanks trimmed
+      "PASS_MIN_DAYS 1 # one day\n"  // '#' inside the value is kept
+      "ENCRYPT_METHOD \"SHA512\"\n"  // quotes removed
+      "PASS_WARN_AGE\n"              // no value: ignored
+      "UMASK\t\t022\r\n");
+  CHECK(d.at("PASS_MAX_DAYS").value == "90");
+  CHECK(d.at("PASS_MAX_DAYS").line == 3);
+  CHECK(d.at("PASS_MAX_DAYS").raw == "PASS_MAX_DAYS   90");
+  CHECK(d.at("PASS_MIN_DAYS").value == "1 # one day");
+  CHECK(d.at("ENCRYPT_METHOD").value == "SHA512");
+  CHECK(d.count("PASS_WARN_AGE") == 0);
+  CHECK(d.at("UMASK").value == "022");
+}
+
+TEST_CASE("LoginDefsNumber is strtol with base 0 over the whole value") {
+  CHECK(LoginDefsNumber("90") == 90);
+  CHECK(LoginDefsNumber("-1") == -1);
+  CHECK(LoginDefsNumber("0x10") == 16);
+  CHECK(LoginDefsNumber("010") == 8);
+  CHECK(!LoginDefsNumber("90 # site").has_value());
+  CHECK(!LoginDefsNumber("").has_value());
+  CHECK(!LoginDefsNumber("ninety").has_value());
+  CHECK(!LoginDefsNumber("99999999999999999999999").has_value());
+}
+
 }  // namespace
 }  // namespace vigil::collectors::linux_os

@@ -9,17 +9,29 @@
 // FIRST matching "install" line (kmod_module_get_install_commands: "find only the first command,
 // as modprobe from module-init-tools does"); the evaluator relies on the order.
 //
+// Whether usb_storage is built in comes from /boot/config-<release> (CONFIG_USB_STORAGE=y/m/unset)
+// and modules.builtin; either saying "built in" wins, since a built-in driver cannot be blocked
+// by modprobe. USBGuard (daemon configuration, rule files, enabled/running state), udev rules
+// that force USB block devices read-only, and connected mass-storage devices in sysfs are
+// recorded for the evaluator's other mechanisms and modes. USBGuard and udev can only take
+// access away, so files of theirs that cannot be read are recorded, not collection errors; the
+// evaluator never credits what it could not read.
+//
 // Running state (/proc/modules, mounts) exists only on a running system. A fixture tree or
 // offline image without /proc/modules is treated as "not a running system": the load state is
 // left unset, a warning says so, and the evaluator judges the configuration alone and says so.
 // On a running system, failing to read /proc/modules or the mount table is a collection error.
 #include <algorithm>
+#include <cctype>
 #include <map>
 #include <set>
 
 #include "collectors/collectors.h"
+#include "collectors/linux/kernel_config.h"
 #include "collectors/linux/modprobe.h"
 #include "collectors/linux/mounts.h"
+#include "collectors/linux/udev_rules.h"
+#include "collectors/linux/usbguard.h"
 #include "collectors/text.h"
 
 namespace vigil::collectors {
@@ -37,11 +49,13 @@ std::string Trim(std::string s) {
   return b == std::string::npos ? "" : s.substr(b);
 }
 
-v1::Provenance Prov(const std::string& source, const std::string& key, const std::string& raw) {
+v1::Provenance Prov(const std::string& source, const std::string& key, const std::string& raw,
+                    int line = 0) {
   v1::Provenance p;
   p.set_source(source);
   p.set_key(key);
   p.set_raw(raw);
+  p.set_line(static_cast<uint32_t>(line));
   return p;
 }
 
@@ -54,18 +68,21 @@ void AddRule(v1::UsbStorageEvidence* ev, const char* kind, const std::string& mo
   *r->mutable_from() = std::move(from);
 }
 
-// The modprobe.d files kmod would read, in processing order. Returns an error only when a
-// directory or file exists but cannot be read: an unseen rule could change the verdict.
+// The files of a layered configuration directory set (kmod's modprobe.d, udev's rules.d), in
+// processing order. Returns an error only when a directory or file exists but cannot be read: an
+// unseen rule could change the verdict.
 struct ConfFile {
   std::string path;
   std::string text;
 };
 
-Result<std::vector<ConfFile>> ReadModprobeFiles(const SystemView& view,
-                                                v1::UsbStorageEvidence* ev) {
+template <size_t N>
+Result<std::vector<ConfFile>> ReadLayeredFiles(const SystemView& view, const char* const (&dirs)[N],
+                                               bool (*wanted)(const std::string& name),
+                                               v1::UsbStorageEvidence* ev) {
   std::map<std::string, std::pair<std::string, FileType>> by_name;  // name -> (dir, type)
   std::set<std::pair<uint64_t, uint64_t>> seen_dirs;                // merged /usr: /lib is /usr/lib
-  for (const char* dir : kModprobeDirs) {
+  for (const char* dir : dirs) {
     if (auto info = view.Stat(dir); info.ok()) {
       if (!seen_dirs.insert({info->device, info->inode}).second) continue;
     }
@@ -75,9 +92,7 @@ Result<std::vector<ConfFile>> ReadModprobeFiles(const SystemView& view,
       return entries.status();
     }
     for (const auto& e : *entries) {
-      // kmod's conf_files_filter_out: no dotfiles; only *.conf (and legacy *.alias).
-      if (e.name.empty() || e.name[0] == '.') continue;
-      if (!EndsWith(e.name, ".conf") && !EndsWith(e.name, ".alias")) continue;
+      if (e.name.empty() || e.name[0] == '.' || !wanted(e.name)) continue;
       auto [it, inserted] = by_name.try_emplace(e.name, dir, e.type);
       if (!inserted && it->second.first != dir) {
         ev->add_warnings(std::string(dir) + "/" + e.name + " is hidden by " + it->second.first +
@@ -109,23 +124,29 @@ Result<std::vector<ConfFile>> ReadModprobeFiles(const SystemView& view,
   return out;
 }
 
+// kmod's conf_files_filter_out: no dotfiles; only *.conf (and legacy *.alias).
+bool IsModprobeFile(const std::string& name) {
+  return EndsWith(name, ".conf") || EndsWith(name, ".alias");
+}
+
 Status CollectRules(const SystemView& view, v1::UsbStorageEvidence* ev) {
-  auto files = ReadModprobeFiles(view, ev);
+  auto files = ReadLayeredFiles(view, kModprobeDirs, IsModprobeFile, ev);
   if (!files.ok()) return files.status();
   for (const auto& f : *files) {
     linux_os::ModprobeConfig conf = linux_os::ParseModprobeConfig(f.text);
     for (const auto& w : conf.warnings) ev->add_warnings(f.path + ": " + w);
     for (const auto& r : conf.rules) {
       const std::string key = "line " + std::to_string(r.line_no);
+      const v1::Provenance from = Prov(f.path, key, r.text, r.line_no);
       for (const char* module : {kUsbStorageModule, kUas}) {
         if (r.command == "blacklist" && r.module == module) {
-          AddRule(ev, "blacklist", module, "", Prov(f.path, key, r.text));
+          AddRule(ev, "blacklist", module, "", from);
         } else if (r.command == "install" && linux_os::ModulePatternMatches(r.module, module)) {
-          AddRule(ev, "install", module, r.argument, Prov(f.path, key, r.text));
+          AddRule(ev, "install", module, r.argument, from);
         } else if (r.command == "alias" && r.module == module) {
           // Only redirects "modprobe usb_storage"; plug-in loading resolves the device's
           // modalias straight to the module, so this blocks nothing on its own.
-          AddRule(ev, "alias", module, r.argument, Prov(f.path, key, r.text));
+          AddRule(ev, "alias", module, r.argument, from);
         }
       }
     }
@@ -194,20 +215,69 @@ std::string KernelRelease(const SystemView& view, v1::UsbStorageEvidence* ev) {
   return "";
 }
 
+// CONFIG_USB_STORAGE and CONFIG_USB_UAS from /boot/config-<release>, the configuration the
+// distribution built the running kernel with. A symbol that is absent or "is not set" is "n".
+void CollectKernelConfig(const SystemView& view, const std::string& rel,
+                         v1::UsbStorageEvidence* ev) {
+  if (rel.empty()) return;
+  const std::string path = "/boot/config-" + rel;
+  auto text = view.ReadFile(path);
+  if (!text.ok()) {
+    if (text.status().code() != Status::Code::kNotFound) ev->add_warnings(text.status().message());
+    return;
+  }
+  const auto conf = linux_os::ParseKernelConfig(*text);
+  const std::pair<const char*, v1::StringFact*> symbols[] = {
+      {"CONFIG_USB_STORAGE", ev->mutable_kernel_config_usb_storage()},
+      {"CONFIG_USB_UAS", ev->mutable_kernel_config_uas()}};
+  for (const auto& [symbol, fact] : symbols) {
+    auto it = conf.find(symbol);
+    if (it == conf.end()) {
+      fact->set_value("n");
+      *fact->mutable_from() = Prov(path, symbol, std::string(symbol) + " absent");
+    } else {
+      const std::string& v = it->second.value;
+      fact->set_value(v == "y" || v == "m" || v == "n" ? v : "n");
+      *fact->mutable_from() = Prov(path, symbol, it->second.raw, it->second.line);
+    }
+  }
+}
+
 void CollectBuiltin(const SystemView& view, v1::UsbStorageEvidence* ev) {
   const std::string rel = KernelRelease(view, ev);
   ev->set_kernel_release(rel);
+  CollectKernelConfig(view, rel, ev);
+  const bool have_config = ev->has_kernel_config_usb_storage();
+  const bool config_builtin = have_config && ev->kernel_config_usb_storage().value() == "y";
   if (!rel.empty()) {
     const std::string path = "/lib/modules/" + rel + "/modules.builtin";
     auto text = view.ReadFile(path);
     if (text.ok()) {
       const bool builtin = linux_os::ParseModulesBuiltin(*text).count(kUsbStorageModule) != 0;
+      if (have_config && builtin != config_builtin) {
+        ev->add_warnings(path + (builtin ? " lists" : " does not list") + " usb-storage.ko but " +
+                         ev->kernel_config_usb_storage().from().source() + " has '" +
+                         ev->kernel_config_usb_storage().from().raw() +
+                         "'; treated as built in if either says so");
+      }
+      if (config_builtin && !builtin) {
+        ev->mutable_module_builtin()->set_value(true);
+        *ev->mutable_module_builtin()->mutable_from() = ev->kernel_config_usb_storage().from();
+        return;
+      }
       ev->mutable_module_builtin()->set_value(builtin);
       *ev->mutable_module_builtin()->mutable_from() = Prov(
           path, kUsbStorageModule, builtin ? "usb-storage.ko listed" : "usb-storage.ko not listed");
       return;
     }
-    ev->add_warnings(text.status().message());
+    if (text.status().code() != Status::Code::kNotFound || !have_config) {
+      ev->add_warnings(text.status().message());
+    }
+    if (have_config) {
+      ev->mutable_module_builtin()->set_value(config_builtin);
+      *ev->mutable_module_builtin()->mutable_from() = ev->kernel_config_usb_storage().from();
+      return;
+    }
   }
   // On a running system a built-in usb_storage still has /sys/module/usb_storage (it has module
   // parameters) without a line in /proc/modules.
@@ -303,6 +373,201 @@ Status CollectMounts(const SystemView& view, bool running, v1::UsbStorageEvidenc
   return Status::Ok();
 }
 
+constexpr const char* kUsbGuardConf = "/etc/usbguard/usbguard-daemon.conf";
+constexpr const char* kUsbGuardUnit =
+    "/etc/systemd/system/multi-user.target.wants/usbguard.service";
+constexpr const char* kUdevDirs[] = {"/etc/udev/rules.d", "/run/udev/rules.d",
+                                     "/usr/local/lib/udev/rules.d", "/usr/lib/udev/rules.d",
+                                     "/lib/udev/rules.d"};
+constexpr const char* kUsbDevices = "/sys/bus/usb/devices";
+
+void SetString(v1::StringFact* f, const std::string& value, v1::Provenance from) {
+  f->set_value(value);
+  *f->mutable_from() = std::move(from);
+}
+
+void SetBoolFact(v1::BoolFact* f, bool value, v1::Provenance from) {
+  f->set_value(value);
+  *f->mutable_from() = std::move(from);
+}
+
+void AddUsbGuardRules(const SystemView& view, const std::string& path, v1::UsbGuardEvidence* g) {
+  auto text = view.ReadFile(path);
+  if (!text.ok()) {
+    g->add_errors("cannot read " + path + ": " + text.status().message());
+    return;
+  }
+  auto parsed = linux_os::ParseUsbGuardRules(*text);
+  for (const auto& e : parsed.errors) g->add_errors(path + ": " + e);
+  for (const auto& r : parsed.rules) {
+    v1::UsbGuardRule* out = g->add_rules();
+    out->set_target(r.target);
+    out->set_id_operator(r.id_operator);
+    for (const auto& id : r.ids) out->add_ids(id);
+    out->set_interface_operator(r.interface_operator);
+    for (const auto& i : r.interfaces) out->add_interfaces(i);
+    for (const auto& a : r.other_attributes) out->add_other_attributes(a);
+    *out->mutable_from() = Prov(path, "line " + std::to_string(r.line), r.text, r.line);
+  }
+}
+
+// USBGuard's daemon configuration, rules, and whether the daemon is enabled or running. USBGuard
+// can only take devices away, so nothing here is a collection error: what cannot be read is
+// recorded in usbguard.errors and USBGuard is then not credited.
+void CollectUsbGuard(const SystemView& view, bool running, v1::UsbStorageEvidence* ev) {
+  auto conf = view.ReadFile(kUsbGuardConf);
+  if (!conf.ok() && conf.status().code() == Status::Code::kNotFound) return;
+  v1::UsbGuardEvidence* g = ev->mutable_usbguard();
+  if (!conf.ok()) {
+    SetBoolFact(g->mutable_configured(), false, Prov(kUsbGuardConf, "", "unreadable"));
+    g->add_errors("cannot read " + std::string(kUsbGuardConf) + ": " + conf.status().message());
+    return;
+  }
+  SetBoolFact(g->mutable_configured(), true, Prov(kUsbGuardConf, "", "present"));
+  SetString(g->mutable_implicit_policy_target(), "block",
+            Prov("default:usbguard", "ImplicitPolicyTarget", "ImplicitPolicyTarget not set"));
+  SetString(g->mutable_present_device_policy(), "apply-policy",
+            Prov("default:usbguard", "PresentDevicePolicy", "PresentDevicePolicy not set"));
+  std::string rule_file;
+  std::string rule_folder;
+  for (const auto& st : linux_os::ParseUsbGuardDaemonConf(*conf)) {
+    v1::Provenance from = Prov(kUsbGuardConf, st.key, st.raw, st.line);
+    if (st.key == "ImplicitPolicyTarget") {
+      if (st.value != "allow" && st.value != "block" && st.value != "reject") {
+        g->add_errors(std::string(kUsbGuardConf) + ":" + std::to_string(st.line) +
+                      ": invalid ImplicitPolicyTarget '" + st.value +
+                      "' (the daemon refuses to start)");
+      }
+      SetString(g->mutable_implicit_policy_target(), st.value, std::move(from));
+    } else if (st.key == "PresentDevicePolicy") {
+      SetString(g->mutable_present_device_policy(), st.value, std::move(from));
+    } else if (st.key == "RuleFile") {
+      rule_file = st.value;
+    } else if (st.key == "RuleFolder") {
+      rule_folder = st.value;
+    }
+  }
+  if (!rule_file.empty()) {
+    auto st = view.Stat(rule_file);
+    if (!st.ok() && st.status().code() == Status::Code::kNotFound) {
+      ev->add_warnings("USBGuard RuleFile " + rule_file + " does not exist (no rules from it)");
+    } else {
+      AddUsbGuardRules(view, rule_file, g);
+    }
+  }
+  if (!rule_folder.empty()) {
+    while (rule_folder.size() > 1 && rule_folder.back() == '/') rule_folder.pop_back();
+    auto entries = view.ListDir(rule_folder);
+    if (entries.ok()) {
+      // The daemon loads the folder's *.conf files in name order, after RuleFile.
+      for (const auto& e : *entries) {
+        if (e.name.empty() || e.name[0] == '.' || !EndsWith(e.name, ".conf")) continue;
+        AddUsbGuardRules(view, rule_folder + "/" + e.name, g);
+      }
+    } else if (entries.status().code() != Status::Code::kNotFound) {
+      g->add_errors("cannot read " + rule_folder + ": " + entries.status().message());
+    }
+  }
+
+  // Enabled: the unit is wanted by multi-user.target, and not masked.
+  auto unit = view.Stat(kUsbGuardUnit);
+  auto mask = view.ReadLink("/etc/systemd/system/usbguard.service");
+  if (mask.ok() && *mask == "/dev/null") {
+    SetBoolFact(g->mutable_service_enabled(), false,
+                Prov("/etc/systemd/system/usbguard.service", "", "masked (-> /dev/null)"));
+  } else {
+    SetBoolFact(g->mutable_service_enabled(), unit.ok(),
+                Prov(kUsbGuardUnit, "", unit.ok() ? "present" : "absent"));
+  }
+  if (!running) return;
+  auto procs = view.ListDir("/proc");
+  if (!procs.ok()) {
+    ev->add_warnings("cannot list /proc to find usbguard-daemon: " + procs.status().message());
+    return;
+  }
+  for (const auto& p : *procs) {
+    if (p.name.empty() || p.name.find_first_not_of("0123456789") != std::string::npos) continue;
+    auto comm = view.ReadFile("/proc/" + p.name + "/comm", 256);
+    if (comm.ok() && Trim(*comm) == "usbguard-daemon") {
+      SetBoolFact(g->mutable_daemon_running(), true,
+                  Prov("/proc/" + p.name + "/comm", "", "usbguard-daemon"));
+      return;
+    }
+  }
+  SetBoolFact(g->mutable_daemon_running(), false,
+              Prov("/proc", "", "no process named usbguard-daemon"));
+}
+
+bool IsUdevRulesFile(const std::string& name) { return EndsWith(name, ".rules"); }
+
+// udev rules that make USB block devices read-only. A file that cannot be read only loses
+// read-only rules (never gains any), so it is a warning, not an error.
+void CollectUdevReadOnly(const SystemView& view, v1::UsbStorageEvidence* ev) {
+  v1::UsbStorageEvidence scratch;  // layering warnings about udev files are noise here
+  auto files = ReadLayeredFiles(view, kUdevDirs, IsUdevRulesFile, &scratch);
+  if (!files.ok()) {
+    ev->add_warnings("udev rules: " + files.status().message() +
+                     " (read-only rules there are not seen)");
+    return;
+  }
+  for (const auto& f : *files) {
+    for (const auto& r : linux_os::ParseUdevRules(f.text).rules) {
+      std::string mechanism = linux_os::UdevReadOnlyMechanism(r);
+      if (mechanism.empty()) continue;
+      v1::UdevReadOnlyRule* out = ev->add_udev_read_only_rules();
+      out->set_mechanism(mechanism);
+      *out->mutable_from() = Prov(f.path, "line " + std::to_string(r.line), r.text, r.line);
+    }
+  }
+}
+
+std::string ReadTrimmed(const SystemView& view, const std::string& path) {
+  auto text = view.ReadFile(path, 4096);
+  return text.ok() ? Trim(*text) : "";
+}
+
+// USB devices connected now with a mass-storage (class 08) interface, from sysfs: device
+// directories are named like "2-1" or "2-1.4", their interfaces "2-1:1.0".
+void CollectConnectedStorage(const SystemView& view, bool running, v1::UsbStorageEvidence* ev) {
+  auto entries = view.ListDir(kUsbDevices);
+  if (!entries.ok()) {
+    if (!running) return;
+    // A running kernel without a USB bus in sysfs has no USB device connected.
+    const bool absent = entries.status().code() == Status::Code::kNotFound;
+    SetBoolFact(ev->mutable_devices_listed(), absent,
+                Prov(kUsbDevices, "", absent ? "absent: no USB bus" : entries.status().message()));
+    return;
+  }
+  SetBoolFact(ev->mutable_devices_listed(), true, Prov(kUsbDevices, "", "listed"));
+  for (const auto& dev : *entries) {
+    if (dev.name.find(':') != std::string::npos || StartsWith(dev.name, "usb")) continue;
+    const std::string dir = std::string(kUsbDevices) + "/" + dev.name;
+    std::vector<std::string> interfaces;
+    bool storage = false;
+    for (const auto& itf : *entries) {
+      if (!StartsWith(itf.name, dev.name + ":")) continue;
+      const std::string idir = std::string(kUsbDevices) + "/" + itf.name;
+      std::string cls = ReadTrimmed(view, idir + "/bInterfaceClass");
+      std::string sub = ReadTrimmed(view, idir + "/bInterfaceSubClass");
+      std::string proto = ReadTrimmed(view, idir + "/bInterfaceProtocol");
+      if (cls.empty()) continue;
+      interfaces.push_back(cls + ":" + sub + ":" + proto);
+      storage |= cls == "08";
+    }
+    if (!storage) continue;
+    v1::UsbDevice* out = ev->add_connected_storage();
+    std::string id =
+        ReadTrimmed(view, dir + "/idVendor") + ":" + ReadTrimmed(view, dir + "/idProduct");
+    std::transform(id.begin(), id.end(), id.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    out->set_id(id);
+    out->set_sysfs_path(dir);
+    for (auto& i : interfaces) out->add_interfaces(i);
+    const std::string authorized = ReadTrimmed(view, dir + "/authorized");
+    out->set_authorized(authorized != "0");
+  }
+}
+
 }  // namespace
 
 v1::Evidence CollectUsbStorage(const SystemView& view) {
@@ -322,6 +587,9 @@ v1::Evidence CollectUsbStorage(const SystemView& view) {
     evidence.set_collection_error(st.message());
     return evidence;
   }
+  CollectUsbGuard(view, *running, ev);
+  CollectUdevReadOnly(view, ev);
+  CollectConnectedStorage(view, *running, ev);
   return evidence;
 }
 

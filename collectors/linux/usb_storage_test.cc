@@ -58,6 +58,7 @@ TEST_CASE("CollectUsbStorage: rules in kmod processing order, with provenance") 
   v1::Evidence ev = CollectUsbStorage(*Fixture("install_false"));
   const auto& r = ev.usb_storage().rules(0);
   CHECK(r.from().key() == "line 2");
+  CHECK(r.from().line() == 2);
   CHECK(r.from().raw() == "install usb-storage /bin/false");
 }
 
@@ -152,12 +153,53 @@ TEST_CASE("usb_storage end to end against a BLOCKED policy") {
       {"install_false",
        v1::PASS,
        {"loading usb_storage is replaced by 'install usb-storage /bin/false' "
-        "(/etc/modprobe.d/usb-storage.conf line 2)"}},
+        "(/etc/modprobe.d/usb-storage.conf:2)"}},
+      // A blacklist only stops automatic loading: reported, never credited.
       {"blacklist_only",
+       v1::FAIL,
+       {"blacklist alone is insufficient (a manual modprobe still loads it)",
+        "/etc/modprobe.d/blacklist-usb.conf:"}},
+      {"blacklist_without_uas", v1::FAIL, {"blacklist alone is insufficient", "uas is not"}},
+      // Install commands that run no modprobe/insmod, however written; commented lines count
+      // for nothing.
+      {"install_true",
        v1::PASS,
-       {"blacklisted (blocks automatic loading on plug-in; root can still load it explicitly)",
-        "/etc/modprobe.d/blacklist-usb.conf"}},
-      {"blacklist_without_uas", v1::FAIL, {"but uas is not"}},
+       {"'install usb_storage /bin/true' (/etc/modprobe.d/usb-storage.conf:2)"}},
+      {"install_usr_bin_false_comment",
+       v1::PASS,
+       {"'install usb-storage /usr/bin/false # CIS 1.1.23' (/etc/modprobe.d/usb-storage.conf:1)"}},
+      {"install_usr_bin_true_tabs", v1::PASS, {"/usr/bin/true"}},
+      {"install_commented", v1::FAIL, {"nothing prevents loading usb_storage"}},
+      // /boot/config-<release>: y built in, m module, "is not set"/absent not in the kernel.
+      {"boot_config_builtin", v1::FAIL, {"built into the kernel (/boot/config-6.1.0-18-amd64:5)"}},
+      {"boot_config_module", v1::PASS, {"/bin/false"}},
+      {"boot_config_not_set",
+       v1::PASS,
+       {"the kernel has no usb_storage driver ('# CONFIG_USB_STORAGE is not set' in "
+        "/boot/config-6.1.0-18-amd64:2)"}},
+      {"boot_config_absent", v1::PASS, {"'CONFIG_USB_STORAGE absent'"}},
+      {"boot_config_last_wins", v1::PASS, {"/boot/config-6.1.0-18-amd64:4"}},
+      // modules.builtin does not list usb-storage.ko, but the config says =y: built in.
+      {"boot_config_conflict", v1::FAIL, {"built into the kernel (/boot/config-6.1.0-18-amd64:2)"}},
+      // USBGuard (usb-storage is built in in these trees: only USBGuard can block it).
+      {"usbguard_blocking",
+       v1::PASS,
+       {"USBGuard enforces (enabled: "
+        "/etc/systemd/system/multi-user.target.wants/usbguard.service, running: "
+        "/proc/812/comm) with ImplicitPolicyTarget=block "
+        "(/etc/usbguard/usbguard-daemon.conf:5)"}},
+      {"usbguard_running_not_enabled", v1::PASS, {"running: /proc/812/comm"}},
+      {"usbguard_disabled",
+       v1::FAIL,
+       {"built into the kernel", "USBGuard is configured but neither enabled"}},
+      {"usbguard_implicit_allow", v1::FAIL, {"ImplicitPolicyTarget=allow"}},
+      {"usbguard_allows_storage",
+       v1::FAIL,
+       {"USBGuard rule 'allow with-interface equals { 08:*:* }' (/etc/usbguard/rules.conf:6) can "
+        "authorize a USB mass-storage device"}},
+      {"usbguard_bad_rule",
+       v1::FAIL,
+       {"USBGuard cannot be credited: /etc/usbguard/rules.conf: line 6: malformed with-interface"}},
       {"shadowed", v1::FAIL, {"nothing prevents loading usb_storage"}},
       {"nothing", v1::FAIL, {"nothing prevents loading usb_storage"}},
       {"loaded", v1::FAIL, {"usb_storage is loaded now"}},
@@ -186,6 +228,155 @@ TEST_CASE("usb_storage end to end against a BLOCKED policy") {
   Verdict v = Evaluate(kUsbStorage, CollectUsbStorage(*Fixture("mounted_stick")), allowed);
   CHECK(v.status == v1::PASS);
   CHECK(v.reason == "USB storage allowed by policy");
+}
+
+TEST_CASE("CollectUsbStorage: kernel configuration and USBGuard evidence") {
+  auto b = CollectUsbStorage(*Fixture("boot_config_builtin")).usb_storage();
+  CHECK(b.kernel_config_usb_storage().value() == "y");
+  CHECK(b.kernel_config_uas().value() == "y");
+  CHECK(b.module_builtin().value());
+  CHECK(b.module_builtin().from().source() == "/boot/config-6.1.0-18-amd64");
+  CHECK(b.module_builtin().from().line() == 5);
+  auto m = CollectUsbStorage(*Fixture("boot_config_module")).usb_storage();
+  CHECK(m.kernel_config_usb_storage().value() == "m");
+  CHECK(!m.module_builtin().value());
+  auto conflict = CollectUsbStorage(*Fixture("boot_config_conflict")).usb_storage();
+  bool warned = false;
+  for (const auto& w : conflict.warnings()) {
+    warned |= Contains(w,
+                       "does not list usb-storage.ko but /boot/config-6.1.0-18-amd64 has "
+                       "'CONFIG_USB_STORAGE=y'");
+  }
+  CHECK(warned);
+  auto n = CollectUsbStorage(*Fixture("boot_config_not_set")).usb_storage();
+  CHECK(n.kernel_config_usb_storage().value() == "n");
+  CHECK(n.kernel_config_uas().value() == "n");  // absent
+  CHECK(n.kernel_config_uas().from().line() == 0);
+
+  auto g = CollectUsbStorage(*Fixture("usbguard_blocking")).usb_storage().usbguard();
+  CHECK(g.configured().value());
+  CHECK(g.service_enabled().value());
+  CHECK(g.daemon_running().value());
+  CHECK(g.implicit_policy_target().value() == "block");
+  CHECK(g.implicit_policy_target().from().line() == 5);  // the commented "allow" is ignored
+  CHECK(g.present_device_policy().value() == "apply-policy");
+  CHECK(g.errors_size() == 0);
+  // rules.conf in file order, then rules.d/*.conf (README is not loaded).
+  REQUIRE(g.rules_size() == 4);
+  CHECK(g.rules(0).ids(0) == "1d6b:0002");
+  CHECK(g.rules(0).interfaces(0) == "09:00:00");
+  CHECK(g.rules(0).other_attributes_size() == 3);
+  CHECK(g.rules(1).interface_operator() == "equals");
+  CHECK(g.rules(2).from().line() == 5);
+  CHECK(g.rules(2).from().raw() == "allow with-interface 03:*:*");
+  CHECK(g.rules(3).target() == "block");
+  CHECK(g.rules(3).from().source() == "/etc/usbguard/rules.d/50-storage.conf");
+  CHECK(g.rules(3).from().line() == 2);
+
+  auto d = CollectUsbStorage(*Fixture("usbguard_disabled")).usb_storage().usbguard();
+  CHECK(!d.service_enabled().value());
+  CHECK(!d.daemon_running().value());
+  // No usbguard-daemon.conf: no USBGuard evidence at all.
+  CHECK(!CollectUsbStorage(*Fixture("install_false")).usb_storage().has_usbguard());
+}
+
+TEST_CASE("usb_storage end to end against READ_ONLY and ALLOWED-with-list policies") {
+  v1::Policy ro;
+  ro.mutable_usb_storage()->set_mode(v1::READ_ONLY);
+  struct Case {
+    const char* fixture;
+    v1::CheckStatus status;
+    std::vector<std::string> reason_parts;
+  } ro_cases[] = {
+      {"udev_read_only",
+       v1::PASS,
+       {"blockdev --setro by 'ACTION==\"add\", SUBSYSTEMS==\"usb\", SUBSYSTEM==\"block\",   "
+        "RUN+=\"/sbin/blockdev --setro %N\"' (/etc/udev/rules.d/80-usb-ro.rules:2)"}},
+      {"udev_read_only_mounted_rw",
+       v1::FAIL,
+       {"USB storage /dev/sdb1 is mounted on /media/alice/MY STICK read-write"}},
+      // /etc's file of the same name hides /lib's read-only rule.
+      {"udev_hidden", v1::FAIL, {"no udev rule makes USB block devices read-only"}},
+      {"install_false", v1::PASS, {"USB storage is blocked, which satisfies READ_ONLY"}},
+      {"usbguard_blocking", v1::PASS, {"which satisfies READ_ONLY: USBGuard enforces"}},
+  };
+  for (const auto& c : ro_cases) {
+    INFO(std::string(c.fixture));
+    Verdict v = Evaluate(kUsbStorage, CollectUsbStorage(*Fixture(c.fixture)), ro);
+    INFO(v.reason);
+    CHECK(v.status == c.status);
+    for (const auto& part : c.reason_parts) CHECK(Contains(v.reason, part));
+  }
+
+  auto e = CollectUsbStorage(*Fixture("allowed_list")).usb_storage();
+  CHECK(e.devices_listed().value());
+  REQUIRE(e.connected_storage_size() == 2);  // the keyboard has no class-08 interface
+  CHECK(e.connected_storage(0).id() == "0781:5581");
+  CHECK(e.connected_storage(0).authorized());
+  CHECK(e.connected_storage(0).interfaces(0) == "08:06:50");
+  CHECK(e.connected_storage(1).id() == "090c:1000");  // lower-cased
+  CHECK(!e.connected_storage(1).authorized());
+
+  v1::Policy listed;
+  listed.mutable_usb_storage()->set_mode(v1::ALLOWED);
+  listed.mutable_usb_storage()->add_allowed_devices("0781:5581");
+  Verdict ok = Evaluate(kUsbStorage, CollectUsbStorage(*Fixture("allowed_list")), listed);
+  INFO(ok.reason);
+  CHECK(ok.status == v1::PASS);
+  v1::Policy other = listed;
+  other.mutable_usb_storage()->set_allowed_devices(0, "090c:1000");
+  Verdict bad = Evaluate(kUsbStorage, CollectUsbStorage(*Fixture("allowed_list")), other);
+  CHECK(bad.status == v1::FAIL);
+  CHECK(Contains(bad.reason,
+                 "'allow id 0781:5581 serial \"4C530001230412115164\" with-interface "
+                 "08:06:50' (/etc/usbguard/rules.d/40-sticks.conf:1)"));
+  CHECK(
+      Contains(bad.reason, "USB storage device 0781:5581 (/sys/bus/usb/devices/2-1) is connected"));
+  Verdict none = Evaluate(kUsbStorage, CollectUsbStorage(*Fixture("install_false")), listed);
+  CHECK(none.status == v1::FAIL);
+  CHECK(Contains(none.reason, "which needs USBGuard: USBGuard is not configured"));
+}
+
+// Twins that cannot read one file: the result is ERROR, never PASS.
+class FailOne : public ForwardingSystemView {
+ public:
+  FailOne(const SystemView& base, std::string path)
+      : ForwardingSystemView(base), path_(std::move(path)) {}
+  Result<std::string> ReadFile(const std::string& path, size_t max_bytes) const override {
+    if (path == path_) return Status::PermissionDenied(path + ": Permission denied");
+    return ForwardingSystemView::ReadFile(path, max_bytes);
+  }
+
+ private:
+  std::string path_;
+};
+
+TEST_CASE("usb_storage: unreadable sources make the verdict ERROR") {
+  v1::Policy policy;
+  policy.mutable_usb_storage()->set_mode(v1::BLOCKED);
+  struct Case {
+    const char* fixture;
+    const char* path;
+    std::string reason_part;
+  } cases[] = {
+      // Built-in state unknown: /boot/config unreadable and no modules.builtin.
+      {"boot_config_builtin", "/boot/config-6.1.0-18-amd64",
+       "could not tell whether usb_storage is built into the kernel"},
+      // The USBGuard rules could be what blocks usb_storage.
+      {"usbguard_blocking", "/etc/usbguard/rules.conf",
+       "cannot read /etc/usbguard/rules.conf: /etc/usbguard/rules.conf: Permission denied"},
+      {"usbguard_blocking", "/etc/usbguard/usbguard-daemon.conf", "cannot read"},
+      {"install_false", "/etc/modprobe.d/usb-storage.conf", "Permission denied"},
+  };
+  for (const auto& c : cases) {
+    INFO((std::string(c.fixture) + " " + c.path));
+    auto base = Fixture(c.fixture);
+    FailOne view(*base, c.path);
+    Verdict v = Evaluate(kUsbStorage, CollectUsbStorage(view), policy);
+    INFO(v.reason);
+    CHECK(v.status == v1::ERROR);
+    CHECK(Contains(v.reason, c.reason_part));
+  }
 }
 
 }  // namespace
