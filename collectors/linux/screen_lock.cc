@@ -754,7 +754,191 @@ Autostart ReadAutostart(const SystemView& view, const PasswdEntry& user, const s
 
 constexpr const char* kXfconfDir = "xfce4/xfconf/xfce-perchannel-xml";
 
-void CollectXfceUser(const SystemView& view, const PasswdEntry& user,
+// One xfconf channel's files, system (/etc/xdg) first, then the user's; unreadable or malformed
+// files are errors on `u` (xfconfd would drop a malformed file, so what applies is unknowable).
+std::vector<linux_os::XfconfLayer> ReadXfconfLayers(const SystemView& view, const PasswdEntry& user,
+                                                    const std::string& channel,
+                                                    v1::UserScreenLock* u) {
+  std::vector<linux_os::XfconfLayer> layers;
+  const std::string file = std::string(kXfconfDir) + "/" + channel + ".xml";
+  for (const auto& [path, system] : std::vector<std::pair<std::string, bool>>{
+           {"/etc/xdg/" + file, true}, {user.home + "/.config/" + file, false}}) {
+    auto text = view.ReadFile(path, kMaxConfigBytes);
+    if (!text.ok()) {
+      if (text.status().code() != Status::Code::kNotFound) {
+        AddError(u, "cannot read " + path + ": " + text.status().message());
+      }
+      continue;
+    }
+    auto parsed = linux_os::ParseXfconfChannel(*text);
+    if (!parsed.ok()) {
+      AddError(u, path + ": " + parsed.status().message());
+      continue;
+    }
+    layers.push_back({path, system, std::move(parsed).value()});
+  }
+  return layers;
+}
+
+// light-locker (apps.light-locker.gschema.xml, src/gs-monitor.c, src/gs-manager.c): it locks
+// `lock-after-screensaver` seconds (GSettings, default 5; 0 disables locking after the
+// screensaver) after the X screensaver activates. Under Xfce the X screensaver timeout is set by
+// xfce4-power-manager (xfpm-power.c: XSetScreenSaver(blank-on-ac * 60), 0 = never blank,
+// presentation mode = 0; the property's default is 10 minutes). light-locker's command-line
+// options in the autostart Exec= line override the GSettings values.
+constexpr GnomeKey kLlLockAfter{"/apps/light-locker/lock-after-screensaver", "apps.light-locker",
+                                "lock-after-screensaver", "u", "uint32 5"};
+constexpr GnomeKey kLlLateLocking{"/apps/light-locker/late-locking", "apps.light-locker",
+                                  "late-locking", "b", "true"};
+constexpr GnomeKey kLlLockOnSuspend{"/apps/light-locker/lock-on-suspend", "apps.light-locker",
+                                    "lock-on-suspend", "b", "true"};
+constexpr int64_t kXfpmBlankOnAcDefault = 10;  // minutes (xfpm-power.c param spec default)
+
+void CollectLightLocker(const SystemView& view, DconfReader& reader, const PasswdEntry& user,
+                        const std::vector<std::string>& groups, const Autostart& light,
+                        Warnings& warnings, v1::UserScreenLock* u) {
+  u->set_locker("light-locker");
+  const auto layers = ReadXfconfLayers(view, user, "xfce4-power-manager", u);
+  auto profile = linux_os::ReadDconfProfile(view, user.uid, user.home);
+  if (!profile.ok()) AddError(u, "cannot read dconf profile: " + profile.status().message());
+  if (u->errors_size() > 0) return;
+  for (const auto& w : profile->warnings) {
+    warnings.Add((profile->path.empty() ? "dconf profile" : profile->path) + ": " + w);
+  }
+
+  // xfce4-power-manager: blank-on-ac (minutes) and presentation-mode.
+  auto xfpm = [&](const std::string& path, const std::string& def) {
+    auto l = linux_os::LookupXfconf(layers, path, user.name, groups);
+    std::pair<std::optional<std::string>, v1::Provenance> r;
+    r.second.set_key(path);
+    r.second.set_locked(l.locked);
+    r.second.set_user_can_override(!l.locked);
+    if (l.found && l.property.value) {
+      r.first = l.property.value;
+      r.second.set_source(l.source);
+      r.second.set_line(static_cast<uint32_t>(l.property.line));
+      r.second.set_raw(*l.property.value);
+    } else {
+      r.second.set_source("default:xfce4-power-manager");
+      r.second.set_raw(def);
+    }
+    return r;
+  };
+  auto [blank_text, blank_from] =
+      xfpm("/xfce4-power-manager/blank-on-ac", std::to_string(kXfpmBlankOnAcDefault));
+  int64_t blank = kXfpmBlankOnAcDefault;
+  if (blank_text) {
+    auto n = ParseNumber(*blank_text);
+    if (n && *n >= 0 && *n <= 32767 && *n == std::floor(*n)) {
+      blank = static_cast<int64_t>(*n);
+    } else {
+      warnings.Add(Where(blank_from) + ": /xfce4-power-manager/blank-on-ac=" + *blank_text +
+                   " is not a whole number of minutes; the default applies");
+      blank_from.set_source("default:xfce4-power-manager");
+      blank_from.set_line(0);
+    }
+  }
+  u->mutable_idle_seconds()->set_value(blank * 60);
+  *u->mutable_idle_seconds()->mutable_from() = blank_from;
+
+  auto [pres_text, pres_from] = xfpm("/xfce4-power-manager/presentation-mode", "false");
+  bool presentation = false;
+  if (pres_text) {
+    if (auto b = ParseKdeBool(*pres_text)) {
+      presentation = *b;
+    } else {
+      warnings.Add(Where(pres_from) + ": /xfce4-power-manager/presentation-mode=" + *pres_text +
+                   " is not a boolean; the default applies");
+      pres_from.set_source("default:xfce4-power-manager");
+      pres_from.set_line(0);
+    }
+  }
+  // Presentation mode sets the X screensaver timeout to 0: the screensaver never activates.
+  u->mutable_idle_activation_enabled()->set_value(!presentation);
+  *u->mutable_idle_activation_enabled()->mutable_from() = pres_from;
+
+  // light-locker's GSettings through dconf, upstream schema defaults.
+  std::map<std::string, SchemaDefault> defaults;
+  for (const GnomeKey* k : {&kLlLockAfter, &kLlLateLocking, &kLlLockOnSuspend}) {
+    auto parsed = linux_os::ParseVariantText(k->upstream_text, k->type);
+    // late-locking and lock-on-suspend defaults are build options (meson_options.txt: true).
+    defaults[k->dconf_path] = {
+        parsed.ok() ? *parsed : VariantValue{},
+        k == &kLlLockAfter ? "default:light-locker" : "default:light-locker (build option)"};
+  }
+  auto lock_after = ResolveGnomeKey(reader, *profile, kLlLockAfter, defaults, u, warnings);
+  auto late = ResolveGnomeKey(reader, *profile, kLlLateLocking, defaults, u, warnings);
+  auto on_suspend = ResolveGnomeKey(reader, *profile, kLlLockOnSuspend, defaults, u, warnings);
+  if (!lock_after || !late || !on_suspend) return;
+  int64_t after = lock_after->value.integer.value_or(5);
+  bool late_locking = late->value.boolean.value_or(true);
+  bool lock_on_suspend = on_suspend->value.boolean.value_or(true);
+
+  // Command-line options in the autostart entry override GSettings (light-locker.c).
+  auto text = view.ReadFile(light.source, kMaxConfigBytes);
+  std::string exec;
+  if (text.ok()) {
+    if (auto v = linux_os::FindIniValue(*text, "Desktop Entry", "Exec")) exec = v->value;
+  }
+  gchar** argv = nullptr;
+  gint argc = 0;
+  if (!exec.empty() && g_shell_parse_argv(exec.c_str(), &argc, &argv, nullptr)) {
+    for (int i = 1; i < argc; ++i) {
+      const std::string arg = argv[i];
+      v1::Provenance cli;
+      cli.set_source(light.source);
+      cli.set_key("Exec " + arg);
+      cli.set_raw(exec);
+      cli.set_user_can_override(true);
+      std::string value;
+      if (StartsWith(arg, "--lock-after-screensaver=")) {
+        value = arg.substr(std::string("--lock-after-screensaver=").size());
+      } else if (arg == "--lock-after-screensaver" && i + 1 < argc) {
+        value = argv[++i];
+      }
+      if (!value.empty()) {
+        auto n = ParseNumber(value);
+        if (n && *n >= 0 && *n == std::floor(*n) && *n < 1e9) {
+          after = static_cast<int64_t>(*n);
+          lock_after->from = cli;
+          lock_after->from.set_key("Exec --lock-after-screensaver");
+        } else {
+          warnings.Add(light.source + ": Exec=" + exec + ": --lock-after-screensaver " + value +
+                       " is not a whole number of seconds, ignored");
+        }
+      } else if (arg == "--late-locking" || arg == "--no-late-locking") {
+        late_locking = arg == "--late-locking";
+        late->from = cli;
+      } else if (arg == "--lock-on-suspend" || arg == "--no-lock-on-suspend") {
+        lock_on_suspend = arg == "--lock-on-suspend";
+        on_suspend->from = cli;
+      }
+    }
+  }
+  g_strfreev(argv);
+
+  // lock-after-screensaver 0 disables locking after the screensaver (gs-manager.c).
+  u->mutable_lock_enabled()->set_value(after > 0);
+  *u->mutable_lock_enabled()->mutable_from() = lock_after->from;
+  u->mutable_lock_delay_seconds()->set_value(after);
+  *u->mutable_lock_delay_seconds()->mutable_from() = lock_after->from;
+  // gs-monitor.c: with late locking the locker's window covers and grabs the screen at the lock
+  // time and the session is handed to the greeter when the screensaver ends (on user activity),
+  // so a password is still required; it is recorded, not judged.
+  u->mutable_lock_enabled()->mutable_from()->set_raw(lock_after->from.raw() + "; late-locking " +
+                                                     (late_locking ? "true" : "false") + " from " +
+                                                     Where(late->from));
+  u->mutable_lock_on_suspend()->set_value(lock_on_suspend);
+  *u->mutable_lock_on_suspend()->mutable_from() = on_suspend->from;
+  u->mutable_lock_screen_disabled()->set_value(false);
+  u->mutable_lock_screen_disabled()->mutable_from()->set_source("default:light-locker");
+  u->mutable_lock_screen_disabled()->mutable_from()->set_key("screen locker");
+  u->mutable_lock_screen_disabled()->mutable_from()->set_raw(light.source);
+  // xfce4-power-manager's idle suspend is not read, so no suspend path is credited.
+  DeriveEffectiveLock(u);
+}
+
+void CollectXfceUser(const SystemView& view, DconfReader& reader, const PasswdEntry& user,
                      const std::vector<std::string>& groups, Warnings& warnings,
                      v1::UserScreenLock* u) {
   const Autostart saver = ReadAutostart(view, user, "xfce4-screensaver");
@@ -766,14 +950,7 @@ void CollectXfceUser(const SystemView& view, const PasswdEntry& user,
     }
   }
   if (!saver.enabled && light.enabled) {
-    u->set_locker("light-locker");
-    // light-locker locks when the X server's screensaver fires; that timeout (xset s, DPMS) is
-    // set at run time by xfce4-power-manager or the X server's defaults and is not in any file
-    // this agent can read, so the lock time cannot be verified.
-    AddError(u, "light-locker (" + light.source +
-                    ") is the screen locker: it locks when the X screensaver activates, whose "
-                    "timeout is set at run time (xset/xfce4-power-manager), so the idle lock time "
-                    "cannot be verified from files");
+    CollectLightLocker(view, reader, user, groups, light, warnings, u);
     return;
   }
   if (!saver.enabled) {
@@ -801,25 +978,7 @@ void CollectXfceUser(const SystemView& view, const PasswdEntry& user,
   }
   u->set_locker("xfce4-screensaver");
 
-  std::vector<linux_os::XfconfLayer> layers;
-  const std::string file = std::string(kXfconfDir) + "/xfce4-screensaver.xml";
-  for (const auto& [path, system] : std::vector<std::pair<std::string, bool>>{
-           {"/etc/xdg/" + file, true}, {user.home + "/.config/" + file, false}}) {
-    auto text = view.ReadFile(path, kMaxConfigBytes);
-    if (!text.ok()) {
-      if (text.status().code() != Status::Code::kNotFound) {
-        AddError(u, "cannot read " + path + ": " + text.status().message());
-      }
-      continue;
-    }
-    auto channel = linux_os::ParseXfconfChannel(*text);
-    if (!channel.ok()) {
-      // xfconfd would drop the whole file; what the user then gets is unknowable from here.
-      AddError(u, path + ": " + channel.status().message());
-      continue;
-    }
-    layers.push_back({path, system, std::move(channel).value()});
-  }
+  const auto layers = ReadXfconfLayers(view, user, "xfce4-screensaver", u);
   if (u->errors_size() > 0) return;
 
   struct Prop {
@@ -1214,8 +1373,8 @@ v1::Evidence CollectScreenLock(const SystemView& view) {
           break;
         case v1::XFCE: {
           auto g = groups.find(user.name);
-          CollectXfceUser(view, user, g == groups.end() ? std::vector<std::string>{} : g->second,
-                          warnings, u);
+          CollectXfceUser(view, reader, user,
+                          g == groups.end() ? std::vector<std::string>{} : g->second, warnings, u);
           break;
         }
         case v1::SWAY:

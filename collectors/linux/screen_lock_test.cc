@@ -99,6 +99,7 @@ const std::string kSystemDb = "/etc/dconf/db/local";
 const std::string kAliceDb = "/home/alice/.config/dconf/user";
 const std::string kSchemaDefault = "default:gsettings-desktop-schemas";
 const std::string kXfceSystem = "/etc/xdg/xfce4/xfconf/xfce-perchannel-xml/xfce4-screensaver.xml";
+const std::string kXfpmSystem = "/etc/xdg/xfce4/xfconf/xfce-perchannel-xml/xfce4-power-manager.xml";
 
 TEST_CASE("CollectScreenLock + EvaluateScreenLock on fixture trees") {
   const std::vector<Case> cases = {
@@ -345,14 +346,64 @@ TEST_CASE("CollectScreenLock + EvaluateScreenLock on fixture trees") {
          CHECK_FALSE(alice->idle_seconds().from().locked());
        }},
       {"xfce_light_locker",
-       v1::ERROR,
-       {"alice (Xfce): light-locker (/etc/xdg/autostart/light-locker.desktop) is the screen "
-        "locker",
-        "cannot be verified"},
+       v1::PASS,
+       {"2 users on Xfce: screen locks after at most 720 s idle, password required within 5 s"},
        [](const v1::ScreenLockEvidence& e) {
          const auto* alice = FindUser(e, "alice", v1::XFCE);
          REQUIRE(alice != nullptr);
+         CHECK(alice->errors_size() == 0);
          CHECK(alice->locker() == "light-locker");
+         // The X screensaver timeout comes from xfce4-power-manager's blank-on-ac (minutes).
+         CHECK(alice->idle_seconds().value() == 720);
+         CHECK(alice->idle_seconds().from().source() == kXfpmSystem);
+         CHECK(alice->idle_seconds().from().line() == 5);
+         CHECK(alice->idle_seconds().from().key() == "/xfce4-power-manager/blank-on-ac");
+         CHECK(alice->idle_seconds().from().user_can_override());
+         CHECK(alice->idle_activation_enabled().value());  // no presentation mode
+         CHECK(alice->idle_activation_enabled().from().source() == "default:xfce4-power-manager");
+         // lock-after-screensaver: nothing sets it, upstream's schema default of 5 s applies.
+         CHECK(alice->lock_enabled().value());
+         CHECK(alice->lock_delay_seconds().value() == 5);
+         CHECK(alice->lock_delay_seconds().from().source() == "default:light-locker");
+         CHECK(alice->lock_delay_seconds().from().key() ==
+               "/apps/light-locker/lock-after-screensaver");
+         CHECK(alice->lock_on_suspend().value());
+         CHECK(alice->lock_on_suspend().from().source() == "default:light-locker (build option)");
+         CHECK(alice->effective_lock_seconds().value() == 720);
+       }},
+      {"xfce_light_locker_never",
+       v1::FAIL,
+       {"alice (Xfce): blank-on-ac 0 (never) from /home/alice/.config/xfce4/xfconf/"
+        "xfce-perchannel-xml/xfce4-power-manager.xml:4"},
+       [](const v1::ScreenLockEvidence& e) {
+         const auto* alice = FindUser(e, "alice", v1::XFCE);
+         REQUIRE(alice != nullptr);
+         CHECK(alice->idle_seconds().value() == 0);
+         CHECK(alice->effective_lock_seconds().value() == 0);
+         const auto* bob = FindUser(e, "bob", v1::XFCE);
+         REQUIRE(bob != nullptr);
+         CHECK(bob->idle_seconds().value() == 720);  // only alice's file says never
+       }},
+      {"xfce_light_locker_dconf",
+       v1::FAIL,
+       {"alice (Xfce): lock-after-screensaver 30 s from /home/alice/.config/dconf/user exceeds "
+        "5 s"},
+       [](const v1::ScreenLockEvidence& e) {
+         const auto* alice = FindUser(e, "alice", v1::XFCE);
+         REQUIRE(alice != nullptr);
+         CHECK(alice->lock_delay_seconds().value() == 30);
+         CHECK(alice->lock_delay_seconds().from().source() == kAliceDb);
+         CHECK(alice->lock_delay_seconds().from().raw() == "uint32 30");
+         CHECK(alice->lock_delay_seconds().from().user_can_override());
+         CHECK(alice->lock_enabled().from().raw().find("late-locking false from " + kAliceDb) !=
+               std::string::npos);
+         // bob's own autostart entry passes --lock-after-screensaver, which beats GSettings.
+         const auto* bob = FindUser(e, "bob", v1::XFCE);
+         REQUIRE(bob != nullptr);
+         CHECK(bob->lock_delay_seconds().value() == 3);
+         CHECK(bob->lock_delay_seconds().from().source() ==
+               "/home/bob/.config/autostart/light-locker.desktop");
+         CHECK(bob->lock_delay_seconds().from().key() == "Exec --lock-after-screensaver");
        }},
       {"xfce_no_locker",
        v1::FAIL,
