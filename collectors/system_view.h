@@ -91,4 +91,19 @@ class ForwardingSystemView : public SystemView {
   const SystemView& base_;
 };
 
+// A view that cannot read one file (PermissionDenied "<path>: Permission denied"), as when the
+// agent does not run as root: tests use it to prove an unreadable source is never a PASS.
+class DenyReadView : public ForwardingSystemView {
+ public:
+  DenyReadView(const SystemView& base, std::string path)
+      : ForwardingSystemView(base), path_(std::move(path)) {}
+  Result<std::string> ReadFile(const std::string& path, size_t max_bytes) const override {
+    if (path == path_) return Status::PermissionDenied(path + ": Permission denied");
+    return ForwardingSystemView::ReadFile(path, max_bytes);
+  }
+
+ private:
+  std::string path_;
+};
+
 }  // namespace vigil::collectors

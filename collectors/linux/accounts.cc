@@ -4,6 +4,8 @@
 #include <charconv>
 #include <set>
 
+#include "collectors/text.h"
+
 namespace vigil::collectors::linux_os {
 namespace {
 
@@ -26,14 +28,6 @@ std::optional<uint32_t> ParseU32(std::string_view s) {
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
   if (ec != std::errc() || p != s.data() + s.size() || s.empty()) return std::nullopt;
   return v;
-}
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r'))
-    s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
-    s.remove_suffix(1);
-  return s;
 }
 
 }  // namespace

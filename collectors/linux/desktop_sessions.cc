@@ -3,19 +3,7 @@
 #include "collectors/text.h"
 
 namespace vigil::collectors::linux_os {
-namespace {
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r')) {
-    s.remove_prefix(1);
-  }
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 std::optional<IniValue> FindIniValue(std::string_view text, std::string_view group,
                                      std::string_view key) {

@@ -5,14 +5,6 @@
 namespace vigil::collectors::linux_os {
 namespace {
 
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
-
 bool IsSymbol(std::string_view s) {
   if (!StartsWith(s, "CONFIG_") || s.size() == 7) return false;
   for (char c : s) {

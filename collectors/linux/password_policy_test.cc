@@ -109,19 +109,9 @@ TEST_CASE("CollectPasswordPolicy: missing PAM configuration is an error") {
   CHECK(Contains(ev.collection_error(), "no PAM password stack"));
 }
 
-// A twin that cannot read /etc/shadow, as when the agent does not run as root.
-class NoShadowView : public ForwardingSystemView {
- public:
-  using ForwardingSystemView::ForwardingSystemView;
-  Result<std::string> ReadFile(const std::string& path, size_t max_bytes) const override {
-    if (path == "/etc/shadow") return Status::PermissionDenied("/etc/shadow: Permission denied");
-    return ForwardingSystemView::ReadFile(path, max_bytes);
-  }
-};
-
 TEST_CASE("CollectPasswordPolicy: unreadable /etc/shadow makes the check ERROR") {
   auto base = Fixture("pwquality_conf");
-  NoShadowView view(*base);
+  DenyReadView view(*base, "/etc/shadow");
   v1::Evidence ev = CollectPasswordPolicy(view);
   CHECK(ev.collection_error() == "/etc/shadow: Permission denied (run the agent as root)");
   v1::Policy policy;
@@ -267,20 +257,6 @@ TEST_CASE("CollectPasswordPolicy: a commented-out pam_pwquality line is not in t
   CHECK(e.min_length().from().source() == "default:pam_unix");
 }
 
-// Files that exist but cannot be read make the check ERROR: their settings are unknown.
-class FailRead : public ForwardingSystemView {
- public:
-  FailRead(const SystemView& base, std::string path)
-      : ForwardingSystemView(base), path_(std::move(path)) {}
-  Result<std::string> ReadFile(const std::string& path, size_t max_bytes) const override {
-    if (path == path_) return Status::PermissionDenied(path + ": Permission denied");
-    return ForwardingSystemView::ReadFile(path, max_bytes);
-  }
-
- private:
-  std::string path_;
-};
-
 TEST_CASE("CollectPasswordPolicy: unreadable sources are errors") {
   struct Case {
     const char* fixture;
@@ -297,7 +273,7 @@ TEST_CASE("CollectPasswordPolicy: unreadable sources are errors") {
   for (const auto& c : cases) {
     INFO(c.path);
     auto base = Fixture(c.fixture);
-    FailRead view(*base, c.path);
+    DenyReadView view(*base, c.path);
     v1::Evidence ev = CollectPasswordPolicy(view);
     CHECK(Contains(ev.collection_error(), std::string(c.path) + ": Permission denied"));
     CHECK(Evaluate(kPasswordPolicy, ev, policy).status == v1::ERROR);

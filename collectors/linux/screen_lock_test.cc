@@ -628,26 +628,12 @@ TEST_CASE("CollectScreenLock: every installed desktop is judged for every user")
         std::string::npos);
 }
 
-// A view whose reads of one path fail with a permission error.
-class DenyingView : public ForwardingSystemView {
- public:
-  DenyingView(const SystemView& base, std::string denied)
-      : ForwardingSystemView(base), denied_(std::move(denied)) {}
-  Result<std::string> ReadFile(const std::string& path, size_t max_bytes) const override {
-    if (path == denied_) return Status::PermissionDenied(path + ": permission denied");
-    return ForwardingSystemView::ReadFile(path, max_bytes);
-  }
-
- private:
-  std::string denied_;
-};
-
 TEST_CASE("CollectScreenLock: unreadable inputs never pass") {
   FixtureRoot root("gnome_system_locked");
   auto base = NewRootedSystemView(root.path().string());
 
   SUBCASE("unreadable system database: every GNOME user gets an error") {
-    DenyingView view(*base, kSystemDb);
+    DenyReadView view(*base, kSystemDb);
     v1::Evidence ev = CollectScreenLock(view);
     REQUIRE(ev.collection_error().empty());
     for (const auto& u : ev.screen_lock().users()) CHECK(u.errors_size() == 1);
@@ -656,7 +642,7 @@ TEST_CASE("CollectScreenLock: unreadable inputs never pass") {
     CHECK(v.reason.find("cannot read dconf database /etc/dconf/db/local") != std::string::npos);
   }
   SUBCASE("unreadable profile") {
-    DenyingView view(*base, "/etc/dconf/profile/user");
+    DenyReadView view(*base, "/etc/dconf/profile/user");
     v1::Evidence ev = CollectScreenLock(view);
     CHECK(Evaluate(kScreenLock, ev,
                    [] {
@@ -669,7 +655,7 @@ TEST_CASE("CollectScreenLock: unreadable inputs never pass") {
   SUBCASE("unreadable shell startup file on a machine without a desktop") {
     FixtureRoot shell_root("shell_tmout_readonly");
     auto shell_base = NewRootedSystemView(shell_root.path().string());
-    DenyingView view(*shell_base, "/etc/profile.d/99-tmout.sh");
+    DenyReadView view(*shell_base, "/etc/profile.d/99-tmout.sh");
     v1::Evidence ev = CollectScreenLock(view);
     auto policy = StrictPolicy();
     policy.set_max_shell_timeout_seconds(900);
@@ -702,7 +688,7 @@ TEST_CASE("CollectScreenLock: unreadable inputs never pass") {
       INFO("deny " << d.path);
       FixtureRoot r(d.fixture);
       auto b = NewRootedSystemView(r.path().string());
-      DenyingView view(*b, d.path);
+      DenyReadView view(*b, d.path);
       v1::Evidence ev = CollectScreenLock(view);
       Verdict v = EvaluateScreenLock(ev.screen_lock(), StrictPolicy());
       INFO("reason: " << v.reason);
@@ -722,7 +708,7 @@ TEST_CASE("CollectScreenLock: unreadable inputs never pass") {
     CHECK(v.reason.find("not a valid xfconf channel file") != std::string::npos);
   }
   SUBCASE("unreadable /etc/passwd: collection error") {
-    DenyingView view(*base, "/etc/passwd");
+    DenyReadView view(*base, "/etc/passwd");
     v1::Evidence ev = CollectScreenLock(view);
     CHECK(ev.collection_error().find("cannot read local accounts") != std::string::npos);
   }

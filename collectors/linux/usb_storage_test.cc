@@ -104,21 +104,9 @@ TEST_CASE("CollectUsbStorage: a symlink to /dev/null masks a lower-priority file
   CHECK(warned);
 }
 
-// A twin whose /proc/modules exists but cannot be read: on a running system that is an error,
-// never "not loaded".
-class UnreadableProcModules : public ForwardingSystemView {
- public:
-  using ForwardingSystemView::ForwardingSystemView;
-  Result<std::string> ReadFile(const std::string& path, size_t max_bytes) const override {
-    if (path == "/proc/modules")
-      return Status::PermissionDenied("/proc/modules: Permission denied");
-    return ForwardingSystemView::ReadFile(path, max_bytes);
-  }
-};
-
 TEST_CASE("CollectUsbStorage: unreadable /proc/modules is a collection error") {
   auto base = Fixture("install_false");
-  UnreadableProcModules view(*base);
+  DenyReadView view(*base, "/proc/modules");
   v1::Evidence ev = CollectUsbStorage(view);
   CHECK(ev.collection_error() == "/proc/modules: Permission denied");
   v1::Policy policy;
@@ -337,20 +325,6 @@ TEST_CASE("usb_storage end to end against READ_ONLY and ALLOWED-with-list polici
   CHECK(Contains(none.reason, "which needs USBGuard: USBGuard is not configured"));
 }
 
-// Twins that cannot read one file: the result is ERROR, never PASS.
-class FailOne : public ForwardingSystemView {
- public:
-  FailOne(const SystemView& base, std::string path)
-      : ForwardingSystemView(base), path_(std::move(path)) {}
-  Result<std::string> ReadFile(const std::string& path, size_t max_bytes) const override {
-    if (path == path_) return Status::PermissionDenied(path + ": Permission denied");
-    return ForwardingSystemView::ReadFile(path, max_bytes);
-  }
-
- private:
-  std::string path_;
-};
-
 TEST_CASE("usb_storage: unreadable sources make the verdict ERROR") {
   v1::Policy policy;
   policy.mutable_usb_storage()->set_mode(v1::BLOCKED);
@@ -371,7 +345,7 @@ TEST_CASE("usb_storage: unreadable sources make the verdict ERROR") {
   for (const auto& c : cases) {
     INFO((std::string(c.fixture) + " " + c.path));
     auto base = Fixture(c.fixture);
-    FailOne view(*base, c.path);
+    DenyReadView view(*base, c.path);
     Verdict v = Evaluate(kUsbStorage, CollectUsbStorage(view), policy);
     INFO(v.reason);
     CHECK(v.status == v1::ERROR);
