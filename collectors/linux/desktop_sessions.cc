@@ -3,7 +3,6 @@
 #include "collectors/text.h"
 
 namespace vigil::collectors::linux_os {
-namespace {}  // namespace
 
 std::optional<IniValue> FindIniValue(std::string_view text, std::string_view group,
                                      std::string_view key) {
