@@ -144,9 +144,12 @@ void ApplySwayidle(const std::vector<std::string>& w, size_t i, const std::strin
   ApplyCommands(w, i, source, line, raw, out);
 }
 
+// Expansion is capped: `set $a $a$a` repeated would double the text on every line.
+constexpr size_t kMaxExpandedBytes = 64 * 1024;
+
 std::string Substitute(std::string_view s, const std::map<std::string, std::string>& vars) {
   std::string out;
-  for (size_t i = 0; i < s.size();) {
+  for (size_t i = 0; i < s.size() && out.size() <= kMaxExpandedBytes;) {
     if (s[i] == '$') {
       // The longest variable name that matches, as sway does.
       size_t best = 0;
@@ -165,6 +168,7 @@ std::string Substitute(std::string_view s, const std::map<std::string, std::stri
     }
     out.push_back(s[i++]);
   }
+  if (out.size() > kMaxExpandedBytes) out.resize(kMaxExpandedBytes);
   return out;
 }
 
