@@ -19,7 +19,8 @@ for f in build-fuzz/tests/fuzz/*_fuzz; do
   mkdir -p "$corpus"
   seeds="tests/fuzz/corpus/$name"
   [ -d "$seeds" ] || seeds=
-  "$f" -max_total_time="${FUZZ_SECONDS:-20}" -print_final_stats=0 "$corpus" $seeds \
+  # A fixed seed makes the run reproducible: a slower machine explores a prefix of the same inputs.
+  "$f" -seed="${FUZZ_SEED:-1}" -max_total_time="${FUZZ_SECONDS:-20}" -print_final_stats=0 "$corpus" $seeds \
     >"build-fuzz/$name.log" 2>&1 || { tail -40 "build-fuzz/$name.log"; echo "FUZZ FAILURE: $name"; exit 1; }
   echo "$name: $(grep -Eo 'Done [0-9]+ runs' "build-fuzz/$name.log" || echo ok)"
 done
