@@ -145,7 +145,7 @@ void ApplySwayidle(const std::vector<std::string>& w, size_t i, const std::strin
 }
 
 // Expansion is capped: `set $a $a$a` repeated would double the text on every line.
-constexpr size_t kMaxExpandedBytes = 64 * 1024;
+constexpr size_t kMaxExpandedBytes = 8 * 1024;  // sway lines are far shorter
 
 std::string Substitute(std::string_view s, const std::map<std::string, std::string>& vars) {
   std::string out;

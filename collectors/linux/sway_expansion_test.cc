@@ -15,7 +15,7 @@ TEST_CASE("sway: doubling variables cannot blow up memory") {
   std::vector<std::string> includes;
   SwayIdle idle;
   ParseSwayConfig(config, "/etc/sway/config", &vars, &includes, &idle);
-  CHECK(vars["$a"].size() <= 64 * 1024);
+  CHECK(vars["$a"].size() <= 8 * 1024);
 }
 
 }  // namespace
