@@ -105,8 +105,8 @@ class Daemon {
     if (!enrolled_) {
       auto id = agent_->state().DeviceId();
       if (!id.ok() && !config_.enroll_secret_file().empty()) {
-        auto secret = ReadWholeFile(config_.enroll_secret_file(), 4096);
-        Status s = secret.ok() ? agent_->Enroll(*transport_, Trim(*secret)) : secret.status();
+        auto secret = ReadSecretFile(config_.enroll_secret_file());
+        Status s = secret.ok() ? agent_->Enroll(*transport_, *secret) : secret.status();
         if (!s.ok()) spdlog::error("enrollment failed: {}", s.message());
         id = agent_->state().DeviceId();
       }
@@ -150,11 +150,6 @@ class Daemon {
                                         int64_t{config_.interval_seconds()} * 1000);
     std::uniform_int_distribution<int64_t> jitter(0, base_ms / 4);
     return std::chrono::milliseconds(base_ms + jitter(rng_));
-  }
-
-  static std::string Trim(std::string s) {
-    while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
-    return s;
   }
 
   boost::asio::io_context& io_;

@@ -47,11 +47,6 @@ int Fail(int code, const std::string& msg) {
   return code;
 }
 
-std::string Trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
 const FlagSpec kSpec{{"root", "policy", "format", "server", "enroll-secret-file", "state-dir",
                       "config", "interval", "jitter", "rpc-timeout", "max-batch"},
                      {"help"}};
@@ -133,7 +128,7 @@ int Enroll(const Flags& flags) {
   for (const char* f : {"server", "enroll-secret-file", "state-dir"}) {
     if (!flags.Has(f)) return Usage(std::string("enroll needs --") + f);
   }
-  auto secret = ReadWholeFile(*flags.Get("enroll-secret-file"), 4096);
+  auto secret = ReadSecretFile(*flags.Get("enroll-secret-file"));
   if (!secret.ok()) return Fail(2, "enroll secret: " + secret.status().message());
   v1::AgentConfig c;
   c.set_server(*flags.Get("server"));
@@ -144,7 +139,7 @@ int Enroll(const Flags& flags) {
   SystemClock clock;
   Agent agent(c, *view, clock);
   auto transport = NewGrpcTransport(c.server(), std::chrono::seconds(c.rpc_timeout_seconds()));
-  if (Status s = agent.Enroll(*transport, Trim(*secret)); !s.ok()) {
+  if (Status s = agent.Enroll(*transport, *secret); !s.ok()) {
     return Fail(s.code() == Status::Code::kPermissionDenied ? 2 : 1, "enroll: " + s.message());
   }
   std::cout << *agent.state().DeviceId() << "\n";
@@ -160,9 +155,9 @@ int Once(const Flags& flags) {
   auto transport =
       NewGrpcTransport(config->server(), std::chrono::seconds(config->rpc_timeout_seconds()));
   if (!agent.state().DeviceId().ok() && !config->enroll_secret_file().empty()) {
-    auto secret = ReadWholeFile(config->enroll_secret_file(), 4096);
+    auto secret = ReadSecretFile(config->enroll_secret_file());
     if (!secret.ok()) return Fail(2, "enroll secret: " + secret.status().message());
-    if (Status s = agent.Enroll(*transport, Trim(*secret)); !s.ok()) {
+    if (Status s = agent.Enroll(*transport, *secret); !s.ok()) {
       return Fail(1, "enroll: " + s.message());
     }
   }

@@ -44,6 +44,14 @@ Result<std::string> ReadWholeFile(const std::string& path, size_t max_bytes) {
   return out;
 }
 
+Result<std::string> ReadSecretFile(const std::string& path) {
+  auto text = ReadWholeFile(path, 4096);
+  if (!text.ok()) return text.status();
+  std::string s = std::move(text).value();
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
 Status SyncDir(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return Status::FromErrno(errno, path);

@@ -14,6 +14,9 @@ namespace vigil {
 // Reads a whole regular file (at most max_bytes).
 Result<std::string> ReadWholeFile(const std::string& path, size_t max_bytes = 64u << 20);
 
+// Reads a secret file (at most 4 KiB) without its trailing newline, spaces or CRs.
+Result<std::string> ReadSecretFile(const std::string& path);
+
 // Atomically replaces `path` with `data`, created with `mode`, and makes it durable.
 Status WriteFileAtomic(const std::string& path, const std::string& data, mode_t mode = 0600);
 

@@ -87,10 +87,9 @@ int Main(int argc, char** argv) {
     if (!loaded.ok()) return Fail(2, "policy: " + loaded.status().message());
     policy = std::move(loaded).value();
   }
-  auto secret = ReadWholeFile(*secret_file, 4096);
+  auto secret = ReadSecretFile(*secret_file);
   if (!secret.ok()) return Fail(2, "enroll secret: " + secret.status().message());
-  std::string s = *secret;
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
+  const std::string& s = *secret;
   if (s.size() < 16)
     return Fail(2, "enroll secret in " + *secret_file + " must be at least 16 characters");
 
