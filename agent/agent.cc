@@ -1,10 +1,14 @@
 #include "agent/agent.h"
 
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 
 #include "collectors/collectors.h"
 #include "collectors/evaluate.h"
 #include "collectors/policy.h"
+#include "common/files.h"
+#include "proto/json.h"
+#include "proto/pki.h"
 #include "proto/signing.h"
 
 namespace vigil::agent {
@@ -31,6 +35,29 @@ Status NormalizeConfig(v1::AgentConfig* c) {
   return Status::Ok();
 }
 
+Result<TransportOptions> TransportOptionsFor(const v1::AgentConfig& config) {
+  TransportOptions o;
+  o.server = config.server();
+  o.timeout = std::chrono::seconds(config.rpc_timeout_seconds());
+  o.insecure = config.insecure();
+  if (o.insecure) return o;
+  StateDir state(config.state_dir());
+  if (!config.ca_file().empty()) {
+    auto ca = ReadWholeFile(config.ca_file(), 1u << 20);
+    if (!ca.ok()) return ca.status();
+    o.ca_pem = *ca;
+  } else {
+    o.ca_pem = state.CaCertificate();
+  }
+  o.client_cert_pem = state.ClientCertificate();
+  if (!o.client_cert_pem.empty()) {
+    auto key = state.KeyPem();
+    if (!key.ok()) return key.status();
+    o.client_key_pem = *key;
+  }
+  return o;
+}
+
 Agent::Agent(const v1::AgentConfig& config, const collectors::SystemView& view, const Clock& clock)
     : config_(config),
       view_(view),
@@ -52,16 +79,109 @@ Status Agent::Enroll(Transport& transport, const std::string& enroll_secret) {
   if (Status s = state_.Prepare(); !s.ok()) return s;
   auto key = state_.LoadOrCreateKey();
   if (!key.ok()) return key.status();
+  auto pem = key->ToPem();
+  if (!pem.ok()) return pem.status();
+  auto csr = pki::MakeCsr(*pem, "vigil-device");
+  if (!csr.ok()) return csr.status();
   v1::EnrollRequest req;
   req.set_enroll_secret(enroll_secret);
   req.set_public_key(key->PublicKey());
   *req.mutable_platform() = collectors::CollectPlatform(view_);
   req.set_hostname(req.platform().hostname());
+  req.set_csr(*csr);
   auto resp = transport.Enroll(req);
   if (!resp.ok()) return resp.status();
+  if (!resp->client_certificate().empty()) {
+    if (Status s = state_.SaveClientCertificate(resp->client_certificate()); !s.ok()) return s;
+  }
   if (Status s = state_.SaveEnrollment(resp->device_id(), config_.server()); !s.ok()) return s;
   if (resp->has_policy()) (void)state_.SavePolicy(resp->policy());
-  spdlog::info("enrolled as {}", resp->device_id());
+  spdlog::info("enrolled as {}{}", resp->device_id(),
+               resp->status() == v1::PENDING ? " (pending an admin's approval)" : "");
+  return Status::Ok();
+}
+
+Result<v1::EnrollBundle> LoadBundle(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return Status::FromErrno(errno, path);
+  if ((st.st_mode & 077) != 0) {
+    return Status::PermissionDenied(path + " holds an enroll secret but others can read it; " +
+                                    "chmod 600 " + path);
+  }
+  auto text = ReadWholeFile(path, 1u << 20);
+  if (!text.ok()) return text.status();
+  v1::EnrollBundle bundle;
+  if (Status s = ParseJsonStrict(*text, &bundle, path); !s.ok()) return s;
+  if (bundle.server().empty() || bundle.enroll_secret().empty()) {
+    return Status::InvalidArgument(path + ": server and enrollSecret are required");
+  }
+  return bundle;
+}
+
+Status Agent::EnrollFromConfig() {
+  std::string secret;
+  if (!config_.bundle_file().empty()) {
+    auto bundle = LoadBundle(config_.bundle_file());
+    if (!bundle.ok()) return bundle.status();
+    if (Status s = state_.Prepare(); !s.ok()) return s;
+    if (!bundle->ca_certificate().empty()) {
+      if (Status s = state_.SaveCaCertificate(bundle->ca_certificate()); !s.ok()) return s;
+    }
+    secret = bundle->enroll_secret();
+  } else if (!config_.enroll_secret_file().empty()) {
+    auto read = ReadSecretFile(config_.enroll_secret_file());
+    if (!read.ok()) return read.status();
+    secret = std::move(read).value();
+  } else {
+    return Status::NotFound("not enrolled, and neither bundleFile nor enrollSecretFile is set");
+  }
+  auto options = TransportOptionsFor(config_);
+  if (!options.ok()) return options.status();
+  auto transport = NewGrpcTransport(*options);
+  return Enroll(*transport, secret);
+}
+
+bool Agent::RotationPending() const { return state_.HasNextKey(); }
+
+Status Agent::RotateKey(Transport& transport) {
+  if (Status s = state_.Prepare(); !s.ok()) return s;
+  auto device_id = state_.DeviceId();
+  if (!device_id.ok()) return device_id.status();
+  auto pending = outbox_.Pending();
+  if (!pending.ok()) return pending.status();
+  if (!pending->empty()) {
+    return Status::FailedPrecondition(std::to_string(pending->size()) +
+                                      " queued attestations are signed by the current key; "
+                                      "send them first (vigil-agent once), then rotate");
+  }
+  auto old_key = state_.LoadKey();
+  if (!old_key.ok()) return old_key.status();
+  auto next = state_.LoadOrCreateNextKey();
+  if (!next.ok()) return next.status();
+  v1::KeyRotation rot;
+  rot.set_device_id(*device_id);
+  rot.set_old_key_id(old_key->KeyId());
+  rot.set_new_public_key(next->PublicKey());
+  int64_t now = clock_.NowMillis();
+  rot.mutable_issued_at()->set_seconds(now / 1000);
+  v1::RotateKeyRequest req;
+  req.set_rotation(rot.SerializeAsString());
+  std::string signed_bytes = std::string(signing::kRotationDomain) + req.rotation();
+  auto old_sig = old_key->Sign(signed_bytes);
+  if (!old_sig.ok()) return old_sig.status();
+  auto new_sig = next->Sign(signed_bytes);
+  if (!new_sig.ok()) return new_sig.status();
+  req.set_old_signature(*old_sig);
+  req.set_new_signature(*new_sig);
+  auto next_pem = next->ToPem();
+  if (!next_pem.ok()) return next_pem.status();
+  auto csr = pki::MakeCsr(*next_pem, "vigil-device");
+  if (!csr.ok()) return csr.status();
+  req.set_csr(*csr);
+  auto resp = transport.RotateKey(req);
+  if (!resp.ok()) return resp.status();
+  if (Status s = state_.PromoteNextKey(resp->client_certificate()); !s.ok()) return s;
+  spdlog::info("device key rotated (new key id {})", signing::Hex(next->KeyId()).substr(0, 16));
   return Status::Ok();
 }
 
@@ -90,6 +210,12 @@ Result<uint64_t> Agent::CollectAndQueue() {
   if (Status s = state_.Prepare(); !s.ok()) return s;
   auto device_id = state_.DeviceId();
   if (!device_id.ok()) return device_id.status();
+  if (state_.HasNextKey()) {
+    // The server may already know only the new key; signing with the old one now would look
+    // like a forgery. Finish the rotation first.
+    return Status::FailedPrecondition(
+        "a key rotation is in progress; run vigil-agent rotate-key to finish it");
+  }
   auto key = state_.LoadKey();
   if (!key.ok()) return key.status();
   // Reserve the sequence first: a crash after this point skips a number, never reuses one.
@@ -140,7 +266,8 @@ Result<FlushStats> Agent::Flush(Transport& transport) {
       if (ack.code() == 0 || ack.code() == 6 /* ALREADY_EXISTS: stored before */) {
         if (Status s = outbox_.Acknowledge(batch[k]); !s.ok()) return s;
         ++stats.acknowledged;
-      } else if (ack.code() == 13 || ack.code() == 14) {
+      } else if (ack.code() == 8 || ack.code() == 9 || ack.code() == 13 || ack.code() == 14) {
+        // RESOURCE_EXHAUSTED (rate limit), FAILED_PRECONDITION (waiting for approval),
         // INTERNAL / UNAVAILABLE on the server side: transient, keep it and retry later.
         spdlog::warn("attestation {} not stored yet: {}", batch[k], ack.message());
         stats.remaining = pending->size() - (i - batch.size()) - k;

@@ -21,14 +21,32 @@ class Transport {
   virtual ~Transport() = default;
   virtual Result<v1::EnrollResponse> Enroll(const v1::EnrollRequest& req) = 0;
   virtual Result<v1::ReportResponse> Report(const v1::ReportRequest& req) = 0;
+  virtual Result<v1::RotateKeyResponse> RotateKey(const v1::RotateKeyRequest& req) = 0;
 };
 
-// gRPC over plaintext (loopback) with a per-call deadline.
-std::unique_ptr<Transport> NewGrpcTransport(const std::string& server,
-                                            std::chrono::seconds timeout);
+// How the agent reaches the server: TLS trusting `ca_pem` (the system roots when empty), with
+// a client certificate when one was issued at enrollment; or plaintext when `insecure`.
+struct TransportOptions {
+  std::string server;
+  std::chrono::seconds timeout{10};
+  bool insecure = false;
+  std::string ca_pem;
+  std::string client_cert_pem;
+  std::string client_key_pem;
+};
+
+// gRPC with a per-call deadline.
+std::unique_ptr<Transport> NewGrpcTransport(const TransportOptions& options);
+
+// Options from the configuration and the state directory (CA: config.ca_file, else
+// state_dir/ca.crt; client certificate: state_dir/device.crt with the device key).
+Result<TransportOptions> TransportOptionsFor(const v1::AgentConfig& config);
 
 // Fills defaults and checks ranges; errors name the field.
 Status NormalizeConfig(v1::AgentConfig* config);
+
+// Reads an enrollment bundle (strict JSON; it holds a secret, so one others can read is refused).
+Result<v1::EnrollBundle> LoadBundle(const std::string& path);
 
 struct FlushStats {
   size_t acknowledged = 0;
@@ -46,8 +64,17 @@ class Agent {
  public:
   Agent(const v1::AgentConfig& config, const collectors::SystemView& view, const Clock& clock);
 
-  // Creates the key when missing and registers it with the server.
+  // Creates the key when missing and registers it with the server, sending a CSR so a server
+  // with a CA returns a client certificate (kept as state_dir/device.crt).
   Status Enroll(Transport& transport, const std::string& enroll_secret);
+  // Replaces the device key: the new key (state_dir/device.key.next until the server confirms)
+  // and the old one both sign the rotation statement. Queued attestations must be sent first,
+  // since they are signed by the old key. Resumes an interrupted rotation.
+  Status RotateKey(Transport& transport);
+  bool RotationPending() const;
+  // Enrolls with what the configuration names (bundle_file, else enroll_secret_file); a
+  // bundle's CA is kept in the state directory first. NotFound when it names neither.
+  Status EnrollFromConfig();
   // One attestation (unsigned) with advisory verdicts; device_id/sequence as given.
   v1::Attestation Collect(const std::string& device_id, uint64_t sequence) const;
   // Collects, reserves a sequence, signs and queues. Returns the sequence.

@@ -43,8 +43,20 @@ class Daemon {
     config_ = std::move(config);
     view_ = collectors::NewRootedSystemView(config_.root());
     agent_ = std::make_unique<Agent>(config_, *view_, clock_);
-    transport_ =
-        NewGrpcTransport(config_.server(), std::chrono::seconds(config_.rpc_timeout_seconds()));
+    ResetTransport();
+  }
+
+  // The transport carries the client certificate, which enrollment and key rotation replace.
+  void ResetTransport() {
+    auto options = TransportOptionsFor(config_);
+    if (!options.ok()) {
+      spdlog::error("transport: {}", options.status().message());
+      TransportOptions fallback;
+      fallback.server = config_.server();
+      fallback.insecure = config_.insecure();
+      options = fallback;
+    }
+    transport_ = NewGrpcTransport(*options);
   }
 
   void WaitSignal() {
@@ -104,10 +116,10 @@ class Daemon {
   void Tick() {
     if (!enrolled_) {
       auto id = agent_->state().DeviceId();
-      if (!id.ok() && !config_.enroll_secret_file().empty()) {
-        auto secret = ReadSecretFile(config_.enroll_secret_file());
-        Status s = secret.ok() ? agent_->Enroll(*transport_, *secret) : secret.status();
+      if (!id.ok() && (!config_.enroll_secret_file().empty() || !config_.bundle_file().empty())) {
+        Status s = agent_->EnrollFromConfig();
         if (!s.ok()) spdlog::error("enrollment failed: {}", s.message());
+        ResetTransport();
         id = agent_->state().DeviceId();
       }
       if (!id.ok()) {
@@ -116,6 +128,15 @@ class Daemon {
         return;
       }
       enrolled_ = true;
+    }
+    if (agent_->RotationPending()) {
+      Status s = agent_->RotateKey(*transport_);
+      ResetTransport();
+      if (!s.ok()) {
+        spdlog::error("finishing the key rotation: {}", s.message());
+        Schedule(Backoff());
+        return;
+      }
     }
     // A collection is due every interval whether or not the server answers: while it is
     // unreachable, fresh evidence keeps accumulating in the outbox (in order).

@@ -22,8 +22,14 @@ constexpr const char* kUsage = R"(usage: vigil-agent COMMAND [options]
 Commands:
   collect [--root DIR] [--policy FILE] [--format json|text]
         Print one attestation's content (evidence and advisory verdicts). No key, no server.
-  enroll --server HOST:PORT --enroll-secret-file FILE --state-dir DIR
-        Create the device key (0600) if missing and register it with the server.
+  enroll --bundle FILE --state-dir DIR
+  enroll --server HOST:PORT --enroll-secret-file FILE [--ca FILE] --state-dir DIR
+        Create the device key (0600) if missing and register it with the server. The bundle
+        (from `vigil-server init`) carries the server address, its CA and the enroll secret.
+        The server returns a client certificate for mutual TLS (kept in the state directory).
+  rotate-key [--config FILE] [options]
+        Replace the device key; the old and the new key both sign the change. Queued
+        attestations are sent first.
   once [--config FILE] [options]
         Collect, sign, queue, send everything queued, exit.
   run --config FILE [options]
@@ -32,6 +38,9 @@ Commands:
 Options for once/run (each overrides the config file's field of the same name):
   --server HOST:PORT  --state-dir DIR  --root DIR  --policy FILE  --interval SECONDS
   --jitter SECONDS  --rpc-timeout SECONDS  --max-batch N  --enroll-secret-file FILE
+  --bundle FILE  --ca FILE  --insecure (plaintext, for a loopback server started --insecure)
+The server defaults to the bundle's, else the one recorded at enrollment. TLS trusts --ca,
+else the CA saved from the bundle, else the system's roots. Secrets are never logged.
 
 Exit codes: 0 success; 1 runtime failure (e.g. server unreachable: attestations stay queued);
 2 bad flags, configuration or policy.
@@ -48,8 +57,8 @@ int Fail(int code, const std::string& msg) {
 }
 
 const FlagSpec kSpec{{"root", "policy", "format", "server", "enroll-secret-file", "state-dir",
-                      "config", "interval", "jitter", "rpc-timeout", "max-batch"},
-                     {"help"}};
+                      "config", "interval", "jitter", "rpc-timeout", "max-batch", "bundle", "ca"},
+                     {"help", "insecure"}};
 
 // The config file (if any) overlaid with flags, defaults filled, ranges checked.
 Result<v1::AgentConfig> BuildConfig(const Flags& flags) {
@@ -64,6 +73,9 @@ Result<v1::AgentConfig> BuildConfig(const Flags& flags) {
   if (auto v = flags.Get("root")) c.set_root(*v);
   if (auto v = flags.Get("policy")) c.set_policy_file(*v);
   if (auto v = flags.Get("enroll-secret-file")) c.set_enroll_secret_file(*v);
+  if (auto v = flags.Get("bundle")) c.set_bundle_file(*v);
+  if (auto v = flags.Get("ca")) c.set_ca_file(*v);
+  if (flags.Has("insecure")) c.set_insecure(true);
   struct {
     const char* flag;
     void (v1::AgentConfig::*set)(uint32_t);
@@ -79,8 +91,17 @@ Result<v1::AgentConfig> BuildConfig(const Flags& flags) {
     (c.*n.set)(static_cast<uint32_t>(*v));
   }
   if (Status s = NormalizeConfig(&c); !s.ok()) return s;
-  if (c.server().empty()) return Status::InvalidArgument("server: required (--server HOST:PORT)");
   if (c.state_dir().empty()) return Status::InvalidArgument("stateDir: required (--state-dir DIR)");
+  if (c.server().empty() && !c.bundle_file().empty()) {
+    auto bundle = LoadBundle(c.bundle_file());
+    if (!bundle.ok()) return bundle.status();
+    c.set_server(bundle->server());
+  }
+  if (c.server().empty()) {
+    auto recorded = StateDir(c.state_dir()).EnrolledServer();
+    if (recorded.ok()) c.set_server(*recorded);
+  }
+  if (c.server().empty()) return Status::InvalidArgument("server: required (--server HOST:PORT)");
   if (!c.policy_file().empty()) {
     auto p = collectors::LoadPolicyFile(c.policy_file());
     if (!p.ok()) return p.status();
@@ -125,47 +146,69 @@ int Collect(const Flags& flags) {
 }
 
 int Enroll(const Flags& flags) {
-  for (const char* f : {"server", "enroll-secret-file", "state-dir"}) {
-    if (!flags.Has(f)) return Usage(std::string("enroll needs --") + f);
+  if (!flags.Has("state-dir")) return Usage("enroll needs --state-dir");
+  if (!flags.Has("bundle") && !(flags.Has("server") && flags.Has("enroll-secret-file"))) {
+    return Usage("enroll needs --bundle FILE, or --server and --enroll-secret-file");
   }
-  auto secret = ReadSecretFile(*flags.Get("enroll-secret-file"));
-  if (!secret.ok()) return Fail(2, "enroll secret: " + secret.status().message());
-  v1::AgentConfig c;
-  c.set_server(*flags.Get("server"));
-  c.set_state_dir(*flags.Get("state-dir"));
-  c.set_root(flags.GetOr("root", "/"));
-  if (Status s = NormalizeConfig(&c); !s.ok()) return Fail(2, s.message());
-  auto view = collectors::NewRootedSystemView(c.root());
-  SystemClock clock;
-  Agent agent(c, *view, clock);
-  auto transport = NewGrpcTransport(c.server(), std::chrono::seconds(c.rpc_timeout_seconds()));
-  if (Status s = agent.Enroll(*transport, *secret); !s.ok()) {
-    return Fail(s.code() == Status::Code::kPermissionDenied ? 2 : 1, "enroll: " + s.message());
-  }
-  std::cout << *agent.state().DeviceId() << "\n";
-  return 0;
-}
-
-int Once(const Flags& flags) {
   auto config = BuildConfig(flags);
   if (!config.ok()) return Fail(2, config.status().message());
   auto view = collectors::NewRootedSystemView(config->root());
   SystemClock clock;
   Agent agent(*config, *view, clock);
-  auto transport =
-      NewGrpcTransport(config->server(), std::chrono::seconds(config->rpc_timeout_seconds()));
-  if (!agent.state().DeviceId().ok() && !config->enroll_secret_file().empty()) {
-    auto secret = ReadSecretFile(config->enroll_secret_file());
-    if (!secret.ok()) return Fail(2, "enroll secret: " + secret.status().message());
-    if (Status s = agent.Enroll(*transport, *secret); !s.ok()) {
-      return Fail(1, "enroll: " + s.message());
-    }
+  if (Status s = agent.EnrollFromConfig(); !s.ok()) {
+    bool usage = s.code() == Status::Code::kPermissionDenied ||
+                 s.code() == Status::Code::kUnauthenticated ||
+                 s.code() == Status::Code::kInvalidArgument ||
+                 s.code() == Status::Code::kNotFound;
+    return Fail(usage ? 2 : 1, "enroll: " + s.message());
   }
+  std::cout << *agent.state().DeviceId() << "\n";
+  return 0;
+}
+
+// Agent and transport for once/rotate-key; finishes an interrupted key rotation and enrolls
+// first when the configuration can.
+struct Session {
+  std::unique_ptr<collectors::SystemView> view;
+  SystemClock clock;
+  std::unique_ptr<Agent> agent;
+  std::unique_ptr<Transport> transport;
+};
+
+Result<std::unique_ptr<Session>> OpenSession(const v1::AgentConfig& config) {
+  auto session = std::make_unique<Session>();
+  session->view = collectors::NewRootedSystemView(config.root());
+  session->agent = std::make_unique<Agent>(config, *session->view, session->clock);
+  Agent& agent = *session->agent;
+  if (!agent.state().DeviceId().ok() &&
+      (!config.bundle_file().empty() || !config.enroll_secret_file().empty())) {
+    if (Status s = agent.EnrollFromConfig(); !s.ok()) return s.Prefixed("enroll: ");
+  }
+  auto options = TransportOptionsFor(config);
+  if (!options.ok()) return options.status();
+  session->transport = NewGrpcTransport(*options);
+  if (agent.RotationPending()) {
+    if (Status s = agent.RotateKey(*session->transport); !s.ok()) {
+      return s.Prefixed("finishing the key rotation: ");
+    }
+    options = TransportOptionsFor(config);  // the new key's client certificate
+    if (!options.ok()) return options.status();
+    session->transport = NewGrpcTransport(*options);
+  }
+  return session;
+}
+
+int Once(const Flags& flags) {
+  auto config = BuildConfig(flags);
+  if (!config.ok()) return Fail(2, config.status().message());
+  auto session = OpenSession(*config);
+  if (!session.ok()) return Fail(1, session.status().message());
+  Agent& agent = *(*session)->agent;
   auto seq = agent.CollectAndQueue();
   if (!seq.ok()) {
     return Fail(seq.status().code() == Status::Code::kNotFound ? 2 : 1, seq.status().message());
   }
-  auto flushed = agent.Flush(*transport);
+  auto flushed = agent.Flush(*(*session)->transport);
   if (!flushed.ok()) {
     return Fail(1, "attestation " + std::to_string(*seq) +
                        " is queued; sending failed: " + flushed.status().message());
@@ -173,6 +216,21 @@ int Once(const Flags& flags) {
   spdlog::info("attestation {} queued; {} acknowledged, {} rejected", *seq, flushed->acknowledged,
                flushed->rejected);
   return flushed->rejected > 0 ? 1 : 0;
+}
+
+int RotateKey(const Flags& flags) {
+  auto config = BuildConfig(flags);
+  if (!config.ok()) return Fail(2, config.status().message());
+  auto session = OpenSession(*config);
+  if (!session.ok()) return Fail(1, session.status().message());
+  Agent& agent = *(*session)->agent;
+  auto flushed = agent.Flush(*(*session)->transport);
+  if (!flushed.ok()) return Fail(1, "sending queued attestations: " + flushed.status().message());
+  if (Status s = agent.RotateKey(*(*session)->transport); !s.ok()) {
+    return Fail(1, "rotate-key: " + s.message());
+  }
+  std::cout << "device key rotated\n";
+  return 0;
 }
 
 int Main(int argc, char** argv) {
@@ -195,6 +253,7 @@ int Main(int argc, char** argv) {
   if (cmd == "collect") return Collect(*flags);
   if (cmd == "enroll") return Enroll(*flags);
   if (cmd == "once") return Once(*flags);
+  if (cmd == "rotate-key") return RotateKey(*flags);
   if (cmd == "run") {
     if (!flags->Has("config") && !flags->Has("server")) return Usage("run needs --config FILE");
     Flags f = *flags;

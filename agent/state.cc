@@ -88,6 +88,74 @@ Result<signing::DeviceKey> StateDir::LoadOrCreateKey() const {
   return key;
 }
 
+Result<signing::DeviceKey> StateDir::LoadOrCreateNextKey() const {
+  std::string next = path_ + "/device.key.next";
+  if (HasNextKey()) {
+    if (Status s = CheckPrivate(next, false); !s.ok()) return s;
+    auto pem = ReadWholeFile(next, 16384);
+    if (!pem.ok()) return pem.status();
+    auto key = signing::DeviceKey::FromPem(*pem);
+    if (!key.ok()) return Status::InvalidArgument(next + ": " + key.status().message());
+    return key;
+  }
+  auto key = signing::DeviceKey::Generate();
+  if (!key.ok()) return key.status();
+  auto pem = key->ToPem();
+  if (!pem.ok()) return pem.status();
+  if (Status s = WriteFileAtomic(next, *pem, 0600); !s.ok()) return s;
+  return key;
+}
+
+bool StateDir::HasNextKey() const {
+  struct stat st {};
+  return ::stat((path_ + "/device.key.next").c_str(), &st) == 0;
+}
+
+Status StateDir::PromoteNextKey(const std::string& client_cert_pem) const {
+  // The certificate first: a crash in between leaves the old key with a certificate that does
+  // not match it (mutual TLS fails until the rotation is resumed, which re-issues both), never a
+  // new key the server does not know.
+  if (!client_cert_pem.empty()) {
+    if (Status s = SaveClientCertificate(client_cert_pem); !s.ok()) return s;
+  }
+  if (::rename((path_ + "/device.key.next").c_str(), (path_ + "/device.key").c_str()) != 0) {
+    return Status::FromErrno(errno, "rename " + path_ + "/device.key.next");
+  }
+  return SyncDir(path_);
+}
+
+std::string StateDir::CaCertificate() const {
+  auto pem = ReadWholeFile(path_ + "/ca.crt", 1u << 20);
+  return pem.ok() ? *pem : std::string();
+}
+
+std::string StateDir::ClientCertificate() const {
+  auto pem = ReadWholeFile(path_ + "/device.crt", 1u << 20);
+  return pem.ok() ? *pem : std::string();
+}
+
+Status StateDir::SaveCaCertificate(const std::string& pem) const {
+  return WriteFileAtomic(path_ + "/ca.crt", pem, 0644);
+}
+
+Status StateDir::SaveClientCertificate(const std::string& pem) const {
+  return WriteFileAtomic(path_ + "/device.crt", pem, 0644);
+}
+
+Result<std::string> StateDir::KeyPem() const {
+  std::string key_path = path_ + "/device.key";
+  if (Status s = CheckPrivate(key_path, false); !s.ok()) return s;
+  return ReadWholeFile(key_path, 16384);
+}
+
+Result<std::string> StateDir::EnrolledServer() const {
+  auto text = ReadWholeFile(path_ + "/device.json", 65536);
+  if (!text.ok()) return text.status();
+  v1::Enrollment e;
+  if (Status s = ParseJsonStrict(*text, &e, path_ + "/device.json"); !s.ok()) return s;
+  return e.server();
+}
+
 Result<std::string> StateDir::DeviceId() const {
   std::string file = path_ + "/device.json";
   auto text = ReadWholeFile(file, 65536);

@@ -1,5 +1,8 @@
 // The agent's state directory (mode 0700, owned by the agent's user):
 //   device.key   Ed25519 private key, PKCS#8 PEM, mode 0600 (refused if looser)
+//   device.key.next  the new key while a rotation waits for the server's confirmation
+//   device.crt   client certificate for mutual TLS, issued by the server at enrollment
+//   ca.crt       the server's CA certificate (from the enrollment bundle)
 //   device.json  {"deviceId": ..., "server": ...} written after enrollment
 //   sequence     the last sequence number used; persisted BEFORE an attestation is signed, so a
 //                crash can skip a number but never reuse one
@@ -33,7 +36,22 @@ class StateDir {
   Result<signing::DeviceKey> LoadOrCreateKey() const;
   Result<signing::DeviceKey> LoadKey() const;
 
+  // Key rotation in progress: the next key (device.key.next, 0600), created when missing.
+  Result<signing::DeviceKey> LoadOrCreateNextKey() const;
+  bool HasNextKey() const;
+  // Makes the next key the device key (atomic rename) with its client certificate, if any.
+  Status PromoteNextKey(const std::string& client_cert_pem) const;
+
+  // PEM files kept beside the key: the server's CA (from the enrollment bundle) and the client
+  // certificate issued at enrollment. Empty when absent.
+  std::string CaCertificate() const;
+  std::string ClientCertificate() const;
+  Status SaveCaCertificate(const std::string& pem) const;
+  Status SaveClientCertificate(const std::string& pem) const;
+  Result<std::string> KeyPem() const;
+
   Result<std::string> DeviceId() const;  // NotFound when not enrolled
+  Result<std::string> EnrolledServer() const;  // the server recorded at enrollment
   Status SaveEnrollment(const std::string& device_id, const std::string& server) const;
 
   // Reserves the next sequence number durably and returns it.

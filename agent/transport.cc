@@ -16,8 +16,13 @@ Status FromGrpc(const grpc::Status& s, const std::string& server) {
     case grpc::StatusCode::DEADLINE_EXCEEDED:
       return Status::DeadlineExceeded(m);
     case grpc::StatusCode::PERMISSION_DENIED:
-    case grpc::StatusCode::UNAUTHENTICATED:
       return Status::PermissionDenied(m);
+    case grpc::StatusCode::UNAUTHENTICATED:
+      return Status::Unauthenticated(m);
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      return Status::ResourceExhausted(m);
+    case grpc::StatusCode::FAILED_PRECONDITION:
+      return Status::FailedPrecondition(m);
     case grpc::StatusCode::INVALID_ARGUMENT:
       return Status::InvalidArgument(m);
     case grpc::StatusCode::NOT_FOUND:
@@ -29,11 +34,26 @@ Status FromGrpc(const grpc::Status& s, const std::string& server) {
 
 class GrpcTransport final : public Transport {
  public:
-  GrpcTransport(std::string server, std::chrono::seconds timeout)
-      : server_(std::move(server)),
-        timeout_(timeout),
-        stub_(v1::AgentService::NewStub(
-            grpc::CreateChannel(server_, grpc::InsecureChannelCredentials()))) {}
+  explicit GrpcTransport(const TransportOptions& o)
+      : server_(o.server), timeout_(o.timeout), stub_(v1::AgentService::NewStub(Channel(o))) {}
+
+  static std::shared_ptr<grpc::Channel> Channel(const TransportOptions& o) {
+    if (o.insecure) return grpc::CreateChannel(o.server, grpc::InsecureChannelCredentials());
+    grpc::SslCredentialsOptions tls;
+    tls.pem_root_certs = o.ca_pem;
+    tls.pem_private_key = o.client_key_pem;
+    tls.pem_cert_chain = o.client_cert_pem;
+    return grpc::CreateChannel(o.server, grpc::SslCredentials(tls));
+  }
+
+  Result<v1::RotateKeyResponse> RotateKey(const v1::RotateKeyRequest& req) override {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + timeout_);
+    v1::RotateKeyResponse resp;
+    grpc::Status s = stub_->RotateKey(&ctx, req, &resp);
+    if (!s.ok()) return FromGrpc(s, server_);
+    return resp;
+  }
 
   Result<v1::EnrollResponse> Enroll(const v1::EnrollRequest& req) override {
     grpc::ClientContext ctx;
@@ -61,9 +81,8 @@ class GrpcTransport final : public Transport {
 
 }  // namespace
 
-std::unique_ptr<Transport> NewGrpcTransport(const std::string& server,
-                                            std::chrono::seconds timeout) {
-  return std::make_unique<GrpcTransport>(server, timeout);
+std::unique_ptr<Transport> NewGrpcTransport(const TransportOptions& options) {
+  return std::make_unique<GrpcTransport>(options);
 }
 
 }  // namespace vigil::agent

@@ -65,6 +65,12 @@ std::string Status::ToString() const {
     case Code::kInternal:
       name = "INTERNAL";
       break;
+    case Code::kUnauthenticated:
+      name = "UNAUTHENTICATED";
+      break;
+    case Code::kResourceExhausted:
+      name = "RESOURCE_EXHAUSTED";
+      break;
   }
   return std::string(name) + ": " + message_;
 }

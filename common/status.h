@@ -27,6 +27,8 @@ class Status {
     kAlreadyExists,
     kFailedPrecondition,
     kInternal,
+    kUnauthenticated,   // no or bad credentials
+    kResourceExhausted,  // a limit was hit (rate, size); retry later
   };
 
   Status() = default;
@@ -49,6 +51,12 @@ class Status {
     return Status(Code::kFailedPrecondition, std::move(m));
   }
   static Status Internal(std::string m) { return Status(Code::kInternal, std::move(m)); }
+  static Status Unauthenticated(std::string m) {
+    return Status(Code::kUnauthenticated, std::move(m));
+  }
+  static Status ResourceExhausted(std::string m) {
+    return Status(Code::kResourceExhausted, std::move(m));
+  }
   // Maps an errno value from an operation on `what` (a path or call) to a Status.
   static Status FromErrno(int err, const std::string& what);
 
@@ -56,6 +64,8 @@ class Status {
   Code code() const { return code_; }
   const std::string& message() const { return message_; }
   std::string ToString() const;
+  // The same code with `prefix` before the message (context for the reader).
+  Status Prefixed(const std::string& prefix) const { return Status(code_, prefix + message_); }
 
  private:
   Status(Code code, std::string message) : code_(code), message_(std::move(message)) {}

@@ -16,6 +16,8 @@
 namespace vigil::signing {
 
 inline constexpr std::string_view kSignatureDomain{"vigil.attestation.v1\0", 21};
+// Key rotation statements (KeyRotation) are signed over this prefix and their exact bytes.
+inline constexpr std::string_view kRotationDomain{"vigil.key-rotation.v1\0", 22};
 inline constexpr size_t kPublicKeySize = 32;
 inline constexpr size_t kSignatureSize = 64;
 

@@ -1,18 +1,50 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: install dependencies, build with warnings as
-# errors, run unit and end-to-end tests (CTest), then build the libFuzzer targets with clang and
-# run each for FUZZ_SECONDS (default 20). Prints the elapsed time at the end.
+# errors, run unit and end-to-end tests (CTest); then the same CTest suite again under
+# AddressSanitizer + UBSan (clang, build-fuzz/), the server's concurrency tests under
+# ThreadSanitizer (clang, build-tsan/), and every libFuzzer target for FUZZ_SECONDS (default 20).
+# Prints the elapsed time of each step and of the whole at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
+since() { echo "$(( $(date +%s) - $1 )) s"; }
 scripts/deps.sh --test
 BUILD_DIR=build scripts/build.sh -DVIGIL_WERROR=ON
 (cd build && ctest --output-on-failure -j2)
+echo "build and tests: $(since "$start")"
 
-echo "=== fuzz (${FUZZ_SECONDS:-20} s per target)"
+# ASan+UBSan: build-fuzz/ instruments every target (VIGIL_FUZZ); only the fuzzers link libFuzzer,
+# so the unit tests and the real server and agent of the end-to-end test run sanitized too.
+# Any report fails the run: UBSan is built non-recoverable, LSan is on (third-party leaks only
+# are suppressed in tests/sanitizers/lsan.supp).
+echo "=== ASan+UBSan: CTest in build-fuzz/"
+t=$(date +%s)
 cmake -S . -B build-fuzz -G Ninja -DVIGIL_FUZZ=ON -DCMAKE_C_COMPILER=clang-14 \
   -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build-fuzz --target fuzzers
+cmake --build build-fuzz
+echo "asan+ubsan build: $(since "$t")"
+t=$(date +%s)
+lsan_supp="$PWD/tests/sanitizers/lsan.supp"
+(cd build-fuzz && ASAN_OPTIONS=detect_leaks=1 \
+  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  LSAN_OPTIONS=suppressions="$lsan_supp":print_suppressions=0 \
+  ctest --output-on-failure -j2)
+echo "asan+ubsan tests: $(since "$t")"
+
+# TSan: the server's concurrent paths (server/concurrency_test.cc) without gRPC, whose Debian
+# build is not instrumented. Only server_test is built. setarch -R (no ASLR): clang-14's TSan
+# cannot place its shadow memory on kernels that randomise mmap with 32 bits (vm.mmap_rnd_bits).
+echo "=== TSan: server concurrency tests in build-tsan/"
+t=$(date +%s)
+cmake -S . -B build-tsan -G Ninja -DVIGIL_TSAN=ON -DCMAKE_C_COMPILER=clang-14 \
+  -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build-tsan --target server_test
+TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 setarch "$(uname -m)" -R \
+  build-tsan/server/server_test --test-case='*concurrent*' --minimal
+echo "tsan: $(since "$t")"
+
+echo "=== fuzz (${FUZZ_SECONDS:-20} s per target)"
+t=$(date +%s)
 for f in build-fuzz/tests/fuzz/*_fuzz; do
   name=$(basename "$f")
   corpus="build-fuzz/corpus/$name"
@@ -24,4 +56,5 @@ for f in build-fuzz/tests/fuzz/*_fuzz; do
     >"build-fuzz/$name.log" 2>&1 || { tail -40 "build-fuzz/$name.log"; echo "FUZZ FAILURE: $name"; exit 1; }
   echo "$name: $(grep -Eo 'Done [0-9]+ runs' "build-fuzz/$name.log" || echo ok)"
 done
+echo "fuzz: $(since "$t")"
 echo "all tests passed in $(( $(date +%s) - start )) s"

@@ -8,15 +8,10 @@
 #include "collectors/evaluate.h"
 #include "collectors/policy.h"
 #include "proto/signing.h"
+#include "vigil/v1/agent_service.pb.h"
 
 namespace vigil::server {
 namespace {
-
-bool SecretMatches(const std::string& expected, const std::string& given) {
-  // Compare digests so the comparison is constant-time regardless of the lengths.
-  std::string a = signing::Sha256(expected), b = signing::Sha256(given);
-  return !expected.empty() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
-}
 
 // Device-signed times are untrusted: clamp to years 0..9999 so arithmetic cannot overflow.
 int64_t ToMillis(const google::protobuf::Timestamp& t) {
@@ -24,6 +19,14 @@ int64_t ToMillis(const google::protobuf::Timestamp& t) {
   int64_t secs = std::clamp<int64_t>(t.seconds(), 0, kMaxSeconds);
   return secs * 1000 + std::clamp<int32_t>(t.nanos(), 0, 999999999) / 1000000;
 }
+
+std::string PeerHost(const std::string& peer) {
+  // gRPC peers look like "ipv4:127.0.0.1:5555" or "ipv6:[::1]:5555": limit by address, not port.
+  size_t colon = peer.rfind(':');
+  return colon == std::string::npos ? peer : peer.substr(0, colon);
+}
+
+std::string Seconds(int64_t ms) { return std::to_string(ms / 1000) + " s"; }
 
 }  // namespace
 
@@ -35,81 +38,168 @@ bool IsValidCheckId(const std::string& id) {
   return true;
 }
 
-Aggregator::Aggregator(Store& store, const Clock& clock, v1::Policy policy,
-                       AggregatorOptions options)
+Aggregator::Aggregator(Store& store, const Clock& clock, Credentials& credentials,
+                       Counters& counters, v1::Policy policy, AggregatorOptions options)
     : store_(store),
       clock_(clock),
+      credentials_(credentials),
+      counters_(counters),
+      report_limiter_(clock, options.reports_per_minute, options.report_burst),
+      auth_failure_limiter_(clock, options.failed_auth_per_minute,
+                            options.failed_auth_per_minute),
       policy_(std::move(policy)),
       policy_version_(collectors::PolicyVersion(policy_)),
       options_(std::move(options)) {}
 
-Result<v1::EnrollResponse> Aggregator::Enroll(const v1::EnrollRequest& req) {
-  if (!SecretMatches(options_.enroll_secret, req.enroll_secret())) {
-    spdlog::warn("enrollment rejected: wrong enroll secret (host '{}')", req.hostname());
-    return Status::PermissionDenied("invalid enroll secret");
+bool Aggregator::AuthAllowed(const std::string& peer) {
+  if (auth_failure_limiter_.HasToken(PeerHost(peer))) return true;
+  counters_.Inc("auth.rejected.rate_limited");
+  return false;
+}
+
+void Aggregator::AuthFailed(const std::string& peer, const std::string& what,
+                            const std::string& detail) {
+  auth_failure_limiter_.TryTake(PeerHost(peer));
+  counters_.Inc(what);
+  AuditRecord audit{clock_.NowMillis(), "peer:" + peer, "auth.failed", what, detail, false};
+  if (Status s = store_.AppendAudit(audit); !s.ok()) {
+    spdlog::error("cannot append to the audit log: {}", s.ToString());
+  }
+}
+
+Result<std::string> Aggregator::IssueClientCert(const std::string& csr,
+                                                const std::string& public_key,
+                                                const std::string& device_id) {
+  if (csr.empty() || options_.ca == nullptr) return std::string();
+  if (Status s = pki::CheckCsr(csr, public_key); !s.ok()) return s;
+  return pki::IssueClientCert(*options_.ca, csr, device_id, clock_.NowMillis() / 1000,
+                              options_.client_cert_days);
+}
+
+Result<v1::EnrollResponse> Aggregator::Enroll(const v1::EnrollRequest& req, const CallInfo& call) {
+  if (!AuthAllowed(call.peer)) {
+    return Status::ResourceExhausted("too many failed attempts from this address; retry later");
+  }
+  auto secret = credentials_.Check(CredentialKind::kEnrollSecret, req.enroll_secret());
+  if (!secret.ok()) {
+    // Never log or store the presented secret: it may be a real one with a typo.
+    spdlog::warn("enrollment rejected from {} (host '{}'): {}", call.peer, req.hostname(),
+                 secret.status().message());
+    AuthFailed(call.peer, "enroll.rejected.bad_secret",
+               "host '" + req.hostname() + "': " + secret.status().message());
+    return secret.status().code() == Status::Code::kPermissionDenied
+               ? secret.status()
+               : Status::PermissionDenied("invalid enroll secret");
   }
   if (req.public_key().size() != signing::kPublicKeySize) {
+    counters_.Inc("enroll.rejected.bad_key");
     return Status::InvalidArgument("public_key must be a raw 32-byte Ed25519 key");
   }
-  if (req.hostname().size() > 255) return Status::InvalidArgument("hostname longer than 255 bytes");
+  if (req.hostname().size() > 255) {
+    counters_.Inc("enroll.rejected.bad_hostname");
+    return Status::InvalidArgument("hostname longer than 255 bytes");
+  }
+  if (req.csr().size() > 8192) {
+    counters_.Inc("enroll.rejected.bad_csr");
+    return Status::InvalidArgument("csr larger than 8 KiB");
+  }
   std::string key_id = signing::KeyIdOf(req.public_key());
   v1::EnrollResponse resp;
   *resp.mutable_policy() = policy_;
   std::lock_guard<std::mutex> lock(ingest_mu_);
   auto existing = store_.FindDeviceByKeyId(key_id);
   if (!existing.ok()) return existing.status();
-  if (existing->has_value()) {
-    resp.set_device_id((*existing)->id);  // same key enrolling again: same device
-    return resp;
-  }
   DeviceRecord d;
-  d.id = "dev-" + signing::Hex(key_id).substr(0, 20);
-  d.key_id = key_id;
-  d.public_key = req.public_key();
-  d.hostname = req.hostname();
-  d.platform = req.platform();
-  d.enrolled_at_ms = clock_.NowMillis();
-  d.status = v1::UNKNOWN;
-  if (Status s = store_.InsertDevice(d); !s.ok()) return s;
-  spdlog::info("enrolled device {} (host '{}')", d.id, d.hostname);
+  if (existing->has_value()) {
+    d = std::move(**existing);  // same key enrolling again: same device
+    if (d.revoked_at_ms != 0) {
+      counters_.Inc("enroll.rejected.revoked");
+      return Status::PermissionDenied("device " + d.id + " is revoked");
+    }
+  } else {
+    d.id = "dev-" + signing::Hex(key_id).substr(0, 20);
+    d.key_id = key_id;
+    d.public_key = req.public_key();
+    d.hostname = req.hostname();
+    d.platform = req.platform();
+    d.enrolled_at_ms = clock_.NowMillis();
+    d.status = v1::UNKNOWN;
+    d.pending = options_.approve_devices;
+  }
+  // Check the CSR before storing anything, so a bad one leaves no device behind.
+  auto cert = IssueClientCert(req.csr(), req.public_key(), d.id);
+  if (!cert.ok()) {
+    counters_.Inc("enroll.rejected.bad_csr");
+    return cert.status();
+  }
+  if (!existing->has_value()) {
+    AuditRecord audit{d.enrolled_at_ms,
+                      "peer:" + call.peer,
+                      "device.enroll",
+                      d.id,
+                      "host '" + d.hostname + "', enroll secret '" + secret->name + "'" +
+                          (d.pending ? ", pending approval" : ""),
+                      true};
+    if (Status s = store_.InsertDevice(d, audit); !s.ok()) return s;
+    spdlog::info("enrolled device {} (host '{}'){}", d.id, d.hostname,
+                 d.pending ? ", pending approval" : "");
+  }
+  counters_.Inc("enroll.accepted");
   resp.set_device_id(d.id);
+  resp.set_client_certificate(*cert);
+  resp.set_status(d.pending ? v1::PENDING : v1::UNKNOWN);
   return resp;
 }
 
-Result<v1::ReportResponse> Aggregator::Report(const v1::ReportRequest& req) {
-  if (req.attestations_size() == 0)
+Result<v1::ReportResponse> Aggregator::Report(const v1::ReportRequest& req, const CallInfo& call) {
+  if (options_.require_client_cert && call.client_cert_device.empty()) {
+    counters_.Inc("report.rejected.no_client_cert");
+    return Status::Unauthenticated(
+        "this server requires a client certificate (mutual TLS); enroll again to get one");
+  }
+  if (req.attestations_size() == 0) {
+    counters_.Inc("report.rejected.empty");
     return Status::InvalidArgument("report carries no attestations");
+  }
   if (static_cast<uint32_t>(req.attestations_size()) > options_.max_batch) {
+    counters_.Inc("report.rejected.batch_too_large");
     return Status::InvalidArgument("report carries " + std::to_string(req.attestations_size()) +
                                    " attestations; the limit is " +
                                    std::to_string(options_.max_batch));
   }
   v1::ReportResponse resp;
-  bool stopped = false;
+  int32_t stopped = 0;
   for (const auto& signed_att : req.attestations()) {
-    if (stopped) {
-      // After a server-side failure nothing later in the batch is committed: committing a later
-      // sequence would make the agent's retry of the failed one look like a replay.
+    if (stopped != 0) {
+      // Nothing later in the batch is committed after a transient refusal: committing a later
+      // sequence would make the agent's retry of the refused one look like a replay.
       auto* ack = resp.add_acks();
-      ack->set_code(kAckInternal);
-      ack->set_message("not processed: an earlier attestation in this batch could not be stored");
+      ack->set_code(stopped);
+      ack->set_message("not processed: an earlier attestation in this batch was not stored");
       continue;
     }
-    *resp.add_acks() = Ingest(signed_att);
-    stopped = resp.acks(resp.acks_size() - 1).code() == kAckInternal;
+    *resp.add_acks() = Ingest(signed_att, call);
+    int32_t code = resp.acks(resp.acks_size() - 1).code();
+    if (code == kAckInternal || code == kAckResourceExhausted || code == kAckFailedPrecondition) {
+      stopped = code;
+    }
   }
   *resp.mutable_policy() = policy_;
   return resp;
 }
 
 v1::AttestationAck Aggregator::Reject(const std::string& device_id, int32_t code,
-                                      const std::string& message, bool tamper) {
+                                      const std::string& counter, const std::string& message,
+                                      bool tamper) {
+  counters_.Inc("report.rejected." + counter);
   v1::AttestationAck ack;
   ack.set_code(code);
   ack.set_message(message);
   if (tamper && !device_id.empty()) {
     spdlog::warn("device {} flagged TAMPERED: {}", device_id, message);
-    if (Status s = store_.MarkTampered(device_id, message, clock_.NowMillis()); !s.ok()) {
+    int64_t now = clock_.NowMillis();
+    AuditRecord audit{now, "device:" + device_id, "device.tampered", device_id, message, false};
+    if (Status s = store_.MarkTampered(device_id, message, now, audit); !s.ok()) {
       spdlog::error("cannot flag device {}: {}", device_id, s.ToString());
     }
     ack.set_device_status(v1::TAMPERED);
@@ -119,17 +209,22 @@ v1::AttestationAck Aggregator::Reject(const std::string& device_id, int32_t code
   return ack;
 }
 
-v1::AttestationAck Aggregator::Ingest(const v1::SignedAttestation& signed_att) {
+v1::AttestationAck Aggregator::Ingest(const v1::SignedAttestation& signed_att,
+                                      const CallInfo& call) {
   if (signed_att.key_id().size() != 32) {
-    return Reject("", kAckInvalidArgument, "key_id must be 32 bytes (SHA-256 of the public key)",
-                  false);
+    return Reject("", kAckInvalidArgument, "bad_key_id",
+                  "key_id must be 32 bytes (SHA-256 of the public key)", false);
   }
   if (signed_att.attestation().size() > options_.max_attestation_bytes) {
-    return Reject("", kAckInvalidArgument, "attestation larger than the limit", false);
+    return Reject("", kAckInvalidArgument, "too_large",
+                  "attestation of " + std::to_string(signed_att.attestation().size()) +
+                      " bytes is larger than the limit of " +
+                      std::to_string(options_.max_attestation_bytes),
+                  false);
   }
   std::lock_guard<std::mutex> lock(ingest_mu_);
   auto found = store_.FindDeviceByKeyId(signed_att.key_id());
-  if (!found.ok()) return Reject("", kAckInternal, found.status().ToString(), false);
+  if (!found.ok()) return Reject("", kAckInternal, "storage", found.status().ToString(), false);
   if (!found->has_value()) {
     // Nobody enrolled this key. If the bytes claim to come from a known device, someone is
     // forging reports for it: flag that device so the security team looks.
@@ -137,80 +232,221 @@ v1::AttestationAck Aggregator::Ingest(const v1::SignedAttestation& signed_att) {
     std::string victim;
     if (claimed.ParseFromString(signed_att.attestation()) && !claimed.device_id().empty()) {
       auto d = store_.GetDevice(claimed.device_id());
-      if (d.ok() && d->has_value()) victim = (*d)->id;
+      if (d.ok() && d->has_value() && (*d)->revoked_at_ms == 0) victim = (*d)->id;
     }
-    return Reject(victim, kAckUnauthenticated,
+    return Reject(victim, kAckUnauthenticated, "unknown_key",
                   "attestation signed by an unknown key (not enrolled)", !victim.empty());
   }
   DeviceRecord device = std::move(**found);
+  if (device.revoked_at_ms != 0) {
+    return Reject("", kAckPermissionDenied, "revoked",
+                  "device " + device.id + " is revoked: " + device.revoke_reason, false);
+  }
+  if (!call.client_cert_device.empty() && call.client_cert_device != device.id) {
+    return Reject("", kAckPermissionDenied, "client_cert_mismatch",
+                  "the connection's client certificate is for " + call.client_cert_device +
+                      ", not " + device.id,
+                  false);
+  }
   auto verified = signing::VerifyAttestation(signed_att, device.public_key);
   if (!verified.ok()) {
     if (verified.status().code() == Status::Code::kInvalidArgument) {
-      return Reject(device.id, kAckInvalidArgument, verified.status().message(), true);
+      return Reject(device.id, kAckInvalidArgument, "malformed", verified.status().message(),
+                    true);
     }
-    return Reject(device.id, kAckPermissionDenied,
+    return Reject(device.id, kAckPermissionDenied, "bad_signature",
                   "signature does not verify with the device's enrolled key", true);
   }
   v1::Attestation att = std::move(verified).value();
-  v1::AttestationAck ack;
-  ack.set_sequence(att.sequence());
-  if (att.device_id() != device.id) {
-    ack = Reject(
-        device.id, kAckPermissionDenied,
-        "attestation for device '" + att.device_id() + "' signed with the key of " + device.id,
-        true);
+  auto with_sequence = [&](v1::AttestationAck ack) {
     ack.set_sequence(att.sequence());
     return ack;
+  };
+  if (att.device_id() != device.id) {
+    return with_sequence(Reject(
+        device.id, kAckPermissionDenied, "device_mismatch",
+        "attestation for device '" + att.device_id() + "' signed with the key of " + device.id,
+        true));
   }
   if (att.sequence() == 0) {
-    ack = Reject(device.id, kAckInvalidArgument, "sequence must start at 1", false);
-    return ack;
+    return with_sequence(
+        Reject(device.id, kAckInvalidArgument, "bad_sequence", "sequence must start at 1", false));
+  }
+  if (static_cast<uint32_t>(att.checks_size()) > options_.max_checks) {
+    return with_sequence(Reject("", kAckInvalidArgument, "too_many_checks",
+                                "attestation carries " + std::to_string(att.checks_size()) +
+                                    " checks; the limit is " +
+                                    std::to_string(options_.max_checks),
+                                false));
   }
   std::string digest = signing::Sha256(signed_att.attestation());
   if (att.sequence() <= device.last_sequence) {
     auto stored = store_.AttestationDigest(device.id, att.sequence());
-    if (!stored.ok()) return Reject("", kAckInternal, stored.status().ToString(), false);
+    if (!stored.ok())
+      return with_sequence(
+          Reject("", kAckInternal, "storage", stored.status().ToString(), false));
     if (stored->has_value() && **stored == digest) {
       // The agent lost our acknowledgement and sent the same bytes again: acknowledge again.
+      counters_.Inc("report.duplicate");
+      v1::AttestationAck ack;
       ack.set_code(kAckAlreadyExists);
       ack.set_message("already stored");
       ack.set_device_status(device.tampered ? v1::TAMPERED : device.status);
-      return ack;
+      return with_sequence(ack);
     }
-    ack = Reject(device.id, kAckPermissionDenied,
-                 "replay: sequence " + std::to_string(att.sequence()) +
-                     (stored->has_value() ? " was already used by a different attestation"
-                                          : " is not newer than the last accepted " +
-                                                std::to_string(device.last_sequence)),
-                 true);
-    ack.set_sequence(att.sequence());
-    return ack;
+    return with_sequence(
+        Reject(device.id, kAckPermissionDenied, "replay",
+               "replay: sequence " + std::to_string(att.sequence()) +
+                   (stored->has_value() ? " was already used by a different attestation"
+                                        : " is not newer than the last accepted " +
+                                              std::to_string(device.last_sequence)),
+               true));
+  }
+  if (device.pending) {
+    return with_sequence(Reject("", kAckFailedPrecondition, "pending",
+                                "device " + device.id + " is waiting for an admin's approval",
+                                false));
+  }
+  int64_t now = clock_.NowMillis();
+  int64_t issued = ToMillis(att.issued_at());
+  if (issued > now + options_.live_window_ms) {
+    return with_sequence(Reject("", kAckInvalidArgument, "issued_in_future",
+                                "issued_at is " + Seconds(issued - now) +
+                                    " ahead of the server clock (window " +
+                                    Seconds(options_.live_window_ms) +
+                                    "); fix the device clock",
+                                false));
+  }
+  if (!report_limiter_.TryTake(device.id)) {
+    return with_sequence(Reject("", kAckResourceExhausted, "rate_limited",
+                                "device " + device.id + " exceeds " +
+                                    std::to_string(options_.reports_per_minute) +
+                                    " attestations per minute; retry later",
+                                false));
   }
 
   AcceptedAttestation accepted;
   accepted.device_id = device.id;
   accepted.sequence = att.sequence();
   accepted.digest = digest;
-  accepted.issued_at_ms = ToMillis(att.issued_at());
-  accepted.received_at_ms = clock_.NowMillis();
+  accepted.issued_at_ms = issued;
+  accepted.received_at_ms = now;
   accepted.envelope = signed_att;
-  device.last_seen_ms = accepted.received_at_ms;
+  // An attestation issued long ago (an agent's queue after days offline) is history: it cannot
+  // speak for the device's state now, so it neither sets the status nor refreshes last-seen.
+  accepted.live = issued >= now - options_.live_window_ms;
+  const v1::DeviceStatus status_before = device.tampered ? v1::TAMPERED : device.status;
   device.last_sequence = att.sequence();
-  device.platform = att.platform();
-  if (!att.platform().hostname().empty()) device.hostname = att.platform().hostname();
+  if (accepted.live) {
+    device.last_seen_ms = now;
+    device.platform = att.platform();
+    if (!att.platform().hostname().empty()) device.hostname = att.platform().hostname();
+  }
   ApplyVerdicts(policy_, &att, &device);
   device.policy_version = policy_version_;
   att.SerializeToString(&device.latest_attestation);
   accepted.device_after = device;
+  v1::AttestationAck ack;
   if (Status s = store_.CommitAttestation(accepted); !s.ok()) {
     spdlog::error("cannot store attestation {} of {}: {}", att.sequence(), device.id, s.ToString());
+    counters_.Inc("report.rejected.storage");
     ack.set_code(kAckInternal);
     ack.set_message("not stored: " + s.message());
-    return ack;
+    return with_sequence(ack);
   }
+  counters_.Inc(accepted.live ? "report.accepted" : "report.accepted_history");
   ack.set_code(kAckOk);
   ack.set_device_status(device.tampered ? v1::TAMPERED : device.status);
-  return ack;
+  if (!accepted.live) {
+    ack.set_message("stored as history: issued " + Seconds(now - issued) +
+                    " ago, outside the live window");
+    ack.set_device_status(status_before);
+  }
+  return with_sequence(ack);
+}
+
+Result<v1::RotateKeyResponse> Aggregator::RotateKey(const v1::RotateKeyRequest& req,
+                                                    const CallInfo& call) {
+  auto reject = [&](const std::string& counter, Status s) {
+    counters_.Inc("rotate.rejected." + counter);
+    return s;
+  };
+  if (options_.require_client_cert && call.client_cert_device.empty()) {
+    return reject("no_client_cert", Status::Unauthenticated(
+                                        "this server requires a client certificate (mutual TLS)"));
+  }
+  v1::KeyRotation rot;
+  if (req.rotation().size() > 4096 || !rot.ParseFromString(req.rotation())) {
+    return reject("malformed", Status::InvalidArgument("rotation: not a KeyRotation message"));
+  }
+  if (rot.new_public_key().size() != signing::kPublicKeySize || rot.old_key_id().size() != 32) {
+    return reject("malformed", Status::InvalidArgument(
+                                   "rotation: new_public_key must be 32 bytes, old_key_id 32"));
+  }
+  if (req.csr().size() > 8192) {
+    return reject("bad_csr", Status::InvalidArgument("csr larger than 8 KiB"));
+  }
+  if (!call.client_cert_device.empty() && call.client_cert_device != rot.device_id()) {
+    return reject("client_cert_mismatch",
+                  Status::PermissionDenied("the connection's client certificate is for " +
+                                           call.client_cert_device + ", not " + rot.device_id()));
+  }
+  std::lock_guard<std::mutex> lock(ingest_mu_);
+  auto found = store_.GetDevice(rot.device_id());
+  if (!found.ok()) return found.status();
+  if (!found->has_value()) {
+    return reject("unknown_device", Status::PermissionDenied("unknown device"));
+  }
+  DeviceRecord d = std::move(**found);
+  if (d.revoked_at_ms != 0) {
+    return reject("revoked", Status::PermissionDenied("device " + d.id + " is revoked"));
+  }
+  std::string new_key_id = signing::KeyIdOf(rot.new_public_key());
+  std::string signed_bytes = std::string(signing::kRotationDomain) + req.rotation();
+  if (Status s = signing::Verify(rot.new_public_key(), signed_bytes, req.new_signature());
+      !s.ok()) {
+    return reject("bad_signature",
+                  Status::PermissionDenied("rotation: the new key's signature does not verify"));
+  }
+  v1::RotateKeyResponse resp;
+  if (d.key_id == new_key_id) {
+    // A retry after a lost answer: the rotation already happened.
+    auto cert = IssueClientCert(req.csr(), rot.new_public_key(), d.id);
+    if (!cert.ok()) return reject("bad_csr", cert.status());
+    resp.set_client_certificate(*cert);
+    return resp;
+  }
+  if (d.key_id != rot.old_key_id()) {
+    return reject("stale", Status::FailedPrecondition(
+                               "rotation: old_key_id is not the device's current key"));
+  }
+  if (Status s = signing::Verify(d.public_key, signed_bytes, req.old_signature()); !s.ok()) {
+    AuditRecord audit{clock_.NowMillis(), "peer:" + call.peer, "device.rotate_key", d.id,
+                      "signature by the current key does not verify", false};
+    (void)store_.AppendAudit(audit);
+    return reject("bad_signature", Status::PermissionDenied(
+                                       "rotation: the current key's signature does not verify"));
+  }
+  int64_t now = clock_.NowMillis();
+  int64_t issued = ToMillis(rot.issued_at());
+  if (issued < now - options_.live_window_ms || issued > now + options_.live_window_ms) {
+    return reject("stale", Status::FailedPrecondition(
+                               "rotation: issued_at is outside the window of " +
+                               Seconds(options_.live_window_ms) + " around the server clock"));
+  }
+  auto cert = IssueClientCert(req.csr(), rot.new_public_key(), d.id);
+  if (!cert.ok()) return reject("bad_csr", cert.status());
+  AuditRecord audit{now, "device:" + d.id, "device.rotate_key", d.id,
+                    "new key " + signing::Hex(new_key_id).substr(0, 16), true};
+  if (Status s = store_.ReplaceDeviceKey(d.id, d.key_id, rot.new_public_key(), new_key_id, now,
+                                         audit);
+      !s.ok()) {
+    return reject(s.code() == Status::Code::kAlreadyExists ? "key_in_use" : "storage", s);
+  }
+  counters_.Inc("rotate.accepted");
+  spdlog::info("device {} rotated its key", d.id);
+  resp.set_client_certificate(*cert);
+  return resp;
 }
 
 void Aggregator::ApplyVerdicts(const v1::Policy& policy, v1::Attestation* att,

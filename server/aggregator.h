@@ -8,6 +8,9 @@
 
 #include "common/clock.h"
 #include "common/status.h"
+#include "proto/pki.h"
+#include "server/auth.h"
+#include "server/limits.h"
 #include "server/store.h"
 #include "vigil/v1/agent_service.pb.h"
 #include "vigil/v1/policy.pb.h"
@@ -20,6 +23,8 @@ enum AckCode : int32_t {
   kAckInvalidArgument = 3,
   kAckAlreadyExists = 6,  // the same attestation again: acknowledged, stored once
   kAckPermissionDenied = 7,
+  kAckResourceExhausted = 8,   // rate limited: keep it queued, retry later
+  kAckFailedPrecondition = 9,  // device pending approval: keep it queued, retry later
   kAckUnauthenticated = 16,
   kAckInternal = 13,
 };
@@ -28,17 +33,41 @@ enum AckCode : int32_t {
 bool IsValidCheckId(const std::string& id);
 
 struct AggregatorOptions {
-  std::string enroll_secret;  // compared in constant time; never logged
   uint32_t max_batch = 100;
-  size_t max_attestation_bytes = 1u << 20;
+  size_t max_attestation_bytes = 256u << 10;
+  uint32_t max_checks = 64;
+  // Live reports must be issued within this much of the server clock. Older ones (an agent's
+  // queue after days offline) are kept as history only; newer ones are refused.
+  int64_t live_window_ms = 10 * 60 * 1000;
+  uint32_t reports_per_minute = 60;  // per device; 0 = unlimited
+  uint32_t report_burst = 120;
+  uint32_t failed_auth_per_minute = 10;  // per peer address, enrollment and tokens
+  bool approve_devices = false;          // new devices stay PENDING until an admin approves
+  bool require_client_cert = false;      // Report and RotateKey need a verified client cert
+  const pki::KeyAndCert* ca = nullptr;   // issues client certificates for CSRs when set
+  int client_cert_days = 365;
+};
+
+// What the transport knows about a call: the peer's address, and the device id (certificate
+// common name) when the peer presented a client certificate that chains to the server's CA.
+struct CallInfo {
+  std::string peer;
+  std::string client_cert_device;
 };
 
 class Aggregator {
  public:
-  Aggregator(Store& store, const Clock& clock, v1::Policy policy, AggregatorOptions options);
+  Aggregator(Store& store, const Clock& clock, Credentials& credentials, Counters& counters,
+             v1::Policy policy, AggregatorOptions options);
 
-  Result<v1::EnrollResponse> Enroll(const v1::EnrollRequest& request);
-  Result<v1::ReportResponse> Report(const v1::ReportRequest& request);
+  Result<v1::EnrollResponse> Enroll(const v1::EnrollRequest& request, const CallInfo& call = {});
+  Result<v1::ReportResponse> Report(const v1::ReportRequest& request, const CallInfo& call = {});
+  Result<v1::RotateKeyResponse> RotateKey(const v1::RotateKeyRequest& request,
+                                          const CallInfo& call = {});
+
+  // False (and counted) when `peer` has failed authentication too often lately.
+  bool AuthAllowed(const std::string& peer);
+  void AuthFailed(const std::string& peer, const std::string& what, const std::string& detail);
 
   // Re-judges every device whose stored verdicts came from another policy version.
   Status ReevaluateFleet();
@@ -50,12 +79,18 @@ class Aggregator {
                             DeviceRecord* device);
 
  private:
-  v1::AttestationAck Ingest(const v1::SignedAttestation& signed_att);
-  v1::AttestationAck Reject(const std::string& device_id, int32_t code, const std::string& message,
-                            bool tamper);
+  v1::AttestationAck Ingest(const v1::SignedAttestation& signed_att, const CallInfo& call);
+  v1::AttestationAck Reject(const std::string& device_id, int32_t code, const std::string& counter,
+                            const std::string& message, bool tamper);
+  Result<std::string> IssueClientCert(const std::string& csr, const std::string& public_key,
+                                      const std::string& device_id);
 
   Store& store_;
   const Clock& clock_;
+  Credentials& credentials_;
+  Counters& counters_;
+  RateLimiter report_limiter_;
+  RateLimiter auth_failure_limiter_;
   const v1::Policy policy_;
   const std::string policy_version_;
   const AggregatorOptions options_;

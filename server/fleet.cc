@@ -15,8 +15,8 @@ google::protobuf::Timestamp FromMillis(int64_t ms) {
 
 }  // namespace
 
-Fleet::Fleet(Store& store, const Clock& clock, const v1::Policy& policy)
-    : store_(store), clock_(clock), policy_(policy) {}
+Fleet::Fleet(Store& store, const Clock& clock, const v1::Policy& policy, Counters& counters)
+    : store_(store), clock_(clock), policy_(policy), counters_(counters) {}
 
 int64_t Fleet::StaleBefore() const {
   int64_t window_s = policy_.checkin_window_seconds() ? policy_.checkin_window_seconds() : 3600;
@@ -24,7 +24,9 @@ int64_t Fleet::StaleBefore() const {
 }
 
 v1::DeviceStatus Fleet::EffectiveStatus(const DeviceRecord& d) const {
+  if (d.revoked_at_ms != 0) return v1::REVOKED;
   if (d.tampered) return v1::TAMPERED;
+  if (d.pending) return v1::PENDING;
   if (d.last_seen_ms == 0) return v1::UNKNOWN;
   if (d.last_seen_ms < StaleBefore()) return v1::STALE;
   return d.status;
@@ -42,6 +44,12 @@ v1::DeviceSummary Fleet::ToSummary(const DeviceRecord& d) const {
   s.set_last_sequence(d.last_sequence);
   for (const auto& c : d.failing_checks) s.add_failing_checks(c);
   switch (s.status()) {
+    case v1::REVOKED:
+      s.set_status_reason("revoked: " + d.revoke_reason);
+      break;
+    case v1::PENDING:
+      s.set_status_reason("enrolled, waiting for an admin's approval");
+      break;
     case v1::TAMPERED:
       s.set_status_reason(d.tamper_reason);
       break;
@@ -121,8 +129,8 @@ Result<v1::SummaryResponse> Fleet::Summary(const v1::SummaryRequest&) {
   if (!counts.ok()) return counts.status();
   v1::SummaryResponse resp;
   uint64_t total = 0;
-  for (auto s :
-       {v1::COMPLIANT, v1::NON_COMPLIANT, v1::UNKNOWN, v1::STALE, v1::TAMPERED, v1::EXCEPTED}) {
+  for (auto s : {v1::COMPLIANT, v1::NON_COMPLIANT, v1::UNKNOWN, v1::STALE, v1::TAMPERED,
+                 v1::EXCEPTED, v1::PENDING, v1::REVOKED}) {
     uint64_t n = 0;
     for (const auto& [status, count] : *counts) {
       if (status == s) n += count;
@@ -134,6 +142,65 @@ Result<v1::SummaryResponse> Fleet::Summary(const v1::SummaryRequest&) {
   }
   resp.set_total(total);
   resp.set_policy_version(collectors::PolicyVersion(policy_));
+  return resp;
+}
+
+Result<v1::DeviceActionResponse> Fleet::Summarize(const std::string& device_id) {
+  auto found = store_.GetDevice(device_id);
+  if (!found.ok()) return found.status();
+  if (!found->has_value()) return Status::NotFound("no device '" + device_id + "'");
+  v1::DeviceActionResponse resp;
+  *resp.mutable_device() = ToSummary(**found);
+  return resp;
+}
+
+Result<v1::DeviceActionResponse> Fleet::ApproveDevice(const v1::DeviceActionRequest& req,
+                                                      const std::string& actor) {
+  if (req.device_id().empty()) return Status::InvalidArgument("device_id is required");
+  auto found = store_.GetDevice(req.device_id());
+  if (!found.ok()) return found.status();
+  if (!found->has_value()) return Status::NotFound("no device '" + req.device_id() + "'");
+  if ((*found)->revoked_at_ms != 0) {
+    return Status::FailedPrecondition("device " + req.device_id() +
+                                      " is revoked; a revoked device cannot be approved");
+  }
+  if (!(*found)->pending) return Summarize(req.device_id());  // nothing to do
+  AuditRecord audit{clock_.NowMillis(), actor, "device.approve", req.device_id(), req.reason(),
+                    true};
+  if (Status s = store_.ApproveDevice(req.device_id(), audit); !s.ok()) return s;
+  counters_.Inc("device.approved");
+  return Summarize(req.device_id());
+}
+
+Result<v1::DeviceActionResponse> Fleet::RevokeDevice(const v1::DeviceActionRequest& req,
+                                                     const std::string& actor) {
+  if (req.device_id().empty()) return Status::InvalidArgument("device_id is required");
+  if (req.reason().empty() || req.reason().size() > 1000) {
+    return Status::InvalidArgument("reason: required (1..1000 characters), it goes in the audit log");
+  }
+  int64_t now = clock_.NowMillis();
+  AuditRecord audit{now, actor, "device.revoke", req.device_id(), req.reason(), true};
+  if (Status s = store_.RevokeDevice(req.device_id(), req.reason(), now, audit); !s.ok()) return s;
+  counters_.Inc("device.revoked");
+  return Summarize(req.device_id());
+}
+
+Result<v1::ListAuditResponse> Fleet::ListAudit(const v1::ListAuditRequest& req) {
+  uint32_t limit = req.limit() == 0 ? 1000 : std::min<uint32_t>(req.limit(), 10000);
+  auto entries = store_.ListAudit(req.after_id(), limit);
+  if (!entries.ok()) return entries.status();
+  v1::ListAuditResponse resp;
+  for (auto& e : *entries) *resp.add_entries() = std::move(e);
+  return resp;
+}
+
+v1::ServerStatsResponse Fleet::Stats() const {
+  v1::ServerStatsResponse resp;
+  for (const auto& [name, value] : counters_.Snapshot()) {
+    auto* c = resp.add_counters();
+    c->set_name(name);
+    c->set_value(value);
+  }
   return resp;
 }
 

@@ -1,10 +1,13 @@
-// Fleet: the security team's read side — device lists, one device's checks and history,
-// summaries. Effective status is derived here: TAMPERED (sticky) over STALE (no attestation
-// within the policy's check-in window, judged with the injected clock) over the last verdict.
+// Fleet: the security team's side — device lists, one device's checks and history, summaries,
+// approval and revocation, the audit log and counters. Effective status is derived here:
+// REVOKED over TAMPERED (sticky) over PENDING over UNKNOWN over STALE (no attestation within the
+// policy's check-in window, judged with the injected clock) over the last verdict.
+// Authorization happens in the service layer; methods that change state take the actor to record.
 #pragma once
 
 #include "common/clock.h"
 #include "common/status.h"
+#include "server/limits.h"
 #include "server/store.h"
 #include "vigil/v1/fleet_service.pb.h"
 #include "vigil/v1/policy.pb.h"
@@ -13,21 +16,29 @@ namespace vigil::server {
 
 class Fleet {
  public:
-  Fleet(Store& store, const Clock& clock, const v1::Policy& policy);
+  Fleet(Store& store, const Clock& clock, const v1::Policy& policy, Counters& counters);
 
   Result<v1::ListDevicesResponse> ListDevices(const v1::ListDevicesRequest& req);
   Result<v1::GetDeviceResponse> GetDevice(const v1::GetDeviceRequest& req);
   Result<v1::SummaryResponse> Summary(const v1::SummaryRequest& req);
+  Result<v1::DeviceActionResponse> ApproveDevice(const v1::DeviceActionRequest& req,
+                                                 const std::string& actor);
+  Result<v1::DeviceActionResponse> RevokeDevice(const v1::DeviceActionRequest& req,
+                                                const std::string& actor);
+  Result<v1::ListAuditResponse> ListAudit(const v1::ListAuditRequest& req);
+  v1::ServerStatsResponse Stats() const;
 
   v1::DeviceStatus EffectiveStatus(const DeviceRecord& d) const;
 
  private:
   int64_t StaleBefore() const;
   v1::DeviceSummary ToSummary(const DeviceRecord& d) const;
+  Result<v1::DeviceActionResponse> Summarize(const std::string& device_id);
 
   Store& store_;
   const Clock& clock_;
   const v1::Policy& policy_;
+  Counters& counters_;
 };
 
 }  // namespace vigil::server

@@ -1,11 +1,15 @@
-// vigil-server: the composition root. Parses flags, opens the store, loads the policy and the
-// enroll secret, and serves AgentService and FleetService until SIGTERM/SIGINT.
+// vigil-server: the composition root. `serve` (the default) parses flags, opens the store,
+// loads the policy and the TLS material, and serves AgentService and FleetService until
+// SIGTERM/SIGINT. `init`, `token` and `secret` manage the data directory offline (they work
+// while a server runs on it: SQLite serializes the writes).
 #include <arpa/inet.h>
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <cstdio>
+#include <ctime>
 #include <iostream>
 #include <thread>
 
@@ -13,28 +17,53 @@
 #include "common/clock.h"
 #include "common/files.h"
 #include "common/flags.h"
+#include "proto/json.h"
 #include "server/aggregator.h"
+#include "server/auth.h"
 #include "server/fleet.h"
+#include "server/limits.h"
 #include "server/services.h"
 #include "server/sqlite_store.h"
+#include "server/tls.h"
+#include "vigil/v1/config.pb.h"
 
 namespace vigil::server {
 namespace {
 
 constexpr const char* kUsage =
-    R"(usage: vigil-server --data-dir DIR --enroll-secret-file FILE [options]
+    R"(usage: vigil-server [serve] --data-dir DIR [options]
+       vigil-server init --data-dir DIR --server-address HOST:PORT [--san NAMES] [--bundle FILE]
+                         [--secret-expires DURATION]
+       vigil-server token create --data-dir DIR --role viewer|admin|approver --name NAME
+                                 [--expires DURATION]
+       vigil-server token list|revoke --data-dir DIR [ID|NAME]
+       vigil-server secret create --data-dir DIR --name NAME [--expires DURATION]
+                                  [--bundle FILE --server-address HOST:PORT]
+       vigil-server secret list|revoke --data-dir DIR [ID|NAME]
 
-Serves AgentService (enrollment, reports) and FleetService (vigilctl) over gRPC.
-
+serve: AgentService (enrollment, reports, key rotation) and FleetService (vigilctl) over gRPC
+with TLS 1.3, using the CA and certificate that `init` put in DIR/tls.
   --listen HOST:PORT          address to listen on (default 127.0.0.1:7400; port 0 = any free port)
-  --data-dir DIR              where the SQLite database lives (created, mode 0700)
   --policy FILE               policy JSON (default: the built-in example policy)
-  --enroll-secret-file FILE   file holding the enroll secret agents must present (16+ chars)
   --ready-file FILE           write the bound HOST:PORT here once serving (for scripts and tests)
+  --require-client-cert       agents must report over mutual TLS with the certificate issued at
+                              enrollment (enrollment itself and vigilctl need no certificate)
+  --approve-devices           new devices stay PENDING until `vigilctl device approve ID`
+  --live-window SECONDS       how far an attestation's issue time may be from the server clock
+                              to count as live (default 600); older ones are kept as history
+  --report-rate N             attestations per minute per device (default 60, burst 2N; 0 = off)
   --max-batch N               attestations per report (default 100)
+  --insecure                  plaintext gRPC; refused unless --listen is a loopback address
 
-Plaintext gRPC is only served on loopback addresses; TLS arrives with the transport work.
-Exit codes: 0 clean shutdown, 1 runtime failure, 2 bad flags or configuration.
+init: creates DIR (0700), its database, a private CA, a server certificate for --san (default:
+the host of --server-address, plus localhost and 127.0.0.1), a first enroll secret, and the
+enrollment bundle (default DIR/enroll-bundle.json, mode 0600) that agent installers consume.
+
+token/secret: tokens authenticate vigilctl (roles: viewer reads; admin also approves and revokes
+devices and reads the audit log; approver reads and reads the audit log); enroll secrets let
+agents register. Both are printed once and stored only hashed. DURATION: 90d, 12h, 30m, never.
+
+Exit codes: 0 success, 1 runtime failure, 2 bad flags or configuration.
 )";
 
 bool IsLoopback(const std::string& host) {
@@ -53,59 +82,233 @@ int Fail(int code, const std::string& msg) {
   return code;
 }
 
-int Main(int argc, char** argv) {
-  FlagSpec spec{{"listen", "data-dir", "policy", "enroll-secret-file", "ready-file", "max-batch"},
-                {"help"}};
-  auto flags = Flags::Parse(argc, argv, 1, spec);
-  if (!flags.ok()) return Fail(2, flags.status().message() + "\n" + kUsage);
-  if (flags->Has("help")) {
-    std::cout << kUsage;
+std::string LocalActor() { return "cli:uid " + std::to_string(::getuid()); }
+
+std::vector<std::string> SplitComma(const std::string& s) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= s.size()) {
+    size_t comma = s.find(',', start);
+    if (comma == std::string::npos) comma = s.size();
+    if (comma > start) out.push_back(s.substr(start, comma - start));
+    start = comma + 1;
+  }
+  return out;
+}
+
+std::string Time(int64_t ms) {
+  if (ms == 0) return "never";
+  std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+Result<std::unique_ptr<Store>> OpenDataDir(const std::string& data_dir) {
+  if (Status s = MakeDirs(data_dir, 0700); !s.ok()) return s;
+  return OpenSqliteStore(data_dir + "/vigil.db");
+}
+
+Status WriteBundle(const std::string& path, const std::string& server, const std::string& ca_pem,
+                   const std::string& secret) {
+  v1::EnrollBundle bundle;
+  bundle.set_server(server);
+  bundle.set_ca_certificate(ca_pem);
+  bundle.set_enroll_secret(secret);
+  return WriteFileAtomic(path, ToJson(bundle) + "\n", 0600);
+}
+
+Result<int64_t> Expiry(const Flags& flags) {
+  if (auto e = flags.Get("expires")) return ParseDuration(*e);
+  if (auto e = flags.Get("secret-expires")) return ParseDuration(*e);
+  return int64_t{0};
+}
+
+int Init(const Flags& flags) {
+  auto data_dir = flags.Get("data-dir");
+  auto address = flags.Get("server-address");
+  if (!data_dir || !address) return Fail(2, "init needs --data-dir and --server-address\n" + std::string(kUsage));
+  size_t colon = address->rfind(':');
+  if (colon == std::string::npos || colon == 0) {
+    return Fail(2, "--server-address: expected HOST:PORT, got '" + *address + "'");
+  }
+  std::vector<std::string> sans;
+  if (auto s = flags.Get("san")) {
+    sans = SplitComma(*s);
+  } else {
+    sans = {address->substr(0, colon), "localhost", "127.0.0.1"};
+  }
+  auto ttl = Expiry(flags);
+  if (!ttl.ok()) return Fail(2, ttl.status().message());
+  auto store = OpenDataDir(*data_dir);
+  if (!store.ok()) return Fail(1, store.status().message());
+  SystemClock clock;
+  auto tls = CreateTlsMaterial(*data_dir, sans, clock.NowMillis() / 1000);
+  if (!tls.ok()) return Fail(tls.status().code() == Status::Code::kAlreadyExists ? 2 : 1,
+                             tls.status().message());
+  Credentials credentials(**store, clock);
+  auto secret = credentials.Create(CredentialKind::kEnrollSecret, "initial", 0, *ttl, LocalActor());
+  if (!secret.ok()) return Fail(1, secret.status().message());
+  std::string bundle = flags.GetOr("bundle", *data_dir + "/enroll-bundle.json");
+  if (Status s = WriteBundle(bundle, *address, tls->ca.cert_pem, *secret); !s.ok()) {
+    return Fail(1, s.message());
+  }
+  std::cout << "CA and server certificate in " << TlsDir(*data_dir) << " (SANs:";
+  for (const auto& s : sans) std::cout << " " << s;
+  std::cout << ")\nenrollment bundle (holds the enroll secret, keep it private): " << bundle
+            << "\nnext: vigil-server token create --data-dir " << *data_dir
+            << " --role admin --name YOUR-NAME\n";
+  return 0;
+}
+
+int ManageCredentials(CredentialKind kind, const Flags& flags) {
+  const auto& pos = flags.positional();
+  std::string what = kind == CredentialKind::kToken ? "token" : "secret";
+  if (pos.size() < 2) return Fail(2, what + ": expected create, list or revoke\n" + kUsage);
+  auto data_dir = flags.Get("data-dir");
+  if (!data_dir) return Fail(2, what + ": --data-dir is required");
+  auto store = OpenDataDir(*data_dir);
+  if (!store.ok()) return Fail(1, store.status().message());
+  SystemClock clock;
+  Credentials credentials(**store, clock);
+  const std::string& verb = pos[1];
+  if (verb == "create") {
+    auto name = flags.Get("name");
+    if (!name) return Fail(2, what + " create: --name is required");
+    int role = 0;
+    if (kind == CredentialKind::kToken) {
+      auto r = ParseRole(flags.GetOr("role", ""));
+      if (!r.ok()) return Fail(2, "--" + r.status().message());
+      role = static_cast<int>(*r);
+    }
+    auto ttl = Expiry(flags);
+    if (!ttl.ok()) return Fail(2, ttl.status().message());
+    auto created = credentials.Create(kind, *name, role, *ttl, LocalActor());
+    if (!created.ok()) {
+      return Fail(created.status().code() == Status::Code::kInvalidArgument ||
+                          created.status().code() == Status::Code::kAlreadyExists
+                      ? 2
+                      : 1,
+                  created.status().message());
+    }
+    if (auto bundle = flags.Get("bundle"); bundle && kind == CredentialKind::kEnrollSecret) {
+      auto address = flags.Get("server-address");
+      if (!address) return Fail(2, "secret create --bundle needs --server-address");
+      auto ca = ReadWholeFile(TlsDir(*data_dir) + "/ca.crt", 1u << 20);
+      if (!ca.ok()) return Fail(1, ca.status().message());
+      if (Status s = WriteBundle(*bundle, *address, *ca, *created); !s.ok()) {
+        return Fail(1, s.message());
+      }
+      std::cout << "enrollment bundle written to " << *bundle << "\n";
+      return 0;
+    }
+    std::cout << *created << "\n";
+    std::cerr << "this " << what << " is shown once; only its hash is stored\n";
     return 0;
   }
-  if (!flags->positional().empty())
-    return Fail(2, "unexpected argument '" + flags->positional()[0] + "'");
-  std::string listen = flags->GetOr("listen", "127.0.0.1:7400");
+  if (verb == "list") {
+    auto list = (*store)->ListCredentials(kind);
+    if (!list.ok()) return Fail(1, list.status().message());
+    int64_t now = clock.NowMillis();
+    std::printf("%-14s %-24s %-9s %-21s %-21s %s\n", "ID", "NAME", "ROLE", "CREATED", "EXPIRES",
+                "STATE");
+    for (const auto& c : *list) {
+      std::string state = c.revoked_at_ms        ? "revoked " + Time(c.revoked_at_ms)
+                          : (c.expires_at_ms && now >= c.expires_at_ms) ? "expired"
+                                                                         : "valid";
+      std::string role = kind == CredentialKind::kToken ? RoleName(static_cast<Role>(c.role)) : "-";
+      std::printf("%-14s %-24s %-9s %-21s %-21s %s\n", c.id.c_str(), c.name.c_str(), role.c_str(),
+                  Time(c.created_at_ms).c_str(), Time(c.expires_at_ms).c_str(), state.c_str());
+    }
+    return 0;
+  }
+  if (verb == "revoke") {
+    if (pos.size() != 3) return Fail(2, what + " revoke: expected one ID or NAME");
+    Status s = credentials.Revoke(kind, pos[2], LocalActor());
+    if (!s.ok()) return Fail(s.code() == Status::Code::kNotFound ? 2 : 1, s.message());
+    std::cout << what << " " << pos[2] << " revoked\n";
+    return 0;
+  }
+  return Fail(2, what + ": unknown command '" + verb + "'");
+}
+
+int Serve(const Flags& flags) {
+  if (!flags.positional().empty() && flags.positional()[0] != "serve") {
+    return Fail(2, "unexpected argument '" + flags.positional()[0] + "'\n" + kUsage);
+  }
+  if (flags.positional().size() > 1) {
+    return Fail(2, "unexpected argument '" + flags.positional()[1] + "'");
+  }
+  std::string listen = flags.GetOr("listen", "127.0.0.1:7400");
   size_t colon = listen.rfind(':');
   if (colon == std::string::npos)
     return Fail(2, "--listen: expected HOST:PORT, got '" + listen + "'");
-  if (!IsLoopback(listen.substr(0, colon))) {
+  bool insecure = flags.Has("insecure");
+  if (insecure && !IsLoopback(listen.substr(0, colon))) {
     return Fail(2, "--listen " + listen +
-                       ": refusing plaintext gRPC on a non-loopback address (use 127.0.0.1)");
+                       ": --insecure (plaintext) is only allowed on a loopback address");
   }
-  auto data_dir = flags->Get("data-dir");
+  if (insecure && flags.Has("require-client-cert")) {
+    return Fail(2, "--require-client-cert needs TLS; drop --insecure");
+  }
+  auto data_dir = flags.Get("data-dir");
   if (!data_dir) return Fail(2, "--data-dir is required");
-  auto secret_file = flags->Get("enroll-secret-file");
-  if (!secret_file) return Fail(2, "--enroll-secret-file is required");
-  auto max_batch = flags->GetUint("max-batch", 100);
-  if (!max_batch.ok() || *max_batch == 0 || *max_batch > 10000) {
-    return Fail(2, "--max-batch: must be 1..10000");
+  if (flags.Has("enroll-secret-file")) {
+    return Fail(2, "--enroll-secret-file is gone: enroll secrets live hashed in the database; "
+                   "create one with `vigil-server secret create` (or `init`)");
   }
+  AggregatorOptions opts;
+  struct {
+    const char* flag;
+    uint64_t fallback, min, max;
+    uint64_t* out;
+  } numbers[] = {{"max-batch", 100, 1, 10000, nullptr},
+                 {"live-window", 600, 10, 7 * 86400, nullptr},
+                 {"report-rate", 60, 0, 1000000, nullptr}};
+  uint64_t values[3];
+  for (size_t i = 0; i < 3; ++i) {
+    auto v = flags.GetUint(numbers[i].flag, numbers[i].fallback);
+    if (!v.ok() || *v < numbers[i].min || *v > numbers[i].max) {
+      return Fail(2, std::string("--") + numbers[i].flag + ": must be " +
+                         std::to_string(numbers[i].min) + ".." + std::to_string(numbers[i].max));
+    }
+    values[i] = *v;
+  }
+  opts.max_batch = static_cast<uint32_t>(values[0]);
+  opts.live_window_ms = static_cast<int64_t>(values[1]) * 1000;
+  opts.reports_per_minute = static_cast<uint32_t>(values[2]);
+  opts.report_burst = static_cast<uint32_t>(std::min<uint64_t>(values[2] * 2, 2000000));
+  opts.approve_devices = flags.Has("approve-devices");
+  opts.require_client_cert = flags.Has("require-client-cert");
 
   v1::Policy policy = collectors::DefaultPolicy();
-  if (auto p = flags->Get("policy")) {
+  if (auto p = flags.Get("policy")) {
     auto loaded = collectors::LoadPolicyFile(*p);
     if (!loaded.ok()) return Fail(2, "policy: " + loaded.status().message());
     policy = std::move(loaded).value();
   }
-  auto secret = ReadSecretFile(*secret_file);
-  if (!secret.ok()) return Fail(2, "enroll secret: " + secret.status().message());
-  const std::string& s = *secret;
-  if (s.size() < 16)
-    return Fail(2, "enroll secret in " + *secret_file + " must be at least 16 characters");
+  std::optional<TlsMaterial> tls;
+  if (!insecure) {
+    auto loaded = LoadTlsMaterial(*data_dir);
+    if (!loaded.ok()) return Fail(2, loaded.status().message());
+    tls = std::move(loaded).value();
+    opts.ca = &tls->ca;
+    if (Status s = RequireTls13(); !s.ok()) return Fail(1, s.message());
+  }
 
-  if (Status st = MakeDirs(*data_dir, 0700); !st.ok()) return Fail(2, st.message());
-  auto store = OpenSqliteStore(*data_dir + "/vigil.db");
+  auto store = OpenDataDir(*data_dir);
   if (!store.ok()) return Fail(1, store.status().message());
 
   SystemClock clock;
-  AggregatorOptions opts;
-  opts.enroll_secret = s;
-  opts.max_batch = static_cast<uint32_t>(*max_batch);
-  Aggregator aggregator(**store, clock, policy, opts);
+  Counters counters;
+  Credentials credentials(**store, clock);
+  Aggregator aggregator(**store, clock, credentials, counters, policy, opts);
   if (Status st = aggregator.ReevaluateFleet(); !st.ok()) return Fail(1, st.ToString());
-  Fleet fleet(**store, clock, aggregator.policy());
+  Fleet fleet(**store, clock, aggregator.policy(), counters);
   AgentServiceImpl agent_service(aggregator);
-  FleetServiceImpl fleet_service(fleet);
+  FleetServiceImpl fleet_service(fleet, credentials, aggregator);
 
   // Block the shutdown signals before gRPC starts its threads, then wait for them in one place.
   sigset_t signals;
@@ -116,16 +319,27 @@ int Main(int argc, char** argv) {
 
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port);
-  builder.SetMaxReceiveMessageSize(16 << 20);
+  builder.AddListeningPort(
+      listen, tls ? MakeServerCredentials(*tls) : grpc::InsecureServerCredentials(), &port);
+  // A full batch of maximum-size attestations fits; anything larger is refused by gRPC itself.
+  builder.SetMaxReceiveMessageSize(
+      static_cast<int>(std::min<uint64_t>(opts.max_batch * opts.max_attestation_bytes + 65536,
+                                          64u << 20)));
+  builder.SetMaxSendMessageSize(16 << 20);
+  // Slow or silent peers cannot hold connections forever.
+  builder.AddChannelArgument("grpc.server_handshake_timeout_ms", 10000);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS, 5 * 60 * 1000);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, 64);
   builder.RegisterService(&agent_service);
   builder.RegisterService(&fleet_service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || port == 0) return Fail(1, "cannot listen on " + listen);
   std::string bound = listen.substr(0, colon) + ":" + std::to_string(port);
-  spdlog::info("vigil-server listening on {} (policy {}, data {})", bound,
-               collectors::PolicyVersion(policy), *data_dir);
-  if (auto ready = flags->Get("ready-file")) {
+  spdlog::info("vigil-server listening on {} ({}; policy {}, data {}{}{})", bound,
+               tls ? "TLS 1.3" : "PLAINTEXT", collectors::PolicyVersion(policy), *data_dir,
+               opts.require_client_cert ? ", client certificates required" : "",
+               opts.approve_devices ? ", new devices need approval" : "");
+  if (auto ready = flags.Get("ready-file")) {
     if (Status st = WriteFileAtomic(*ready, bound + "\n", 0644); !st.ok()) {
       server->Shutdown();
       return Fail(1, st.message());
@@ -136,6 +350,28 @@ int Main(int argc, char** argv) {
   spdlog::info("signal {}: shutting down", sig);
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   return 0;
+}
+
+int Main(int argc, char** argv) {
+  FlagSpec spec{{"listen", "data-dir", "policy", "ready-file", "max-batch", "live-window",
+                 "report-rate", "server-address", "san", "bundle", "secret-expires", "expires",
+                 "role", "name", "enroll-secret-file"},
+                {"help", "insecure", "require-client-cert", "approve-devices"}};
+  auto flags = Flags::Parse(argc, argv, 1, spec);
+  if (!flags.ok()) return Fail(2, flags.status().message() + "\n" + kUsage);
+  if (flags->Has("help")) {
+    std::cout << kUsage;
+    return 0;
+  }
+  const auto& pos = flags->positional();
+  std::string cmd = pos.empty() ? "serve" : pos[0];
+  if (cmd == "init") {
+    if (pos.size() != 1) return Fail(2, "init takes no arguments");
+    return Init(*flags);
+  }
+  if (cmd == "token") return ManageCredentials(CredentialKind::kToken, *flags);
+  if (cmd == "secret") return ManageCredentials(CredentialKind::kEnrollSecret, *flags);
+  return Serve(*flags);
 }
 
 }  // namespace

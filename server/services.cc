@@ -1,5 +1,8 @@
 #include "server/services.h"
 
+#include <grpcpp/security/auth_context.h>
+#include <spdlog/spdlog.h>
+
 namespace vigil::server {
 
 grpc::Status ToGrpc(const Status& s) {
@@ -29,6 +32,12 @@ grpc::Status ToGrpc(const Status& s) {
     case C::kFailedPrecondition:
       code = grpc::StatusCode::FAILED_PRECONDITION;
       break;
+    case C::kUnauthenticated:
+      code = grpc::StatusCode::UNAUTHENTICATED;
+      break;
+    case C::kResourceExhausted:
+      code = grpc::StatusCode::RESOURCE_EXHAUSTED;
+      break;
     case C::kIoError:
     case C::kCorruption:
     case C::kInternal:
@@ -45,29 +54,122 @@ static grpc::Status Reply(Result<Resp> r, Resp* out) {
   return grpc::Status::OK;
 }
 
-grpc::Status AgentServiceImpl::Enroll(grpc::ServerContext*, const v1::EnrollRequest* req,
+CallInfo CallInfoOf(const grpc::ServerContext& ctx) {
+  CallInfo info;
+  info.peer = ctx.peer();
+  auto auth = ctx.auth_context();
+  if (auth && auth->IsPeerAuthenticated()) {
+    // Only present when the client's certificate chained to the server's CA (the server asks
+    // for and verifies client certificates whenever TLS is on).
+    for (const auto& cn : auth->FindPropertyValues("x509_common_name")) {
+      info.client_cert_device.assign(cn.data(), cn.size());
+    }
+  }
+  return info;
+}
+
+grpc::Status AgentServiceImpl::Enroll(grpc::ServerContext* ctx, const v1::EnrollRequest* req,
                                       v1::EnrollResponse* resp) {
-  return Reply(aggregator_.Enroll(*req), resp);
+  return Reply(aggregator_.Enroll(*req, CallInfoOf(*ctx)), resp);
 }
 
-grpc::Status AgentServiceImpl::Report(grpc::ServerContext*, const v1::ReportRequest* req,
+grpc::Status AgentServiceImpl::Report(grpc::ServerContext* ctx, const v1::ReportRequest* req,
                                       v1::ReportResponse* resp) {
-  return Reply(aggregator_.Report(*req), resp);
+  return Reply(aggregator_.Report(*req, CallInfoOf(*ctx)), resp);
 }
 
-grpc::Status FleetServiceImpl::ListDevices(grpc::ServerContext*, const v1::ListDevicesRequest* req,
+grpc::Status AgentServiceImpl::RotateKey(grpc::ServerContext* ctx,
+                                         const v1::RotateKeyRequest* req,
+                                         v1::RotateKeyResponse* resp) {
+  return Reply(aggregator_.RotateKey(*req, CallInfoOf(*ctx)), resp);
+}
+
+Result<Principal> FleetServiceImpl::Authorize(const grpc::ServerContext& ctx,
+                                              Permission permission, const char* method) {
+  std::string peer = ctx.peer();
+  if (!aggregator_.AuthAllowed(peer)) {
+    return Status::ResourceExhausted("too many failed authentications from this address");
+  }
+  const auto& md = ctx.client_metadata();
+  auto it = md.find("authorization");
+  if (it == md.end()) {
+    aggregator_.AuthFailed(peer, "auth.rejected.no_token", std::string(method) + ": no token");
+    return Status::Unauthenticated(
+        "a token is required: pass --token-file FILE or set VIGIL_TOKEN_FILE (create one with "
+        "vigil-server token create)");
+  }
+  std::string value(it->second.data(), it->second.size());
+  constexpr std::string_view kBearer = "Bearer ";
+  if (value.compare(0, kBearer.size(), kBearer) != 0) {
+    aggregator_.AuthFailed(peer, "auth.rejected.bad_token",
+                           std::string(method) + ": authorization is not 'Bearer TOKEN'");
+    return Status::Unauthenticated("authorization metadata must be 'Bearer TOKEN'");
+  }
+  auto principal = credentials_.Authenticate(value.substr(kBearer.size()));
+  if (!principal.ok()) {
+    // The message names the token only by its stored name, never by the presented string.
+    aggregator_.AuthFailed(peer, "auth.rejected.bad_token",
+                           std::string(method) + ": " + principal.status().message());
+    return principal.status();
+  }
+  if (!RoleAllows(principal->role, permission)) {
+    aggregator_.AuthFailed(peer, "auth.rejected.forbidden",
+                           std::string(method) + " by " + principal->Actor());
+    return Status::PermissionDenied("role " + RoleName(principal->role) + " may not call " +
+                                    method);
+  }
+  return principal;
+}
+
+#define VIGIL_AUTHORIZE(permission, method)                  \
+  auto principal = Authorize(*ctx, permission, method);      \
+  if (!principal.ok()) return ToGrpc(principal.status())
+
+grpc::Status FleetServiceImpl::ListDevices(grpc::ServerContext* ctx,
+                                           const v1::ListDevicesRequest* req,
                                            v1::ListDevicesResponse* resp) {
+  VIGIL_AUTHORIZE(Permission::kReadFleet, "ListDevices");
   return Reply(fleet_.ListDevices(*req), resp);
 }
 
-grpc::Status FleetServiceImpl::GetDevice(grpc::ServerContext*, const v1::GetDeviceRequest* req,
+grpc::Status FleetServiceImpl::GetDevice(grpc::ServerContext* ctx, const v1::GetDeviceRequest* req,
                                          v1::GetDeviceResponse* resp) {
+  VIGIL_AUTHORIZE(Permission::kReadFleet, "GetDevice");
   return Reply(fleet_.GetDevice(*req), resp);
 }
 
-grpc::Status FleetServiceImpl::Summary(grpc::ServerContext*, const v1::SummaryRequest* req,
+grpc::Status FleetServiceImpl::Summary(grpc::ServerContext* ctx, const v1::SummaryRequest* req,
                                        v1::SummaryResponse* resp) {
+  VIGIL_AUTHORIZE(Permission::kReadFleet, "Summary");
   return Reply(fleet_.Summary(*req), resp);
+}
+
+grpc::Status FleetServiceImpl::ApproveDevice(grpc::ServerContext* ctx,
+                                             const v1::DeviceActionRequest* req,
+                                             v1::DeviceActionResponse* resp) {
+  VIGIL_AUTHORIZE(Permission::kManageDevices, "ApproveDevice");
+  return Reply(fleet_.ApproveDevice(*req, principal->Actor()), resp);
+}
+
+grpc::Status FleetServiceImpl::RevokeDevice(grpc::ServerContext* ctx,
+                                            const v1::DeviceActionRequest* req,
+                                            v1::DeviceActionResponse* resp) {
+  VIGIL_AUTHORIZE(Permission::kManageDevices, "RevokeDevice");
+  return Reply(fleet_.RevokeDevice(*req, principal->Actor()), resp);
+}
+
+grpc::Status FleetServiceImpl::ListAudit(grpc::ServerContext* ctx, const v1::ListAuditRequest* req,
+                                         v1::ListAuditResponse* resp) {
+  VIGIL_AUTHORIZE(Permission::kReadAudit, "ListAudit");
+  return Reply(fleet_.ListAudit(*req), resp);
+}
+
+grpc::Status FleetServiceImpl::ServerStats(grpc::ServerContext* ctx,
+                                           const v1::ServerStatsRequest*,
+                                           v1::ServerStatsResponse* resp) {
+  VIGIL_AUTHORIZE(Permission::kReadFleet, "ServerStats");
+  *resp = fleet_.Stats();
+  return grpc::Status::OK;
 }
 
 }  // namespace vigil::server

@@ -1,5 +1,7 @@
-// The gRPC layer: thin. Each method validates, calls the domain (Aggregator, Fleet) and converts
-// Status to grpc::Status. Never throws.
+// The gRPC layer: thin. Each method reads who is calling (peer address, verified client
+// certificate, bearer token), calls the domain (Aggregator, Fleet) and converts Status to
+// grpc::Status. Never throws. FleetService calls need `authorization: Bearer vgt_...` metadata
+// carrying a token whose role allows the method.
 #pragma once
 
 #include "server/aggregator.h"
@@ -18,23 +20,43 @@ class AgentServiceImpl final : public v1::AgentService::Service {
                       v1::EnrollResponse* resp) override;
   grpc::Status Report(grpc::ServerContext*, const v1::ReportRequest* req,
                       v1::ReportResponse* resp) override;
+  grpc::Status RotateKey(grpc::ServerContext*, const v1::RotateKeyRequest* req,
+                         v1::RotateKeyResponse* resp) override;
 
  private:
   Aggregator& aggregator_;
 };
 
+// The peer address and the verified client certificate's common name of a call.
+CallInfo CallInfoOf(const grpc::ServerContext& ctx);
+
 class FleetServiceImpl final : public v1::FleetService::Service {
  public:
-  explicit FleetServiceImpl(Fleet& fleet) : fleet_(fleet) {}
+  FleetServiceImpl(Fleet& fleet, Credentials& credentials, Aggregator& aggregator)
+      : fleet_(fleet), credentials_(credentials), aggregator_(aggregator) {}
   grpc::Status ListDevices(grpc::ServerContext*, const v1::ListDevicesRequest* req,
                            v1::ListDevicesResponse* resp) override;
   grpc::Status GetDevice(grpc::ServerContext*, const v1::GetDeviceRequest* req,
                          v1::GetDeviceResponse* resp) override;
   grpc::Status Summary(grpc::ServerContext*, const v1::SummaryRequest* req,
                        v1::SummaryResponse* resp) override;
+  grpc::Status ApproveDevice(grpc::ServerContext*, const v1::DeviceActionRequest* req,
+                             v1::DeviceActionResponse* resp) override;
+  grpc::Status RevokeDevice(grpc::ServerContext*, const v1::DeviceActionRequest* req,
+                            v1::DeviceActionResponse* resp) override;
+  grpc::Status ListAudit(grpc::ServerContext*, const v1::ListAuditRequest* req,
+                         v1::ListAuditResponse* resp) override;
+  grpc::Status ServerStats(grpc::ServerContext*, const v1::ServerStatsRequest* req,
+                           v1::ServerStatsResponse* resp) override;
 
  private:
+  // The caller's principal when its token is valid and its role allows `permission`.
+  Result<Principal> Authorize(const grpc::ServerContext& ctx, Permission permission,
+                              const char* method);
+
   Fleet& fleet_;
+  Credentials& credentials_;
+  Aggregator& aggregator_;
 };
 
 }  // namespace vigil::server

@@ -4,6 +4,8 @@
 
 #include <mutex>
 
+#include "proto/audit_chain.h"
+
 namespace vigil::server {
 namespace {
 
@@ -24,7 +26,10 @@ CREATE TABLE IF NOT EXISTS devices(
   tampered INTEGER NOT NULL DEFAULT 0,
   tamper_reason TEXT NOT NULL DEFAULT '',
   policy_version TEXT NOT NULL DEFAULT '',
-  latest BLOB
+  latest BLOB,
+  pending INTEGER NOT NULL DEFAULT 0,
+  revoked_at_ms INTEGER NOT NULL DEFAULT 0,
+  revoke_reason TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS devices_status ON devices(tampered, status, last_seen_ms);
 CREATE TABLE IF NOT EXISTS attestations(
@@ -36,6 +41,7 @@ CREATE TABLE IF NOT EXISTS attestations(
   status INTEGER NOT NULL,
   failing_checks TEXT NOT NULL,
   envelope BLOB NOT NULL,
+  live INTEGER NOT NULL DEFAULT 1,
   PRIMARY KEY(device_id, sequence)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS events(
@@ -46,7 +52,49 @@ CREATE TABLE IF NOT EXISTS events(
   detail TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_device ON events(device_id, id);
+CREATE TABLE IF NOT EXISTS credentials(
+  kind INTEGER NOT NULL,
+  id TEXT NOT NULL,
+  name TEXT NOT NULL,
+  role INTEGER NOT NULL DEFAULT 0,
+  hash BLOB NOT NULL,
+  created_at_ms INTEGER NOT NULL,
+  expires_at_ms INTEGER NOT NULL DEFAULT 0,
+  revoked_at_ms INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY(kind, id),
+  UNIQUE(kind, name)
+);
+CREATE TABLE IF NOT EXISTS audit(
+  id INTEGER PRIMARY KEY,
+  at_ms INTEGER NOT NULL,
+  actor TEXT NOT NULL,
+  action TEXT NOT NULL,
+  target TEXT NOT NULL,
+  detail TEXT NOT NULL,
+  success INTEGER NOT NULL,
+  prev_hash BLOB NOT NULL,
+  hash BLOB NOT NULL
+);
+-- Append-only for the server's own connection; the hash chain catches edits made around it.
+CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 )sql";
+
+// Columns added after the first release, for databases created before them.
+constexpr const char* kMigrations[][2] = {
+    {"SELECT pending FROM devices LIMIT 0",
+     "ALTER TABLE devices ADD COLUMN pending INTEGER NOT NULL DEFAULT 0; "
+     "ALTER TABLE devices ADD COLUMN revoked_at_ms INTEGER NOT NULL DEFAULT 0; "
+     "ALTER TABLE devices ADD COLUMN revoke_reason TEXT NOT NULL DEFAULT '';"},
+    {"SELECT live FROM attestations LIMIT 0",
+     "ALTER TABLE attestations ADD COLUMN live INTEGER NOT NULL DEFAULT 1;"},
+};
+
+// The effective-status precedence (docs/protocol.md): REVOKED > TAMPERED > PENDING > UNKNOWN >
+// STALE > verdict. kClean selects devices none of the sticky states applies to.
+constexpr const char* kClean = "revoked_at_ms=0 AND tampered=0 AND pending=0";
 
 // failing_checks is stored as ",a,b," so a LIKE '%,a,%' filter matches whole names.
 std::string JoinChecks(const std::vector<std::string>& checks) {
@@ -104,7 +152,8 @@ class Stmt {
 
 constexpr const char* kDeviceColumns =
     "id, key_id, public_key, hostname, platform, enrolled_at_ms, last_seen_ms, last_sequence, "
-    "status, status_reason, failing_checks, tampered, tamper_reason, policy_version, latest";
+    "status, status_reason, failing_checks, tampered, tamper_reason, policy_version, latest, "
+    "pending, revoked_at_ms, revoke_reason";
 
 DeviceRecord ReadDevice(Stmt& s) {
   DeviceRecord d;
@@ -123,6 +172,9 @@ DeviceRecord ReadDevice(Stmt& s) {
   d.tamper_reason = s.Text(12);
   d.policy_version = s.Text(13);
   d.latest_attestation = s.Blob(14);
+  d.pending = s.Int(15) != 0;
+  d.revoked_at_ms = s.Int(16);
+  d.revoke_reason = s.Text(17);
   return d;
 }
 
@@ -136,15 +188,22 @@ class SqliteStore final : public Store {
         "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; "
         "PRAGMA busy_timeout=5000;";
     if (Status s = Exec(pragmas); !s.ok()) return s;
+    // Only a table from an earlier release lacks a column; a fresh one gets it from kSchema.
+    for (const auto& m : kMigrations) {
+      Stmt probe(db_, m[0]);
+      if (probe.ok()) continue;
+      if (std::string(sqlite3_errmsg(db_)).find("no such table") != std::string::npos) continue;
+      if (Status s = Exec(m[1]); !s.ok()) return s;
+    }
     return Exec(kSchema);
   }
 
-  Status InsertDevice(const DeviceRecord& d) override {
+  Status InsertDevice(const DeviceRecord& d, const AuditRecord& audit) override {
     std::lock_guard<std::mutex> lock(mu_);
     if (Status s = Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
     Stmt st(db_,
             "INSERT INTO devices(id, key_id, public_key, hostname, os, platform, enrolled_at_ms, "
-            "status) VALUES(?,?,?,?,?,?,?,?)");
+            "status, pending) VALUES(?,?,?,?,?,?,?,?,?)");
     if (!st.ok()) return Rollback(Err("prepare insert device"));
     st.Bind(1, d.id);
     st.BindBlob(2, d.key_id);
@@ -154,15 +213,79 @@ class SqliteStore final : public Store {
     st.BindBlob(6, d.platform.SerializeAsString());
     st.Bind(7, d.enrolled_at_ms);
     st.Bind(8, static_cast<int64_t>(d.status));
+    st.Bind(9, static_cast<int64_t>(d.pending ? 1 : 0));
     int rc = st.Step();
     if (rc == SQLITE_CONSTRAINT)
       return Rollback(Status::AlreadyExists("device or key already enrolled"));
     if (rc != SQLITE_DONE) return Rollback(Err("insert device"));
     if (Status s = AddEvent(d.id, d.enrolled_at_ms, "enrolled",
-                            "key " + HexPrefix(d.key_id) + " from host '" + d.hostname + "'");
+                            "key " + HexPrefix(d.key_id) + " from host '" + d.hostname + "'" +
+                                (d.pending ? "; pending approval" : ""));
         !s.ok()) {
       return Rollback(s);
     }
+    if (Status s = Audit(audit); !s.ok()) return Rollback(s);
+    return Commit();
+  }
+
+  Status ApproveDevice(const std::string& device_id, const AuditRecord& audit) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (Status s = Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
+    Stmt up(db_, "UPDATE devices SET pending=0 WHERE id=?");
+    up.Bind(1, device_id);
+    if (up.Step() != SQLITE_DONE) return Rollback(Err("approve device"));
+    if (sqlite3_changes(db_) == 0) return Rollback(Status::NotFound("no device '" + device_id + "'"));
+    if (Status s = AddEvent(device_id, audit.at_ms, "approved", "by " + audit.actor); !s.ok()) {
+      return Rollback(s);
+    }
+    if (Status s = Audit(audit); !s.ok()) return Rollback(s);
+    return Commit();
+  }
+
+  Status RevokeDevice(const std::string& device_id, const std::string& reason, int64_t at_ms,
+                      const AuditRecord& audit) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (Status s = Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
+    Stmt up(db_,
+            "UPDATE devices SET revoked_at_ms=CASE WHEN revoked_at_ms=0 THEN ? ELSE revoked_at_ms "
+            "END, revoke_reason=CASE WHEN revoked_at_ms=0 THEN ? ELSE revoke_reason END WHERE id=?");
+    up.Bind(1, at_ms);
+    up.Bind(2, reason);
+    up.Bind(3, device_id);
+    if (up.Step() != SQLITE_DONE) return Rollback(Err("revoke device"));
+    if (sqlite3_changes(db_) == 0) return Rollback(Status::NotFound("no device '" + device_id + "'"));
+    if (Status s = AddEvent(device_id, at_ms, "revoked", reason + " (by " + audit.actor + ")");
+        !s.ok()) {
+      return Rollback(s);
+    }
+    if (Status s = Audit(audit); !s.ok()) return Rollback(s);
+    return Commit();
+  }
+
+  Status ReplaceDeviceKey(const std::string& device_id, const std::string& old_key_id,
+                          const std::string& new_public_key, const std::string& new_key_id,
+                          int64_t at_ms, const AuditRecord& audit) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (Status s = Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
+    Stmt up(db_, "UPDATE devices SET key_id=?, public_key=? WHERE id=? AND key_id=?");
+    up.BindBlob(1, new_key_id);
+    up.BindBlob(2, new_public_key);
+    up.Bind(3, device_id);
+    up.BindBlob(4, old_key_id);
+    int rc = up.Step();
+    if (rc == SQLITE_CONSTRAINT)
+      return Rollback(Status::AlreadyExists("the new key is already enrolled"));
+    if (rc != SQLITE_DONE) return Rollback(Err("replace device key"));
+    if (sqlite3_changes(db_) == 0) {
+      return Rollback(Status::FailedPrecondition("the device key changed since it was read"));
+    }
+    if (Status s = AddEvent(device_id, at_ms, "key-rotated",
+                            "key " + HexPrefix(old_key_id) + " replaced by " +
+                                HexPrefix(new_key_id));
+        !s.ok()) {
+      return Rollback(s);
+    }
+    if (Status s = Audit(audit); !s.ok()) return Rollback(s);
     return Commit();
   }
 
@@ -199,7 +322,7 @@ class SqliteStore final : public Store {
     if (Status s = Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
     Stmt ins(db_,
              "INSERT INTO attestations(device_id, sequence, digest, issued_at_ms, received_at_ms, "
-             "status, failing_checks, envelope) VALUES(?,?,?,?,?,?,?,?)");
+             "status, failing_checks, envelope, live) VALUES(?,?,?,?,?,?,?,?,?)");
     ins.Bind(1, a.device_id);
     ins.Bind(2, static_cast<int64_t>(a.sequence));
     ins.BindBlob(3, a.digest);
@@ -208,11 +331,19 @@ class SqliteStore final : public Store {
     ins.Bind(6, static_cast<int64_t>(a.device_after.status));
     ins.Bind(7, JoinChecks(a.device_after.failing_checks));
     ins.BindBlob(8, a.envelope.SerializeAsString());
+    ins.Bind(9, static_cast<int64_t>(a.live ? 1 : 0));
     int rc = ins.Step();
     if (rc == SQLITE_CONSTRAINT)
       return Rollback(Status::AlreadyExists("attestation already stored"));
     if (rc != SQLITE_DONE) return Rollback(Err("insert attestation"));
     const DeviceRecord& d = a.device_after;
+    if (!a.live) {
+      Stmt seq(db_, "UPDATE devices SET last_sequence=MAX(last_sequence, ?) WHERE id=?");
+      seq.Bind(1, static_cast<int64_t>(a.sequence));
+      seq.Bind(2, d.id);
+      if (seq.Step() != SQLITE_DONE) return Rollback(Err("update device sequence"));
+      return Commit();
+    }
     Stmt up(db_,
             "UPDATE devices SET last_seen_ms=?, last_sequence=?, status=?, status_reason=?, "
             "failing_checks=?, policy_version=?, latest=?, platform=?, hostname=?, os=? "
@@ -247,8 +378,8 @@ class SqliteStore final : public Store {
     return Status::Ok();
   }
 
-  Status MarkTampered(const std::string& device_id, const std::string& reason,
-                      int64_t at_ms) override {
+  Status MarkTampered(const std::string& device_id, const std::string& reason, int64_t at_ms,
+                      const AuditRecord& audit) override {
     std::lock_guard<std::mutex> lock(mu_);
     if (Status s = Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
     Stmt up(db_,
@@ -258,6 +389,7 @@ class SqliteStore final : public Store {
     up.Bind(2, device_id);
     if (up.Step() != SQLITE_DONE) return Rollback(Err("mark tampered"));
     if (Status s = AddEvent(device_id, at_ms, "tampered", reason); !s.ok()) return Rollback(s);
+    if (Status s = Audit(audit); !s.ok()) return Rollback(s);
     return Commit();
   }
 
@@ -267,17 +399,23 @@ class SqliteStore final : public Store {
     switch (f.status) {
       case v1::DEVICE_STATUS_UNSPECIFIED:
         break;
+      case v1::REVOKED:
+        sql += " AND revoked_at_ms>0";
+        break;
       case v1::TAMPERED:
-        sql += " AND tampered=1";
+        sql += " AND revoked_at_ms=0 AND tampered=1";
+        break;
+      case v1::PENDING:
+        sql += " AND revoked_at_ms=0 AND tampered=0 AND pending=1";
         break;
       case v1::STALE:
-        sql += " AND tampered=0 AND last_seen_ms>0 AND last_seen_ms<?2";
+        sql += std::string(" AND ") + kClean + " AND last_seen_ms>0 AND last_seen_ms<?2";
         break;
       case v1::UNKNOWN:
-        sql += " AND tampered=0 AND last_seen_ms=0";
+        sql += std::string(" AND ") + kClean + " AND last_seen_ms=0";
         break;
       default:
-        sql += " AND tampered=0 AND status=?3 AND last_seen_ms>=?2";
+        sql += std::string(" AND ") + kClean + " AND status=?3 AND last_seen_ms>=?2";
         break;
     }
     // Exact, case-sensitive match of one whole id inside ",a,b," (LIKE would treat % and _ as
@@ -342,12 +480,15 @@ class SqliteStore final : public Store {
       int64_t stale_before_ms) override {
     std::lock_guard<std::mutex> lock(mu_);
     Stmt st(db_,
-            "SELECT CASE WHEN tampered=1 THEN ?2 WHEN last_seen_ms=0 THEN ?3 "
-            "WHEN last_seen_ms<?1 THEN ?4 ELSE status END AS s, COUNT(*) FROM devices GROUP BY s");
+            "SELECT CASE WHEN revoked_at_ms>0 THEN ?5 WHEN tampered=1 THEN ?2 WHEN pending=1 "
+            "THEN ?6 WHEN last_seen_ms=0 THEN ?3 WHEN last_seen_ms<?1 THEN ?4 ELSE status END AS "
+            "s, COUNT(*) FROM devices GROUP BY s");
     st.Bind(1, stale_before_ms);
     st.Bind(2, static_cast<int64_t>(v1::TAMPERED));
     st.Bind(3, static_cast<int64_t>(v1::UNKNOWN));
     st.Bind(4, static_cast<int64_t>(v1::STALE));
+    st.Bind(5, static_cast<int64_t>(v1::REVOKED));
+    st.Bind(6, static_cast<int64_t>(v1::PENDING));
     std::vector<std::pair<v1::DeviceStatus, uint64_t>> out;
     int rc;
     while ((rc = st.Step()) == SQLITE_ROW) {
@@ -357,7 +498,162 @@ class SqliteStore final : public Store {
     return out;
   }
 
+  Status InsertCredential(const CredentialRecord& c, const AuditRecord& audit) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (Status s = Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
+    Stmt st(db_,
+            "INSERT INTO credentials(kind, id, name, role, hash, created_at_ms, expires_at_ms) "
+            "VALUES(?,?,?,?,?,?,?)");
+    st.Bind(1, static_cast<int64_t>(c.kind));
+    st.Bind(2, c.id);
+    st.Bind(3, c.name);
+    st.Bind(4, static_cast<int64_t>(c.role));
+    st.BindBlob(5, c.hash);
+    st.Bind(6, c.created_at_ms);
+    st.Bind(7, c.expires_at_ms);
+    int rc = st.Step();
+    if (rc == SQLITE_CONSTRAINT) {
+      return Rollback(Status::AlreadyExists("a credential named '" + c.name + "' already exists"));
+    }
+    if (rc != SQLITE_DONE) return Rollback(Err("insert credential"));
+    if (Status s = Audit(audit); !s.ok()) return Rollback(s);
+    return Commit();
+  }
+
+  Result<std::optional<CredentialRecord>> FindCredential(CredentialKind kind,
+                                                         const std::string& id) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::string sql = std::string("SELECT ") + kCredentialColumns +
+                      " FROM credentials WHERE kind=? AND id=?";
+    Stmt st(db_, sql.c_str());
+    st.Bind(1, static_cast<int64_t>(kind));
+    st.Bind(2, id);
+    int rc = st.Step();
+    if (rc == SQLITE_ROW) return std::optional<CredentialRecord>(ReadCredential(st));
+    if (rc == SQLITE_DONE) return std::optional<CredentialRecord>();
+    return Err("read credential");
+  }
+
+  Result<std::vector<CredentialRecord>> ListCredentials(CredentialKind kind) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::string sql = std::string("SELECT ") + kCredentialColumns +
+                      " FROM credentials WHERE kind=? ORDER BY created_at_ms, name";
+    Stmt st(db_, sql.c_str());
+    st.Bind(1, static_cast<int64_t>(kind));
+    std::vector<CredentialRecord> out;
+    int rc;
+    while ((rc = st.Step()) == SQLITE_ROW) out.push_back(ReadCredential(st));
+    if (rc != SQLITE_DONE) return Err("list credentials");
+    return out;
+  }
+
+  Status RevokeCredential(CredentialKind kind, const std::string& id_or_name, int64_t at_ms,
+                          const AuditRecord& audit) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (Status s = Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
+    Stmt up(db_,
+            "UPDATE credentials SET revoked_at_ms=? WHERE kind=? AND (id=? OR name=?) AND "
+            "revoked_at_ms=0");
+    up.Bind(1, at_ms);
+    up.Bind(2, static_cast<int64_t>(kind));
+    up.Bind(3, id_or_name);
+    up.Bind(4, id_or_name);
+    if (up.Step() != SQLITE_DONE) return Rollback(Err("revoke credential"));
+    if (sqlite3_changes(db_) == 0) {
+      return Rollback(Status::NotFound("no valid credential with id or name '" + id_or_name + "'"));
+    }
+    if (Status s = Audit(audit); !s.ok()) return Rollback(s);
+    return Commit();
+  }
+
+  Status AppendAudit(const AuditRecord& audit) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (Status s = Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
+    if (Status s = Audit(audit); !s.ok()) return Rollback(s);
+    return Commit();
+  }
+
+  Result<std::vector<v1::AuditEntry>> ListAudit(uint64_t after_id, uint32_t limit) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt st(db_,
+            "SELECT id, at_ms, actor, action, target, detail, success, prev_hash, hash FROM audit "
+            "WHERE id > ? ORDER BY id LIMIT ?");
+    st.Bind(1, static_cast<int64_t>(after_id));
+    st.Bind(2, static_cast<int64_t>(limit));
+    std::vector<v1::AuditEntry> out;
+    int rc;
+    while ((rc = st.Step()) == SQLITE_ROW) {
+      v1::AuditEntry e;
+      e.set_id(static_cast<uint64_t>(st.Int(0)));
+      e.set_at_ms(st.Int(1));
+      e.set_actor(st.Text(2));
+      e.set_action(st.Text(3));
+      e.set_target(st.Text(4));
+      e.set_detail(st.Text(5));
+      e.set_success(st.Int(6) != 0);
+      e.set_prev_hash(st.Blob(7));
+      e.set_hash(st.Blob(8));
+      out.push_back(std::move(e));
+    }
+    if (rc != SQLITE_DONE) return Err("read audit log");
+    return out;
+  }
+
  private:
+  static constexpr const char* kCredentialColumns =
+      "kind, id, name, role, hash, created_at_ms, expires_at_ms, revoked_at_ms";
+
+  static CredentialRecord ReadCredential(Stmt& st) {
+    CredentialRecord c;
+    c.kind = static_cast<CredentialKind>(st.Int(0));
+    c.id = st.Text(1);
+    c.name = st.Text(2);
+    c.role = static_cast<int>(st.Int(3));
+    c.hash = st.Blob(4);
+    c.created_at_ms = st.Int(5);
+    c.expires_at_ms = st.Int(6);
+    c.revoked_at_ms = st.Int(7);
+    return c;
+  }
+
+  // Appends one chained entry; the caller holds mu_ and an open write transaction, so the read
+  // of the previous hash and the insert cannot interleave with another writer.
+  Status Audit(const AuditRecord& r) {
+    Stmt last(db_, "SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1");
+    v1::AuditEntry e;
+    int rc = last.Step();
+    if (rc == SQLITE_ROW) {
+      e.set_id(static_cast<uint64_t>(last.Int(0)) + 1);
+      e.set_prev_hash(last.Blob(1));
+    } else if (rc == SQLITE_DONE) {
+      e.set_id(1);
+      e.set_prev_hash(std::string(audit::kHashSize, '\0'));
+    } else {
+      return Err("read audit head");
+    }
+    e.set_at_ms(r.at_ms);
+    e.set_actor(r.actor);
+    e.set_action(r.action);
+    e.set_target(r.target);
+    e.set_detail(r.detail);
+    e.set_success(r.success);
+    e.set_hash(audit::EntryHash(e));
+    Stmt ins(db_,
+             "INSERT INTO audit(id, at_ms, actor, action, target, detail, success, prev_hash, "
+             "hash) VALUES(?,?,?,?,?,?,?,?,?)");
+    ins.Bind(1, static_cast<int64_t>(e.id()));
+    ins.Bind(2, e.at_ms());
+    ins.Bind(3, e.actor());
+    ins.Bind(4, e.action());
+    ins.Bind(5, e.target());
+    ins.Bind(6, e.detail());
+    ins.Bind(7, static_cast<int64_t>(e.success() ? 1 : 0));
+    ins.BindBlob(8, e.prev_hash());
+    ins.BindBlob(9, e.hash());
+    if (ins.Step() != SQLITE_DONE) return Err("append audit entry");
+    return Status::Ok();
+  }
+
   static std::string HexPrefix(const std::string& bytes) {
     static const char* kDigits = "0123456789abcdef";
     std::string out;

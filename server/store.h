@@ -1,5 +1,7 @@
 // Store: the server's durable state behind one interface (SQLite today; PostgreSQL later, with
 // the same test suite). Every method is one transaction. Implementations are thread-safe.
+// Methods that change security-relevant state take an AuditRecord and append it to the
+// hash-chained audit log in the same transaction, so a change is never without its record.
 #pragma once
 
 #include <cstdint>
@@ -9,6 +11,7 @@
 
 #include "common/status.h"
 #include "vigil/v1/attestation.pb.h"
+#include "vigil/v1/fleet_service.pb.h"
 
 namespace vigil::server {
 
@@ -29,6 +32,33 @@ struct DeviceRecord {
   std::string tamper_reason;
   std::string policy_version;      // policy the stored verdicts were judged under
   std::string latest_attestation;  // serialized Attestation carrying the server's verdicts
+  bool pending = false;            // waiting for an admin's approval (approval mode)
+  int64_t revoked_at_ms = 0;       // 0 = not revoked
+  std::string revoke_reason;
+};
+
+// Enroll secrets and API tokens. Only the SHA-256 of the presented string is stored.
+enum class CredentialKind { kEnrollSecret = 1, kToken = 2 };
+
+struct CredentialRecord {
+  CredentialKind kind = CredentialKind::kToken;
+  std::string id;    // public part of the credential string, unique per kind
+  std::string name;  // unique per kind; chosen by whoever created it
+  int role = 0;      // tokens: v1 role number (see server/auth.h); secrets: 0
+  std::string hash;  // SHA-256 of the whole credential string
+  int64_t created_at_ms = 0;
+  int64_t expires_at_ms = 0;  // 0 = never
+  int64_t revoked_at_ms = 0;  // 0 = valid
+};
+
+// One audit log line before the store numbers and chains it.
+struct AuditRecord {
+  int64_t at_ms = 0;
+  std::string actor;
+  std::string action;
+  std::string target;
+  std::string detail;
+  bool success = true;
 };
 
 // An attestation the server accepted, with the device's state after it.
@@ -40,6 +70,9 @@ struct AcceptedAttestation {
   int64_t received_at_ms = 0;
   v1::SignedAttestation envelope;  // kept verbatim so auditors can re-verify the signature
   DeviceRecord device_after;
+  // false: issued too long ago to speak for the device now. Stored as history and its sequence
+  // consumed, but the device's status, evidence and last-seen time are left as they were.
+  bool live = true;
 };
 
 struct HistoryRow {
@@ -70,7 +103,18 @@ class Store {
   virtual ~Store() = default;
 
   // Inserts a new device; AlreadyExists when the id or key is taken. Records an "enrolled" event.
-  virtual Status InsertDevice(const DeviceRecord& device) = 0;
+  virtual Status InsertDevice(const DeviceRecord& device, const AuditRecord& audit) = 0;
+  // Approves a PENDING device. NotFound when there is no such device.
+  virtual Status ApproveDevice(const std::string& device_id, const AuditRecord& audit) = 0;
+  // Revokes a device (sticky). NotFound when there is no such device.
+  virtual Status RevokeDevice(const std::string& device_id, const std::string& reason,
+                              int64_t at_ms, const AuditRecord& audit) = 0;
+  // Replaces the device key if it is still `old_key_id` (FailedPrecondition otherwise);
+  // AlreadyExists when the new key belongs to a device.
+  virtual Status ReplaceDeviceKey(const std::string& device_id, const std::string& old_key_id,
+                                  const std::string& new_public_key,
+                                  const std::string& new_key_id, int64_t at_ms,
+                                  const AuditRecord& audit) = 0;
   virtual Result<std::optional<DeviceRecord>> FindDeviceByKeyId(const std::string& key_id) = 0;
   virtual Result<std::optional<DeviceRecord>> GetDevice(const std::string& device_id) = 0;
   // Digest of the stored attestation (device, sequence), if any.
@@ -82,13 +126,26 @@ class Store {
   virtual Status UpdateVerdict(const DeviceRecord& device) = 0;
   // Flags a device TAMPERED (sticky) and records the event.
   virtual Status MarkTampered(const std::string& device_id, const std::string& reason,
-                              int64_t at_ms) = 0;
+                              int64_t at_ms, const AuditRecord& audit) = 0;
   virtual Result<std::vector<DeviceRecord>> ListDevices(const DeviceFilter& filter) = 0;
   virtual Result<std::vector<HistoryRow>> History(const std::string& device_id, uint32_t limit) = 0;
   virtual Result<std::vector<EventRow>> Events(const std::string& device_id, uint32_t limit) = 0;
   // Counts devices by effective status (STALE computed with stale_before_ms).
   virtual Result<std::vector<std::pair<v1::DeviceStatus, uint64_t>>> CountByStatus(
       int64_t stale_before_ms) = 0;
+
+  // AlreadyExists when the kind already has this id or name.
+  virtual Status InsertCredential(const CredentialRecord& credential, const AuditRecord& audit) = 0;
+  virtual Result<std::optional<CredentialRecord>> FindCredential(CredentialKind kind,
+                                                                 const std::string& id) = 0;
+  virtual Result<std::vector<CredentialRecord>> ListCredentials(CredentialKind kind) = 0;
+  // Revokes by id or name. NotFound when neither matches.
+  virtual Status RevokeCredential(CredentialKind kind, const std::string& id_or_name,
+                                  int64_t at_ms, const AuditRecord& audit) = 0;
+
+  // Appends to the hash-chained audit log (for events that change nothing else).
+  virtual Status AppendAudit(const AuditRecord& audit) = 0;
+  virtual Result<std::vector<v1::AuditEntry>> ListAudit(uint64_t after_id, uint32_t limit) = 0;
 };
 
 }  // namespace vigil::server

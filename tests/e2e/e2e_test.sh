@@ -32,7 +32,15 @@ start_server() {
   [ -s "$WORK/ready" ] || fail "server did not start"
   ADDR=$(cat "$WORK/ready")
 }
-stop_server() { kill "$SERVER_PID"; wait "$SERVER_PID" || true; SERVER_PID=; }
+# Sanitizer builds (scripts/test.sh runs this under ASan+UBSan) report into the logs of background
+# processes, whose exit status nobody checks: a report there fails the test.
+check_logs() {
+  if grep -qE 'ERROR: [A-Za-z]+Sanitizer|runtime error:|WARNING: ThreadSanitizer' "$WORK"/*.log; then
+    grep -hE -A40 'ERROR: [A-Za-z]+Sanitizer|runtime error:|WARNING: ThreadSanitizer' "$WORK"/*.log >&2
+    fail "sanitizer report in $(grep -lE 'Sanitizer|runtime error:' "$WORK"/*.log | xargs -n1 basename)"
+  fi
+}
+stop_server() { kill "$SERVER_PID"; wait "$SERVER_PID" || true; SERVER_PID=; check_logs; }
 ctl() { "$CTL_BIN" --server "$ADDR" "$@"; }
 agent_once() { "$AGENT_BIN" once --server "$ADDR" --state-dir "$WORK/state" --root "$1"; }
 device_json() { ctl device "$DEVICE" --format json --history 1000; }
@@ -184,4 +192,5 @@ ls "$WORK/state/outbox/rejected" | grep -q '\.reason$' || fail "rejected attesta
 ctl summary --format json | jq -e '.byStatus[] | select(.status=="TAMPERED") | .count == "1"' >/dev/null \
   || fail "summary does not count the TAMPERED device"
 
+stop_server
 echo "e2e: all steps passed"
