@@ -53,6 +53,12 @@ class FakeTransport : public Transport {
     }
     return r;
   }
+  Result<v1::RotateKeyResponse> RotateKey(const v1::RotateKeyRequest& req) override {
+    if (down) return Status::Unavailable("down");
+    rotations.push_back(req);
+    return v1::RotateKeyResponse();
+  }
+  std::vector<v1::RotateKeyRequest> rotations;
 };
 
 struct Fixture {

@@ -6,12 +6,12 @@
 #include "collectors/collectors.h"
 #include "proto/signing.h"
 #include "server/fleet.h"
+#include "server/forwarding_store.h"
 #include "server/sqlite_store.h"
 
 namespace vigil::server {
 namespace {
 
-constexpr const char* kSecret = "correct horse battery staple";
 constexpr int64_t kStart = 1'800'000'000'000;
 
 std::string TempDir() {
@@ -32,6 +32,9 @@ struct Harness {
   std::string dir = TempDir();
   FakeClock clock{kStart};
   std::unique_ptr<Store> store;
+  Counters counters;
+  std::unique_ptr<Credentials> credentials;
+  std::string secret;  // a valid enroll secret
   std::unique_ptr<Aggregator> aggregator;
   std::unique_ptr<Fleet> fleet;
   v1::Policy policy;
@@ -45,16 +48,23 @@ struct Harness {
     auto s = OpenSqliteStore(dir + "/vigil.db");
     REQUIRE(s.ok());
     store = std::move(s).value();
+    credentials = std::make_unique<Credentials>(*store, clock);
+    if (secret.empty()) {
+      auto created = credentials->Create(CredentialKind::kEnrollSecret, "test", 0, 0, "test");
+      REQUIRE(created.ok());
+      secret = *created;
+    }
     AggregatorOptions opts;
-    opts.enroll_secret = kSecret;
     opts.max_batch = 5;
-    aggregator = std::make_unique<Aggregator>(*store, clock, policy, opts);
-    fleet = std::make_unique<Fleet>(*store, clock, aggregator->policy());
+    opts.reports_per_minute = 0;
+    aggregator =
+        std::make_unique<Aggregator>(*store, clock, *credentials, counters, policy, opts);
+    fleet = std::make_unique<Fleet>(*store, clock, aggregator->policy(), counters);
   }
 
   std::string Enroll(const signing::DeviceKey& key) {
     v1::EnrollRequest req;
-    req.set_enroll_secret(kSecret);
+    req.set_enroll_secret(secret);
     req.set_public_key(key.PublicKey());
     req.set_hostname("laptop-1");
     auto r = aggregator->Enroll(req);
@@ -86,11 +96,12 @@ struct Harness {
   }
 };
 
-v1::Attestation Att(const std::string& device_id, uint64_t seq, bool failing = false) {
+v1::Attestation Att(const std::string& device_id, uint64_t seq, bool failing = false,
+                    int64_t issued_ms = kStart) {
   v1::Attestation a;
   a.set_device_id(device_id);
   a.set_sequence(seq);
-  a.mutable_issued_at()->set_seconds(kStart / 1000);
+  a.mutable_issued_at()->set_seconds(issued_ms / 1000);
   a.mutable_platform()->set_os("linux");
   a.mutable_platform()->set_hostname("laptop-1");
   for (const char* id :
@@ -117,7 +128,12 @@ TEST_CASE("enrollment: a wrong or empty secret is rejected and nothing is stored
   Harness h;
   auto key = signing::DeviceKey::Generate();
   REQUIRE(key.ok());
-  for (const char* secret : {"wrong", "", "correct horse battery stapl"}) {
+  std::string almost = h.secret;
+  almost.back() = almost.back() == 'A' ? 'B' : 'A';
+  std::string unknown_id = h.secret;
+  unknown_id[5] = unknown_id[5] == '0' ? '1' : '0';
+  for (const std::string& secret : {std::string("wrong"), std::string(), almost, unknown_id,
+                                    "vgt_" + h.secret.substr(4)}) {
     v1::EnrollRequest req;
     req.set_enroll_secret(secret);
     req.set_public_key(key->PublicKey());
@@ -133,7 +149,7 @@ TEST_CASE("enrollment: a wrong or empty secret is rejected and nothing is stored
 TEST_CASE("enrollment: malformed keys rejected; the same key enrolls to the same device") {
   Harness h;
   v1::EnrollRequest bad;
-  bad.set_enroll_secret(kSecret);
+  bad.set_enroll_secret(h.secret);
   bad.set_public_key("short");
   CHECK(h.aggregator->Enroll(bad).status().code() == Status::Code::kInvalidArgument);
   auto key = signing::DeviceKey::Generate();
@@ -293,7 +309,7 @@ TEST_CASE("staleness follows the injected clock") {
   for (const auto& c : summary->by_status()) {
     CHECK(c.count() == (c.status() == v1::STALE ? 1u : 0u));
   }
-  REQUIRE(h.Send(Sign(Att(id, 2), *key)).code() == kAckOk);
+  REQUIRE(h.Send(Sign(Att(id, 2, false, h.clock.NowMillis()), *key)).code() == kAckOk);
   CHECK(h.Device(id).status() == v1::COMPLIANT);
 }
 
@@ -355,46 +371,18 @@ TEST_CASE("list filters: status, failing check, os") {
 }
 
 // Fails CommitAttestation for one chosen sequence; forwards everything else.
-class FailOnceStore : public Store {
+class FailOnceStore : public ForwardingStore {
  public:
-  FailOnceStore(Store& base, uint64_t fail_sequence) : base_(base), fail_(fail_sequence) {}
-  Status InsertDevice(const DeviceRecord& d) override { return base_.InsertDevice(d); }
-  Result<std::optional<DeviceRecord>> FindDeviceByKeyId(const std::string& k) override {
-    return base_.FindDeviceByKeyId(k);
-  }
-  Result<std::optional<DeviceRecord>> GetDevice(const std::string& id) override {
-    return base_.GetDevice(id);
-  }
-  Result<std::optional<std::string>> AttestationDigest(const std::string& id,
-                                                       uint64_t seq) override {
-    return base_.AttestationDigest(id, seq);
-  }
+  FailOnceStore(Store& base, uint64_t fail_sequence) : ForwardingStore(base), fail_(fail_sequence) {}
   Status CommitAttestation(const AcceptedAttestation& a) override {
     if (a.sequence == fail_) {
       fail_ = 0;
       return Status::IoError("disk full");
     }
-    return base_.CommitAttestation(a);
-  }
-  Status UpdateVerdict(const DeviceRecord& d) override { return base_.UpdateVerdict(d); }
-  Status MarkTampered(const std::string& id, const std::string& r, int64_t at) override {
-    return base_.MarkTampered(id, r, at);
-  }
-  Result<std::vector<DeviceRecord>> ListDevices(const DeviceFilter& f) override {
-    return base_.ListDevices(f);
-  }
-  Result<std::vector<HistoryRow>> History(const std::string& id, uint32_t n) override {
-    return base_.History(id, n);
-  }
-  Result<std::vector<EventRow>> Events(const std::string& id, uint32_t n) override {
-    return base_.Events(id, n);
-  }
-  Result<std::vector<std::pair<v1::DeviceStatus, uint64_t>>> CountByStatus(int64_t t) override {
-    return base_.CountByStatus(t);
+    return ForwardingStore::CommitAttestation(a);
   }
 
  private:
-  Store& base_;
   uint64_t fail_;
 };
 
@@ -405,8 +393,7 @@ TEST_CASE("a storage failure stops the batch, and the agent's retry is accepted,
   std::string id = h.Enroll(*key);
   FailOnceStore failing(*h.store, 1);
   AggregatorOptions opts;
-  opts.enroll_secret = kSecret;
-  Aggregator agg(failing, h.clock, h.policy, opts);
+  Aggregator agg(failing, h.clock, *h.credentials, h.counters, h.policy, opts);
   v1::ReportRequest req;
   *req.add_attestations() = Sign(Att(id, 1), *key);
   *req.add_attestations() = Sign(Att(id, 2), *key);

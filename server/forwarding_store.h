@@ -1,0 +1,81 @@
+// ForwardingStore: a Store that forwards every call to another one. Tests subclass it to make
+// one call fail (the fault-injection twin of the Store interface).
+#pragma once
+
+#include "server/store.h"
+
+namespace vigil::server {
+
+class ForwardingStore : public Store {
+ public:
+  explicit ForwardingStore(Store& base) : base_(base) {}
+
+  Status InsertDevice(const DeviceRecord& d, const AuditRecord& a) override {
+    return base_.InsertDevice(d, a);
+  }
+  Status ApproveDevice(const std::string& id, const AuditRecord& a) override {
+    return base_.ApproveDevice(id, a);
+  }
+  Status RevokeDevice(const std::string& id, const std::string& reason, int64_t at,
+                      const AuditRecord& a) override {
+    return base_.RevokeDevice(id, reason, at, a);
+  }
+  Status ReplaceDeviceKey(const std::string& id, const std::string& old_key_id,
+                          const std::string& new_public_key, const std::string& new_key_id,
+                          int64_t at, const AuditRecord& a) override {
+    return base_.ReplaceDeviceKey(id, old_key_id, new_public_key, new_key_id, at, a);
+  }
+  Result<std::optional<DeviceRecord>> FindDeviceByKeyId(const std::string& k) override {
+    return base_.FindDeviceByKeyId(k);
+  }
+  Result<std::optional<DeviceRecord>> GetDevice(const std::string& id) override {
+    return base_.GetDevice(id);
+  }
+  Result<std::optional<std::string>> AttestationDigest(const std::string& id,
+                                                       uint64_t seq) override {
+    return base_.AttestationDigest(id, seq);
+  }
+  Status CommitAttestation(const AcceptedAttestation& a) override {
+    return base_.CommitAttestation(a);
+  }
+  Status UpdateVerdict(const DeviceRecord& d) override { return base_.UpdateVerdict(d); }
+  Status MarkTampered(const std::string& id, const std::string& r, int64_t at,
+                      const AuditRecord& a) override {
+    return base_.MarkTampered(id, r, at, a);
+  }
+  Result<std::vector<DeviceRecord>> ListDevices(const DeviceFilter& f) override {
+    return base_.ListDevices(f);
+  }
+  Result<std::vector<HistoryRow>> History(const std::string& id, uint32_t n) override {
+    return base_.History(id, n);
+  }
+  Result<std::vector<EventRow>> Events(const std::string& id, uint32_t n) override {
+    return base_.Events(id, n);
+  }
+  Result<std::vector<std::pair<v1::DeviceStatus, uint64_t>>> CountByStatus(int64_t t) override {
+    return base_.CountByStatus(t);
+  }
+  Status InsertCredential(const CredentialRecord& c, const AuditRecord& a) override {
+    return base_.InsertCredential(c, a);
+  }
+  Result<std::optional<CredentialRecord>> FindCredential(CredentialKind k,
+                                                         const std::string& id) override {
+    return base_.FindCredential(k, id);
+  }
+  Result<std::vector<CredentialRecord>> ListCredentials(CredentialKind k) override {
+    return base_.ListCredentials(k);
+  }
+  Status RevokeCredential(CredentialKind k, const std::string& id, int64_t at,
+                          const AuditRecord& a) override {
+    return base_.RevokeCredential(k, id, at, a);
+  }
+  Status AppendAudit(const AuditRecord& a) override { return base_.AppendAudit(a); }
+  Result<std::vector<v1::AuditEntry>> ListAudit(uint64_t after, uint32_t limit) override {
+    return base_.ListAudit(after, limit);
+  }
+
+ private:
+  Store& base_;
+};
+
+}  // namespace vigil::server
