@@ -6,7 +6,7 @@ PACKAGES=(
   g++ cmake ninja-build pkg-config git ca-certificates
   libboost-dev libssl-dev libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc
   libspdlog-dev doctest-dev libsqlite3-dev libglib2.0-dev
-  dconf-cli jq procps
+  dconf-cli jq procps openssl sqlite3
 )
 if [ "${1:-}" = "--test" ]; then
   PACKAGES+=(clang-14 libclang-rt-14-dev)
