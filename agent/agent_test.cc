@@ -5,9 +5,11 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
+#include <map>
 #include <set>
 
 #include "common/files.h"
+#include "proto/pki.h"
 #include "proto/signing.h"
 
 namespace vigil::agent {
@@ -24,6 +26,10 @@ class FakeTransport : public Transport {
  public:
   bool down = false;
   std::set<uint64_t> reject;
+  std::map<uint64_t, int32_t> transient;  // sequence -> ack code to answer (e.g. 8, 9)
+  v1::EnrollRequest last_enroll;
+  std::string issue_certificate;  // returned as the client certificate at enrollment
+  bool rotate_fails = false;
   std::vector<uint64_t> received;
   int reports = 0;
 
@@ -31,8 +37,10 @@ class FakeTransport : public Transport {
     if (down) return Status::Unavailable("down");
     if (req.enroll_secret() != "s3cret-s3cret-s3cret")
       return Status::PermissionDenied("bad secret");
+    last_enroll = req;
     v1::EnrollResponse r;
     r.set_device_id("dev-test");
+    r.set_client_certificate(issue_certificate);
     return r;
   }
   Result<v1::ReportResponse> Report(const v1::ReportRequest& req) override {
@@ -47,6 +55,9 @@ class FakeTransport : public Transport {
       if (reject.count(a.sequence())) {
         ack->set_code(7);
         ack->set_message("replay");
+      } else if (transient.count(a.sequence())) {
+        ack->set_code(transient[a.sequence()]);
+        ack->set_message("later");
       } else {
         received.push_back(a.sequence());
       }
@@ -56,7 +67,10 @@ class FakeTransport : public Transport {
   Result<v1::RotateKeyResponse> RotateKey(const v1::RotateKeyRequest& req) override {
     if (down) return Status::Unavailable("down");
     rotations.push_back(req);
-    return v1::RotateKeyResponse();
+    if (rotate_fails) return Status::PermissionDenied("no");
+    v1::RotateKeyResponse r;
+    r.set_client_certificate("new-cert");
+    return r;
   }
   std::vector<v1::RotateKeyRequest> rotations;
 };
@@ -200,6 +214,117 @@ TEST_CASE("config validation names the field") {
   c.set_interval_seconds(60);
   c.set_jitter_seconds(61);
   CHECK(NormalizeConfig(&c).message().find("jitterSeconds") != std::string::npos);
+}
+
+
+TEST_CASE("rate-limited and pending-approval answers keep attestations queued, in order") {
+  Fixture f;
+  Agent agent(f.config, *f.view, f.clock);
+  REQUIRE(agent.Enroll(f.transport, "s3cret-s3cret-s3cret").ok());
+  for (int32_t code : {8, 9}) {
+    f.transport.transient = {{1, code}};
+    if (code == 8) REQUIRE(agent.CollectAndQueue().ok());
+    auto stats = agent.Flush(f.transport);
+    CHECK(!stats.ok());
+    CHECK(Outbox(f.config.state_dir() + "/outbox").Pending()->size() == 1);
+    CHECK(!ReadWholeFile(f.config.state_dir() + "/outbox/rejected/00000000000000000001.att.reason")
+               .ok());
+  }
+  f.transport.transient.clear();
+  REQUIRE(agent.Flush(f.transport).ok());
+  CHECK(f.transport.received == std::vector<uint64_t>{1});
+}
+
+TEST_CASE("enrollment sends a CSR for the device key and keeps the issued certificate") {
+  Fixture f;
+  f.transport.issue_certificate = "-----BEGIN CERTIFICATE-----\nstub\n";
+  Agent agent(f.config, *f.view, f.clock);
+  REQUIRE(agent.Enroll(f.transport, "s3cret-s3cret-s3cret").ok());
+  auto key = agent.state().LoadKey();
+  REQUIRE(key.ok());
+  CHECK(pki::CheckCsr(f.transport.last_enroll.csr(), key->PublicKey()).ok());
+  CHECK(agent.state().ClientCertificate() == f.transport.issue_certificate);
+  // The transport presents it, with the device key, and trusts the CA kept beside them.
+  REQUIRE(agent.state().SaveCaCertificate("ca-pem").ok());
+  auto options = TransportOptionsFor(f.config);
+  REQUIRE(options.ok());
+  CHECK(options->ca_pem == "ca-pem");
+  CHECK(options->client_cert_pem == f.transport.issue_certificate);
+  CHECK(options->client_key_pem == *agent.state().KeyPem());
+  f.config.set_insecure(true);
+  CHECK(TransportOptionsFor(f.config)->client_key_pem.empty());
+}
+
+TEST_CASE("key rotation: both keys sign, the new key takes over only once the server agrees") {
+  Fixture f;
+  Agent agent(f.config, *f.view, f.clock);
+  REQUIRE(agent.Enroll(f.transport, "s3cret-s3cret-s3cret").ok());
+  auto old_key = agent.state().LoadKey();
+  REQUIRE(old_key.ok());
+
+  // Queued attestations are signed by the old key: they must go first.
+  f.transport.down = true;
+  REQUIRE(agent.CollectAndQueue().ok());
+  CHECK(agent.RotateKey(f.transport).code() == Status::Code::kFailedPrecondition);
+  f.transport.down = false;
+  REQUIRE(agent.Flush(f.transport).ok());
+
+  // The server refuses: the old key stays, the rotation stays pending and blocks signing.
+  f.transport.rotate_fails = true;
+  CHECK(!agent.RotateKey(f.transport).ok());
+  CHECK(agent.RotationPending());
+  CHECK(agent.state().LoadKey()->PublicKey() == old_key->PublicKey());
+  CHECK(agent.CollectAndQueue().status().code() == Status::Code::kFailedPrecondition);
+
+  f.transport.rotate_fails = false;
+  REQUIRE(agent.RotateKey(f.transport).ok());
+  REQUIRE(f.transport.rotations.size() == 2);
+  const auto& req = f.transport.rotations.back();
+  // The same next key both times (resumed, not regenerated).
+  v1::KeyRotation rot;
+  REQUIRE(rot.ParseFromString(req.rotation()));
+  v1::KeyRotation first;
+  REQUIRE(first.ParseFromString(f.transport.rotations[0].rotation()));
+  CHECK(rot.new_public_key() == first.new_public_key());
+  CHECK(rot.device_id() == "dev-test");
+  CHECK(rot.old_key_id() == old_key->KeyId());
+  std::string msg = std::string(signing::kRotationDomain) + req.rotation();
+  CHECK(signing::Verify(old_key->PublicKey(), msg, req.old_signature()).ok());
+  CHECK(signing::Verify(rot.new_public_key(), msg, req.new_signature()).ok());
+  CHECK(pki::CheckCsr(req.csr(), rot.new_public_key()).ok());
+
+  CHECK(!agent.RotationPending());
+  auto new_key = agent.state().LoadKey();
+  REQUIRE(new_key.ok());
+  CHECK(new_key->PublicKey() == rot.new_public_key());
+  CHECK(agent.state().ClientCertificate() == "new-cert");
+  struct stat st {};
+  REQUIRE(::stat((f.config.state_dir() + "/device.key").c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+  auto seq = agent.CollectAndQueue();
+  REQUIRE(seq.ok());
+  auto queued = Outbox(f.config.state_dir() + "/outbox").Load(*seq);
+  REQUIRE(queued.ok());
+  CHECK(signing::VerifyAttestation(*queued, new_key->PublicKey()).ok());
+}
+
+TEST_CASE("an enrollment bundle others can read is refused; a malformed one names the field") {
+  Fixture f;
+  std::string path = f.dir + "/bundle.json";
+  REQUIRE(WriteFileAtomic(path, R"({"server": "h:1", "enrollSecret": "vgs_x", "caCert": "x"})",
+                          0600)
+              .ok());
+  auto b = LoadBundle(path);
+  REQUIRE(!b.ok());
+  CHECK(b.status().message().find("caCert") != std::string::npos);
+  REQUIRE(WriteFileAtomic(path, R"({"server": "h:1", "enrollSecret": "vgs_x"})", 0644).ok());
+  b = LoadBundle(path);
+  REQUIRE(!b.ok());
+  CHECK(b.status().code() == Status::Code::kPermissionDenied);
+  REQUIRE(::chmod(path.c_str(), 0600) == 0);
+  CHECK(LoadBundle(path)->server() == "h:1");
+  REQUIRE(WriteFileAtomic(path, R"({"server": "h:1"})", 0600).ok());
+  CHECK(LoadBundle(path).status().code() == Status::Code::kInvalidArgument);
 }
 
 }  // namespace

@@ -1,4 +1,5 @@
-// Policy and agent-config JSON come from files people edit: strict parsing must never crash.
+// Policy, agent-config and enrollment-bundle JSON come from files people edit: strict parsing
+// must never crash.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -19,5 +20,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   vigil::v1::AgentConfig config;
   (void)vigil::ParseJsonStrict(text, &config, "fuzz");
+  vigil::v1::EnrollBundle bundle;
+  (void)vigil::ParseJsonStrict(text, &bundle, "fuzz");
   return 0;
 }
