@@ -230,7 +230,11 @@ v1::AttestationAck Aggregator::Ingest(const v1::SignedAttestation& signed_att,
     // forging reports for it: flag that device so the security team looks.
     v1::Attestation claimed;
     std::string victim;
-    if (claimed.ParseFromString(signed_att.attestation()) && !claimed.device_id().empty()) {
+    // Over mutual TLS the connection names its device: a report for another device from it is
+    // refused without flagging the other (one enrolled device must not be able to get its
+    // neighbours flagged by sending junk in their name).
+    if (claimed.ParseFromString(signed_att.attestation()) && !claimed.device_id().empty() &&
+        (call.client_cert_device.empty() || call.client_cert_device == claimed.device_id())) {
       auto d = store_.GetDevice(claimed.device_id());
       if (d.ok() && d->has_value() && (*d)->revoked_at_ms == 0) victim = (*d)->id;
     }

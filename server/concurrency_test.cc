@@ -1,6 +1,6 @@
 // The server's domain code under concurrent use, as the gRPC thread pool drives it: several
-// devices enrolling and reporting at once while the fleet is read, and the same attestation
-// arriving on several connections at once. No gRPC here, so the ThreadSanitizer build (which
+// devices enrolling and reporting at once while the fleet is read and a rogue guesses enroll
+// secrets, and the same attestation arriving on several connections at once. No gRPC here, so the ThreadSanitizer build (which
 // cannot see into the uninstrumented Debian gRPC) checks exactly Vigil's locking. CI runs these
 // cases under TSan with --test-case='*concurrent*' (scripts/test.sh); keep "concurrent" in the
 // names of new cases that belong there.
@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "collectors/collectors.h"
+#include "proto/audit_chain.h"
 #include "proto/signing.h"
 #include "server/aggregator.h"
 #include "server/auth.h"
@@ -61,7 +62,8 @@ std::unique_ptr<Server> OpenServer(const std::string& db_path) {
   v1::Policy policy;
   policy.set_checkin_window_seconds(3600);  // every check NOT_APPLICABLE: clean = COMPLIANT
   AggregatorOptions opts;
-  opts.reports_per_minute = 0;  // the rate limiter is not what these tests are about
+  opts.reports_per_minute = 600;  // the limiter is exercised but never refuses these tests
+  opts.report_burst = 1000;
   s->aggregator = std::make_unique<Aggregator>(*s->store, s->clock, *s->credentials,
                                                s->counters, policy, opts);
   s->fleet = std::make_unique<Fleet>(*s->store, s->clock, s->aggregator->policy(), s->counters);
@@ -127,9 +129,10 @@ v1::Attestation Att(const std::string& device_id, uint64_t seq, bool failing) {
 }
 
 // Enroll and Report as an agent would call them; errors are returned as text, "" when fine.
-std::string Enroll(Server& s, const signing::DeviceKey& key, std::string* device_id) {
+std::string Enroll(Server& s, const signing::DeviceKey& key, std::string* device_id,
+                   const std::string& secret = "") {
   v1::EnrollRequest req;
-  req.set_enroll_secret(s.enroll_secret);
+  req.set_enroll_secret(secret.empty() ? s.enroll_secret : secret);
   req.set_public_key(key.PublicKey());
   req.set_hostname("laptop");
   auto r = s.aggregator->Enroll(req);
@@ -158,7 +161,8 @@ v1::DeviceStatus StatusOf(Server& s, const std::string& id) {
 
 TEST_CASE("concurrent: devices enroll and report while the fleet is read") {
   constexpr int kDevices = 4;
-  constexpr uint64_t kReports = 12;
+  constexpr uint64_t kReports = 20;
+  constexpr int kGuesses = 5;
   TempDir dir;
   auto server = OpenServer(dir.path + "/vigil.db");
   Server& s = *server;
@@ -214,6 +218,22 @@ TEST_CASE("concurrent: devices enroll and report while the fleet is read") {
     });
   }
 
+  // A rogue guessing enroll secrets meanwhile: refused, and its failures audited and counted
+  // alongside the devices' reports.
+  threads.emplace_back([&] {
+    auto key = signing::DeviceKey::Generate();
+    if (!key.ok()) {
+      problems.Add("key: " + key.status().ToString());
+      return;
+    }
+    for (int i = 0; i < kGuesses; ++i) {
+      std::string id;
+      std::string guess = s.enroll_secret;
+      guess.back() = guess.back() == 'A' ? 'B' : 'A';
+      if (Enroll(s, *key, &id, guess).empty()) problems.Add("a wrong enroll secret was accepted");
+    }
+  });
+
   std::atomic<int> reads{0};
   for (int r = 0; r < 2; ++r) {
     threads.emplace_back([&] {
@@ -227,6 +247,9 @@ TEST_CASE("concurrent: devices enroll and report while the fleet is read") {
         } else if (summary->total() > kDevices) {
           problems.Add("summary: total " + std::to_string(summary->total()));
         }
+        s.fleet->Stats();
+        auto audit = s.fleet->ListAudit(v1::ListAuditRequest());
+        if (!audit.ok()) problems.Add("audit: " + audit.status().ToString());
         std::vector<std::string> known;
         {
           std::lock_guard<std::mutex> lock(ids_mu);
@@ -284,11 +307,17 @@ TEST_CASE("concurrent: devices enroll and report while the fleet is read") {
     if (c.status() == v1::NON_COMPLIANT) CHECK(c.count() == kDevices - kDevices / 2);
     if (c.status() == v1::TAMPERED) CHECK(c.count() == 0);
   }
+  // Enrollments and failed guesses appended to the audit log from several threads: one chain.
+  auto audit = s.store->ListAudit(0, 100000);
+  REQUIRE(audit.ok());
+  CHECK(audit->size() >= static_cast<size_t>(kDevices + kGuesses));
+  auto chain = audit::VerifyChain(*audit, std::string(audit::kHashSize, '\0'));
+  CHECK_MESSAGE(chain.ok(), chain.status().ToString());
 }
 
 TEST_CASE("concurrent: the same attestation at once is stored once and never TAMPERED") {
   constexpr int kSenders = 6;
-  constexpr uint64_t kRounds = 5;
+  constexpr uint64_t kRounds = 8;
   TempDir dir;
   auto server = OpenServer(dir.path + "/vigil.db");
   Server& s = *server;

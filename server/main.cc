@@ -34,6 +34,7 @@ constexpr const char* kUsage =
     R"(usage: vigil-server [serve] --data-dir DIR [options]
        vigil-server init --data-dir DIR --server-address HOST:PORT [--san NAMES] [--bundle FILE]
                          [--secret-expires DURATION]
+       vigil-server cert renew --data-dir DIR --san NAMES
        vigil-server token create --data-dir DIR --role viewer|admin|approver --name NAME
                                  [--expires DURATION]
        vigil-server token list|revoke --data-dir DIR [ID|NAME]
@@ -58,6 +59,9 @@ with TLS 1.3, using the CA and certificate that `init` put in DIR/tls.
 init: creates DIR (0700), its database, a private CA, a server certificate for --san (default:
 the host of --server-address, plus localhost and 127.0.0.1), a first enroll secret, and the
 enrollment bundle (default DIR/enroll-bundle.json, mode 0600) that agent installers consume.
+
+cert renew: a new server certificate and key from the same CA (expiry, new names); agents keep
+trusting it. Restart the server to use it.
 
 token/secret: tokens authenticate vigilctl (roles: viewer reads; admin also approves and revokes
 devices and reads the audit log; approver reads and reads the audit log); enroll secrets let
@@ -368,6 +372,17 @@ int Main(int argc, char** argv) {
   if (cmd == "init") {
     if (pos.size() != 1) return Fail(2, "init takes no arguments");
     return Init(*flags);
+  }
+  if (cmd == "cert") {
+    if (pos.size() != 2 || pos[1] != "renew") return Fail(2, "cert: expected `cert renew`");
+    auto data_dir = flags->Get("data-dir");
+    auto sans = flags->Get("san");
+    if (!data_dir || !sans) return Fail(2, "cert renew needs --data-dir and --san");
+    auto tls = RenewServerCert(*data_dir, SplitComma(*sans), SystemClock().NowMillis() / 1000);
+    if (!tls.ok()) return Fail(tls.status().code() == Status::Code::kInvalidArgument ? 2 : 1,
+                               tls.status().message());
+    std::cout << "new server certificate in " << TlsDir(*data_dir) << "/server.crt\n";
+    return 0;
   }
   if (cmd == "token") return ManageCredentials(CredentialKind::kToken, *flags);
   if (cmd == "secret") return ManageCredentials(CredentialKind::kEnrollSecret, *flags);

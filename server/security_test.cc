@@ -443,6 +443,13 @@ TEST_CASE("mutual TLS: certificates from CSRs, and reports bound to the certific
   CHECK(s.History(id) == 0);
   CHECK(s.Status(id) == v1::UNKNOWN);  // refused, not flagged: the signature itself was fine
   CHECK(s.Send(s.Att(id, 1), key, id).code() == kAckOk);
+  // A device with a valid certificate sending junk under an unknown key in another device's
+  // name is refused without getting that device flagged.
+  auto stranger = NewKey();
+  CHECK(s.Send(s.Att(id, 2), stranger, other_id).code() == kAckUnauthenticated);
+  CHECK(s.Status(id) == v1::COMPLIANT);
+  CHECK(s.Send(s.Att(id, 2), stranger, id).code() == kAckUnauthenticated);
+  CHECK(s.Status(id) == v1::TAMPERED);  // from its own connection: the device's key is abused
 }
 
 v1::RotateKeyRequest Rotation(const std::string& id, const signing::DeviceKey& old_key,

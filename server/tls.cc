@@ -49,6 +49,21 @@ Result<TlsMaterial> CreateTlsMaterial(const std::string& data_dir,
   return tls;
 }
 
+Result<TlsMaterial> RenewServerCert(const std::string& data_dir,
+                                    const std::vector<std::string>& sans, int64_t now_s) {
+  auto tls = LoadTlsMaterial(data_dir);
+  if (!tls.ok()) return tls.status();
+  auto server = pki::IssueServerCert(tls->ca, sans, now_s, 825);
+  if (!server.ok()) return server.status();
+  tls->server = std::move(server).value();
+  std::string dir = TlsDir(data_dir);
+  // Key first: a crash in between leaves a new key with the old certificate, which the server
+  // refuses to start with (mismatch), rather than a silently wrong pair.
+  if (Status s = WriteFileAtomic(dir + "/server.key", tls->server.key_pem, 0600); !s.ok()) return s;
+  if (Status s = WriteFileAtomic(dir + "/server.crt", tls->server.cert_pem, 0644); !s.ok()) return s;
+  return tls;
+}
+
 Result<TlsMaterial> LoadTlsMaterial(const std::string& data_dir) {
   std::string dir = TlsDir(data_dir);
   TlsMaterial tls;

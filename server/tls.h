@@ -24,6 +24,9 @@ std::string TlsDir(const std::string& data_dir);
 // Creates the CA and a server certificate for `sans`; AlreadyExists if DATA_DIR/tls has a CA.
 Result<TlsMaterial> CreateTlsMaterial(const std::string& data_dir,
                                       const std::vector<std::string>& sans, int64_t now_s);
+// Issues a new server certificate and key from the existing CA (renewal, new names).
+Result<TlsMaterial> RenewServerCert(const std::string& data_dir,
+                                    const std::vector<std::string>& sans, int64_t now_s);
 // NotFound (saying to run `vigil-server init`) when missing; refuses keys others can read.
 Result<TlsMaterial> LoadTlsMaterial(const std::string& data_dir);
 

@@ -331,6 +331,15 @@ set +e; out=$(ctl audit verify 2>&1); rc=$?; set -e
 [ $rc -eq 5 ] || fail "an edited audit log verified (exit $rc): $out"
 grep -q "does NOT verify" <<<"$out" || fail "no reason given: $out"
 
+step "server certificate renewal: same CA, agents and vigilctl keep working"
+old_cert=$(sha256sum "$WORK/data/tls/server.crt" | cut -d' ' -f1)
+stop_server
+"$SERVER_BIN" cert renew --data-dir "$WORK/data" --san 127.0.0.1,localhost >/dev/null
+[ "$(sha256sum "$WORK/data/tls/server.crt" | cut -d' ' -f1)" != "$old_cert" ] || fail "certificate not renewed"
+start_server
+once3 || fail "the agent does not accept the renewed certificate"
+ctl summary >/dev/null || fail "vigilctl does not accept the renewed certificate"
+
 step "no secret, token or key in any log"
 for f in "$WORK"/*.log; do
   for secret in "$SECRET" $(cat "$WORK"/*.token) $(jq -r .enrollSecret "$WORK/bundle2.json"); do
