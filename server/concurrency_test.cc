@@ -1,9 +1,9 @@
 // The server's domain code under concurrent use, as the gRPC thread pool drives it: several
 // devices enrolling and reporting at once while the fleet is read and a rogue guesses enroll
-// secrets, and the same attestation arriving on several connections at once. No gRPC here, so the ThreadSanitizer build (which
-// cannot see into the uninstrumented Debian gRPC) checks exactly Vigil's locking. CI runs these
-// cases under TSan with --test-case='*concurrent*' (scripts/test.sh); keep "concurrent" in the
-// names of new cases that belong there.
+// secrets, and the same attestation arriving on several connections at once. No gRPC here, so the
+// ThreadSanitizer build (which cannot see into the uninstrumented Debian gRPC) checks exactly
+// Vigil's locking. CI runs these cases under TSan with --test-case='*concurrent*'
+// (scripts/test.sh); keep "concurrent" in the names of new cases that belong there.
 #include <doctest/doctest.h>
 #include <spdlog/spdlog.h>
 #include <stdlib.h>
@@ -55,8 +55,8 @@ std::unique_ptr<Server> OpenServer(const std::string& db_path) {
   REQUIRE(store.ok());
   s->store = std::move(store).value();
   s->credentials = std::make_unique<Credentials>(*s->store, s->clock);
-  auto secret = s->credentials->Create(CredentialKind::kEnrollSecret, "concurrency-test", 0, 0,
-                                       "test");
+  auto secret =
+      s->credentials->Create(CredentialKind::kEnrollSecret, "concurrency-test", 0, 0, "test");
   REQUIRE(secret.ok());
   s->enroll_secret = *secret;
   v1::Policy policy;
@@ -64,8 +64,8 @@ std::unique_ptr<Server> OpenServer(const std::string& db_path) {
   AggregatorOptions opts;
   opts.reports_per_minute = 600;  // the limiter is exercised but never refuses these tests
   opts.report_burst = 1000;
-  s->aggregator = std::make_unique<Aggregator>(*s->store, s->clock, *s->credentials,
-                                               s->counters, policy, opts);
+  s->aggregator =
+      std::make_unique<Aggregator>(*s->store, s->clock, *s->credentials, s->counters, policy, opts);
   s->fleet = std::make_unique<Fleet>(*s->store, s->clock, s->aggregator->policy(), s->counters);
   return s;
 }
@@ -202,9 +202,9 @@ TEST_CASE("concurrent: devices enroll and report while the fleet is read") {
         }
         v1::DeviceStatus want = failing ? v1::NON_COMPLIANT : v1::COMPLIANT;
         if (ack.code() != kAckOk || ack.device_status() != want) {
-          problems.Add(id + " seq " + std::to_string(seq) + ": code " +
-                       std::to_string(ack.code()) + " status " +
-                       v1::DeviceStatus_Name(ack.device_status()) + " " + ack.message());
+          problems.Add(id + " seq " + std::to_string(seq) + ": code " + std::to_string(ack.code()) +
+                       " status " + v1::DeviceStatus_Name(ack.device_status()) + " " +
+                       ack.message());
         }
         // A lost acknowledgement: the agent resends, and the server must not count it twice.
         if (seq % 4 == 0) {
