@@ -34,6 +34,28 @@ Status CheckPrivate(const std::string& path, bool dir) {
   return Status::Ok();
 }
 
+// A private key file: refused when others can read it.
+Result<signing::DeviceKey> ReadKey(const std::string& path) {
+  if (Status s = CheckPrivate(path, false); !s.ok()) return s;
+  auto pem = ReadWholeFile(path, 16384);
+  if (!pem.ok()) return pem.status();
+  auto key = signing::DeviceKey::FromPem(*pem);
+  if (!key.ok()) return Status::InvalidArgument(path + ": " + key.status().message());
+  return key;
+}
+
+Result<signing::DeviceKey> LoadOrCreate(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0) return ReadKey(path);
+  if (errno != ENOENT) return Status::FromErrno(errno, path);
+  auto key = signing::DeviceKey::Generate();
+  if (!key.ok()) return key.status();
+  auto pem = key->ToPem();
+  if (!pem.ok()) return pem.status();
+  if (Status s = WriteFileAtomic(path, *pem, 0600); !s.ok()) return s;
+  return key;
+}
+
 }  // namespace
 
 StateDir::~StateDir() {
@@ -65,45 +87,14 @@ Status StateDir::Lock() const {
   return Status::Ok();
 }
 
-Result<signing::DeviceKey> StateDir::LoadKey() const {
-  std::string key_path = path_ + "/device.key";
-  if (Status s = CheckPrivate(key_path, false); !s.ok()) return s;
-  auto pem = ReadWholeFile(key_path, 16384);
-  if (!pem.ok()) return pem.status();
-  auto key = signing::DeviceKey::FromPem(*pem);
-  if (!key.ok()) return Status::InvalidArgument(key_path + ": " + key.status().message());
-  return key;
-}
+Result<signing::DeviceKey> StateDir::LoadKey() const { return ReadKey(path_ + "/device.key"); }
 
 Result<signing::DeviceKey> StateDir::LoadOrCreateKey() const {
-  std::string key_path = path_ + "/device.key";
-  struct stat st {};
-  if (::stat(key_path.c_str(), &st) == 0) return LoadKey();
-  if (errno != ENOENT) return Status::FromErrno(errno, key_path);
-  auto key = signing::DeviceKey::Generate();
-  if (!key.ok()) return key.status();
-  auto pem = key->ToPem();
-  if (!pem.ok()) return pem.status();
-  if (Status s = WriteFileAtomic(key_path, *pem, 0600); !s.ok()) return s;
-  return key;
+  return LoadOrCreate(path_ + "/device.key");
 }
 
 Result<signing::DeviceKey> StateDir::LoadOrCreateNextKey() const {
-  std::string next = path_ + "/device.key.next";
-  if (HasNextKey()) {
-    if (Status s = CheckPrivate(next, false); !s.ok()) return s;
-    auto pem = ReadWholeFile(next, 16384);
-    if (!pem.ok()) return pem.status();
-    auto key = signing::DeviceKey::FromPem(*pem);
-    if (!key.ok()) return Status::InvalidArgument(next + ": " + key.status().message());
-    return key;
-  }
-  auto key = signing::DeviceKey::Generate();
-  if (!key.ok()) return key.status();
-  auto pem = key->ToPem();
-  if (!pem.ok()) return pem.status();
-  if (Status s = WriteFileAtomic(next, *pem, 0600); !s.ok()) return s;
-  return key;
+  return LoadOrCreate(path_ + "/device.key.next");
 }
 
 bool StateDir::HasNextKey() const {

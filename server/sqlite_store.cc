@@ -229,64 +229,55 @@ class SqliteStore final : public Store {
   }
 
   Status ApproveDevice(const std::string& device_id, const AuditRecord& audit) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (Status s = Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
-    Stmt up(db_, "UPDATE devices SET pending=0 WHERE id=?");
-    up.Bind(1, device_id);
-    if (up.Step() != SQLITE_DONE) return Rollback(Err("approve device"));
-    if (sqlite3_changes(db_) == 0) return Rollback(Status::NotFound("no device '" + device_id + "'"));
-    if (Status s = AddEvent(device_id, audit.at_ms, "approved", "by " + audit.actor); !s.ok()) {
-      return Rollback(s);
-    }
-    if (Status s = Audit(audit); !s.ok()) return Rollback(s);
-    return Commit();
+    return WriteTx(
+        [&]() -> Status {
+          Stmt up(db_, "UPDATE devices SET pending=0 WHERE id=?");
+          up.Bind(1, device_id);
+          if (up.Step() != SQLITE_DONE) return Err("approve device");
+          if (sqlite3_changes(db_) == 0) return Status::NotFound("no device '" + device_id + "'");
+          return AddEvent(device_id, audit.at_ms, "approved", "by " + audit.actor);
+        },
+        &audit);
   }
 
   Status RevokeDevice(const std::string& device_id, const std::string& reason, int64_t at_ms,
                       const AuditRecord& audit) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (Status s = Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
-    Stmt up(db_,
-            "UPDATE devices SET revoked_at_ms=CASE WHEN revoked_at_ms=0 THEN ? ELSE revoked_at_ms "
-            "END, revoke_reason=CASE WHEN revoked_at_ms=0 THEN ? ELSE revoke_reason END WHERE id=?");
-    up.Bind(1, at_ms);
-    up.Bind(2, reason);
-    up.Bind(3, device_id);
-    if (up.Step() != SQLITE_DONE) return Rollback(Err("revoke device"));
-    if (sqlite3_changes(db_) == 0) return Rollback(Status::NotFound("no device '" + device_id + "'"));
-    if (Status s = AddEvent(device_id, at_ms, "revoked", reason + " (by " + audit.actor + ")");
-        !s.ok()) {
-      return Rollback(s);
-    }
-    if (Status s = Audit(audit); !s.ok()) return Rollback(s);
-    return Commit();
+    return WriteTx(
+        [&]() -> Status {
+          Stmt up(db_,
+                  "UPDATE devices SET revoked_at_ms=CASE WHEN revoked_at_ms=0 THEN ? ELSE "
+                  "revoked_at_ms END, revoke_reason=CASE WHEN revoked_at_ms=0 THEN ? ELSE "
+                  "revoke_reason END WHERE id=?");
+          up.Bind(1, at_ms);
+          up.Bind(2, reason);
+          up.Bind(3, device_id);
+          if (up.Step() != SQLITE_DONE) return Err("revoke device");
+          if (sqlite3_changes(db_) == 0) return Status::NotFound("no device '" + device_id + "'");
+          return AddEvent(device_id, at_ms, "revoked", reason + " (by " + audit.actor + ")");
+        },
+        &audit);
   }
 
   Status ReplaceDeviceKey(const std::string& device_id, const std::string& old_key_id,
                           const std::string& new_public_key, const std::string& new_key_id,
                           int64_t at_ms, const AuditRecord& audit) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (Status s = Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
-    Stmt up(db_, "UPDATE devices SET key_id=?, public_key=? WHERE id=? AND key_id=?");
-    up.BindBlob(1, new_key_id);
-    up.BindBlob(2, new_public_key);
-    up.Bind(3, device_id);
-    up.BindBlob(4, old_key_id);
-    int rc = up.Step();
-    if (rc == SQLITE_CONSTRAINT)
-      return Rollback(Status::AlreadyExists("the new key is already enrolled"));
-    if (rc != SQLITE_DONE) return Rollback(Err("replace device key"));
-    if (sqlite3_changes(db_) == 0) {
-      return Rollback(Status::FailedPrecondition("the device key changed since it was read"));
-    }
-    if (Status s = AddEvent(device_id, at_ms, "key-rotated",
-                            "key " + HexPrefix(old_key_id) + " replaced by " +
-                                HexPrefix(new_key_id));
-        !s.ok()) {
-      return Rollback(s);
-    }
-    if (Status s = Audit(audit); !s.ok()) return Rollback(s);
-    return Commit();
+    return WriteTx(
+        [&]() -> Status {
+          Stmt up(db_, "UPDATE devices SET key_id=?, public_key=? WHERE id=? AND key_id=?");
+          up.BindBlob(1, new_key_id);
+          up.BindBlob(2, new_public_key);
+          up.Bind(3, device_id);
+          up.BindBlob(4, old_key_id);
+          int rc = up.Step();
+          if (rc == SQLITE_CONSTRAINT) return Status::AlreadyExists("the new key is already enrolled");
+          if (rc != SQLITE_DONE) return Err("replace device key");
+          if (sqlite3_changes(db_) == 0) {
+            return Status::FailedPrecondition("the device key changed since it was read");
+          }
+          return AddEvent(device_id, at_ms, "key-rotated",
+                          "key " + HexPrefix(old_key_id) + " replaced by " + HexPrefix(new_key_id));
+        },
+        &audit);
   }
 
   Result<std::optional<DeviceRecord>> FindDeviceByKeyId(const std::string& key_id) override {
@@ -380,17 +371,17 @@ class SqliteStore final : public Store {
 
   Status MarkTampered(const std::string& device_id, const std::string& reason, int64_t at_ms,
                       const AuditRecord& audit) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (Status s = Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
-    Stmt up(db_,
-            "UPDATE devices SET tampered=1, tamper_reason=CASE WHEN tampered=1 THEN tamper_reason "
-            "ELSE ? END WHERE id=?");
-    up.Bind(1, reason);
-    up.Bind(2, device_id);
-    if (up.Step() != SQLITE_DONE) return Rollback(Err("mark tampered"));
-    if (Status s = AddEvent(device_id, at_ms, "tampered", reason); !s.ok()) return Rollback(s);
-    if (Status s = Audit(audit); !s.ok()) return Rollback(s);
-    return Commit();
+    return WriteTx(
+        [&]() -> Status {
+          Stmt up(db_,
+                  "UPDATE devices SET tampered=1, tamper_reason=CASE WHEN tampered=1 THEN "
+                  "tamper_reason ELSE ? END WHERE id=?");
+          up.Bind(1, reason);
+          up.Bind(2, device_id);
+          if (up.Step() != SQLITE_DONE) return Err("mark tampered");
+          return AddEvent(device_id, at_ms, "tampered", reason);
+        },
+        &audit);
   }
 
   Result<std::vector<DeviceRecord>> ListDevices(const DeviceFilter& f) override {
@@ -499,25 +490,25 @@ class SqliteStore final : public Store {
   }
 
   Status InsertCredential(const CredentialRecord& c, const AuditRecord& audit) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (Status s = Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
-    Stmt st(db_,
-            "INSERT INTO credentials(kind, id, name, role, hash, created_at_ms, expires_at_ms) "
-            "VALUES(?,?,?,?,?,?,?)");
-    st.Bind(1, static_cast<int64_t>(c.kind));
-    st.Bind(2, c.id);
-    st.Bind(3, c.name);
-    st.Bind(4, static_cast<int64_t>(c.role));
-    st.BindBlob(5, c.hash);
-    st.Bind(6, c.created_at_ms);
-    st.Bind(7, c.expires_at_ms);
-    int rc = st.Step();
-    if (rc == SQLITE_CONSTRAINT) {
-      return Rollback(Status::AlreadyExists("a credential named '" + c.name + "' already exists"));
-    }
-    if (rc != SQLITE_DONE) return Rollback(Err("insert credential"));
-    if (Status s = Audit(audit); !s.ok()) return Rollback(s);
-    return Commit();
+    return WriteTx(
+        [&]() -> Status {
+          Stmt st(db_,
+                  "INSERT INTO credentials(kind, id, name, role, hash, created_at_ms, "
+                  "expires_at_ms) VALUES(?,?,?,?,?,?,?)");
+          st.Bind(1, static_cast<int64_t>(c.kind));
+          st.Bind(2, c.id);
+          st.Bind(3, c.name);
+          st.Bind(4, static_cast<int64_t>(c.role));
+          st.BindBlob(5, c.hash);
+          st.Bind(6, c.created_at_ms);
+          st.Bind(7, c.expires_at_ms);
+          int rc = st.Step();
+          if (rc == SQLITE_CONSTRAINT) {
+            return Status::AlreadyExists("a credential named '" + c.name + "' already exists");
+          }
+          return rc == SQLITE_DONE ? Status::Ok() : Err("insert credential");
+        },
+        &audit);
   }
 
   Result<std::optional<CredentialRecord>> FindCredential(CredentialKind kind,
@@ -549,28 +540,26 @@ class SqliteStore final : public Store {
 
   Status RevokeCredential(CredentialKind kind, const std::string& id_or_name, int64_t at_ms,
                           const AuditRecord& audit) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (Status s = Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
-    Stmt up(db_,
-            "UPDATE credentials SET revoked_at_ms=? WHERE kind=? AND (id=? OR name=?) AND "
-            "revoked_at_ms=0");
-    up.Bind(1, at_ms);
-    up.Bind(2, static_cast<int64_t>(kind));
-    up.Bind(3, id_or_name);
-    up.Bind(4, id_or_name);
-    if (up.Step() != SQLITE_DONE) return Rollback(Err("revoke credential"));
-    if (sqlite3_changes(db_) == 0) {
-      return Rollback(Status::NotFound("no valid credential with id or name '" + id_or_name + "'"));
-    }
-    if (Status s = Audit(audit); !s.ok()) return Rollback(s);
-    return Commit();
+    return WriteTx(
+        [&]() -> Status {
+          Stmt up(db_,
+                  "UPDATE credentials SET revoked_at_ms=? WHERE kind=? AND (id=? OR name=?) AND "
+                  "revoked_at_ms=0");
+          up.Bind(1, at_ms);
+          up.Bind(2, static_cast<int64_t>(kind));
+          up.Bind(3, id_or_name);
+          up.Bind(4, id_or_name);
+          if (up.Step() != SQLITE_DONE) return Err("revoke credential");
+          if (sqlite3_changes(db_) == 0) {
+            return Status::NotFound("no valid credential with id or name '" + id_or_name + "'");
+          }
+          return Status::Ok();
+        },
+        &audit);
   }
 
   Status AppendAudit(const AuditRecord& audit) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (Status s = Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
-    if (Status s = Audit(audit); !s.ok()) return Rollback(s);
-    return Commit();
+    return WriteTx([] { return Status::Ok(); }, &audit);
   }
 
   Result<std::vector<v1::AuditEntry>> ListAudit(uint64_t after_id, uint32_t limit) override {
@@ -614,6 +603,19 @@ class SqliteStore final : public Store {
     c.expires_at_ms = st.Int(6);
     c.revoked_at_ms = st.Int(7);
     return c;
+  }
+
+  // One write transaction under mu_: runs `body`, appends `audit` when given, commits; rolls
+  // back on any failure, so a change is never stored without its audit entry or vice versa.
+  template <typename Body>
+  Status WriteTx(Body body, const AuditRecord* audit) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (Status s = Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
+    if (Status s = body(); !s.ok()) return Rollback(s);
+    if (audit != nullptr) {
+      if (Status s = Audit(*audit); !s.ok()) return Rollback(s);
+    }
+    return Commit();
   }
 
   // Appends one chained entry; the caller holds mu_ and an open write transaction, so the read
