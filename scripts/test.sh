@@ -39,8 +39,12 @@ t=$(date +%s)
 cmake -S . -B build-tsan -G Ninja -DVIGIL_TSAN=ON -DCMAKE_C_COMPILER=clang-14 \
   -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build-tsan --target server_test
-TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 setarch "$(uname -m)" -R \
-  build-tsan/server/server_test --test-case='*concurrent*' --minimal
+tsan_test() {
+  TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 setarch "$(uname -m)" -R \
+    build-tsan/server/server_test --test-case='*concurrent*' "$@"
+}
+[[ "$(tsan_test --count)" =~ filters:\ [1-9] ]] || { echo "TSan: no 'concurrent' test cases"; exit 1; }
+tsan_test --minimal
 echo "tsan: $(since "$t")"
 
 echo "=== fuzz (${FUZZ_SECONDS:-20} s per target)"
