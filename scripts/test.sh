@@ -2,7 +2,7 @@
 # The whole test suite, from a fresh machine: install dependencies, build with warnings as
 # errors, run unit and end-to-end tests (CTest); then the same CTest suite again under
 # AddressSanitizer + UBSan (clang, build-fuzz/), the server's concurrency tests under
-# ThreadSanitizer (clang, build-tsan/), and every libFuzzer target for FUZZ_SECONDS (default 20).
+# ThreadSanitizer (clang, build-tsan/), and every libFuzzer target for FUZZ_SECONDS (default 40).
 # Prints the elapsed time of each step and of the whole at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,7 +47,7 @@ tsan_test() {
 tsan_test --minimal
 echo "tsan: $(since "$t")"
 
-echo "=== fuzz (${FUZZ_SECONDS:-20} s per target)"
+echo "=== fuzz (${FUZZ_SECONDS:-40} s per target)"
 t=$(date +%s)
 for f in build-fuzz/tests/fuzz/*_fuzz; do
   name=$(basename "$f")
@@ -56,7 +56,7 @@ for f in build-fuzz/tests/fuzz/*_fuzz; do
   seeds="tests/fuzz/corpus/$name"
   [ -d "$seeds" ] || seeds=
   # A fixed seed makes the run reproducible: a slower machine explores a prefix of the same inputs.
-  "$f" -seed="${FUZZ_SEED:-1}" -max_total_time="${FUZZ_SECONDS:-20}" -print_final_stats=0 "$corpus" $seeds \
+  "$f" -seed="${FUZZ_SEED:-1}" -max_total_time="${FUZZ_SECONDS:-40}" -print_final_stats=0 "$corpus" $seeds \
     >"build-fuzz/$name.log" 2>&1 || { tail -40 "build-fuzz/$name.log"; echo "FUZZ FAILURE: $name"; exit 1; }
   echo "$name: $(grep -Eo 'Done [0-9]+ runs' "build-fuzz/$name.log" || echo ok)"
 done
