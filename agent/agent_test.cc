@@ -216,7 +216,6 @@ TEST_CASE("config validation names the field") {
   CHECK(NormalizeConfig(&c).message().find("jitterSeconds") != std::string::npos);
 }
 
-
 TEST_CASE("rate-limited and pending-approval answers keep attestations queued, in order") {
   Fixture f;
   Agent agent(f.config, *f.view, f.clock);
@@ -311,9 +310,9 @@ TEST_CASE("key rotation: both keys sign, the new key takes over only once the se
 TEST_CASE("an enrollment bundle others can read is refused; a malformed one names the field") {
   Fixture f;
   std::string path = f.dir + "/bundle.json";
-  REQUIRE(WriteFileAtomic(path, R"({"server": "h:1", "enrollSecret": "vgs_x", "caCert": "x"})",
-                          0600)
-              .ok());
+  REQUIRE(
+      WriteFileAtomic(path, R"({"server": "h:1", "enrollSecret": "vgs_x", "caCert": "x"})", 0600)
+          .ok());
   auto b = LoadBundle(path);
   REQUIRE(!b.ok());
   CHECK(b.status().message().find("caCert") != std::string::npos);

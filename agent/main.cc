@@ -158,8 +158,7 @@ int Enroll(const Flags& flags) {
   if (Status s = agent.EnrollFromConfig(); !s.ok()) {
     bool usage = s.code() == Status::Code::kPermissionDenied ||
                  s.code() == Status::Code::kUnauthenticated ||
-                 s.code() == Status::Code::kInvalidArgument ||
-                 s.code() == Status::Code::kNotFound;
+                 s.code() == Status::Code::kInvalidArgument || s.code() == Status::Code::kNotFound;
     return Fail(usage ? 2 : 1, "enroll: " + s.message());
   }
   std::cout << *agent.state().DeviceId() << "\n";

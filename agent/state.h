@@ -50,7 +50,7 @@ class StateDir {
   Status SaveClientCertificate(const std::string& pem) const;
   Result<std::string> KeyPem() const;
 
-  Result<std::string> DeviceId() const;  // NotFound when not enrolled
+  Result<std::string> DeviceId() const;        // NotFound when not enrolled
   Result<std::string> EnrolledServer() const;  // the server recorded at enrollment
   Status SaveEnrollment(const std::string& device_id, const std::string& server) const;
 

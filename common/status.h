@@ -27,7 +27,7 @@ class Status {
     kAlreadyExists,
     kFailedPrecondition,
     kInternal,
-    kUnauthenticated,   // no or bad credentials
+    kUnauthenticated,    // no or bad credentials
     kResourceExhausted,  // a limit was hit (rate, size); retry later
   };
 

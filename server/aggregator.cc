@@ -45,8 +45,7 @@ Aggregator::Aggregator(Store& store, const Clock& clock, Credentials& credential
       credentials_(credentials),
       counters_(counters),
       report_limiter_(clock, options.reports_per_minute, options.report_burst),
-      auth_failure_limiter_(clock, options.failed_auth_per_minute,
-                            options.failed_auth_per_minute),
+      auth_failure_limiter_(clock, options.failed_auth_per_minute, options.failed_auth_per_minute),
       policy_(std::move(policy)),
       policy_version_(collectors::PolicyVersion(policy_)),
       options_(std::move(options)) {}
@@ -255,8 +254,7 @@ v1::AttestationAck Aggregator::Ingest(const v1::SignedAttestation& signed_att,
   auto verified = signing::VerifyAttestation(signed_att, device.public_key);
   if (!verified.ok()) {
     if (verified.status().code() == Status::Code::kInvalidArgument) {
-      return Reject(device.id, kAckInvalidArgument, "malformed", verified.status().message(),
-                    true);
+      return Reject(device.id, kAckInvalidArgument, "malformed", verified.status().message(), true);
     }
     return Reject(device.id, kAckPermissionDenied, "bad_signature",
                   "signature does not verify with the device's enrolled key", true);
@@ -279,16 +277,14 @@ v1::AttestationAck Aggregator::Ingest(const v1::SignedAttestation& signed_att,
   if (static_cast<uint32_t>(att.checks_size()) > options_.max_checks) {
     return with_sequence(Reject("", kAckInvalidArgument, "too_many_checks",
                                 "attestation carries " + std::to_string(att.checks_size()) +
-                                    " checks; the limit is " +
-                                    std::to_string(options_.max_checks),
+                                    " checks; the limit is " + std::to_string(options_.max_checks),
                                 false));
   }
   std::string digest = signing::Sha256(signed_att.attestation());
   if (att.sequence() <= device.last_sequence) {
     auto stored = store_.AttestationDigest(device.id, att.sequence());
     if (!stored.ok())
-      return with_sequence(
-          Reject("", kAckInternal, "storage", stored.status().ToString(), false));
+      return with_sequence(Reject("", kAckInternal, "storage", stored.status().ToString(), false));
     if (stored->has_value() && **stored == digest) {
       // The agent lost our acknowledgement and sent the same bytes again: acknowledge again.
       counters_.Inc("report.duplicate");
@@ -298,13 +294,13 @@ v1::AttestationAck Aggregator::Ingest(const v1::SignedAttestation& signed_att,
       ack.set_device_status(device.tampered ? v1::TAMPERED : device.status);
       return with_sequence(ack);
     }
-    return with_sequence(
-        Reject(device.id, kAckPermissionDenied, "replay",
-               "replay: sequence " + std::to_string(att.sequence()) +
-                   (stored->has_value() ? " was already used by a different attestation"
-                                        : " is not newer than the last accepted " +
-                                              std::to_string(device.last_sequence)),
-               true));
+    return with_sequence(Reject(
+        device.id, kAckPermissionDenied, "replay",
+        "replay: sequence " + std::to_string(att.sequence()) +
+            (stored->has_value()
+                 ? " was already used by a different attestation"
+                 : " is not newer than the last accepted " + std::to_string(device.last_sequence)),
+        true));
   }
   if (device.pending) {
     return with_sequence(Reject("", kAckFailedPrecondition, "pending",
@@ -317,8 +313,7 @@ v1::AttestationAck Aggregator::Ingest(const v1::SignedAttestation& signed_att,
     return with_sequence(Reject("", kAckInvalidArgument, "issued_in_future",
                                 "issued_at is " + Seconds(issued - now) +
                                     " ahead of the server clock (window " +
-                                    Seconds(options_.live_window_ms) +
-                                    "); fix the device clock",
+                                    Seconds(options_.live_window_ms) + "); fix the device clock",
                                 false));
   }
   if (!report_limiter_.TryTake(device.id)) {
@@ -425,8 +420,12 @@ Result<v1::RotateKeyResponse> Aggregator::RotateKey(const v1::RotateKeyRequest& 
                                "rotation: old_key_id is not the device's current key"));
   }
   if (Status s = signing::Verify(d.public_key, signed_bytes, req.old_signature()); !s.ok()) {
-    AuditRecord audit{clock_.NowMillis(), "peer:" + call.peer, "device.rotate_key", d.id,
-                      "signature by the current key does not verify", false};
+    AuditRecord audit{clock_.NowMillis(),
+                      "peer:" + call.peer,
+                      "device.rotate_key",
+                      d.id,
+                      "signature by the current key does not verify",
+                      false};
     (void)store_.AppendAudit(audit);
     return reject("bad_signature", Status::PermissionDenied(
                                        "rotation: the current key's signature does not verify"));
@@ -440,10 +439,14 @@ Result<v1::RotateKeyResponse> Aggregator::RotateKey(const v1::RotateKeyRequest& 
   }
   auto cert = IssueClientCert(req.csr(), rot.new_public_key(), d.id);
   if (!cert.ok()) return reject("bad_csr", cert.status());
-  AuditRecord audit{now, "device:" + d.id, "device.rotate_key", d.id,
-                    "new key " + signing::Hex(new_key_id).substr(0, 16), true};
-  if (Status s = store_.ReplaceDeviceKey(d.id, d.key_id, rot.new_public_key(), new_key_id, now,
-                                         audit);
+  AuditRecord audit{now,
+                    "device:" + d.id,
+                    "device.rotate_key",
+                    d.id,
+                    "new key " + signing::Hex(new_key_id).substr(0, 16),
+                    true};
+  if (Status s =
+          store_.ReplaceDeviceKey(d.id, d.key_id, rot.new_public_key(), new_key_id, now, audit);
       !s.ok()) {
     return reject(s.code() == Status::Code::kAlreadyExists ? "key_in_use" : "storage", s);
   }

@@ -57,8 +57,7 @@ struct Harness {
     AggregatorOptions opts;
     opts.max_batch = 5;
     opts.reports_per_minute = 0;
-    aggregator =
-        std::make_unique<Aggregator>(*store, clock, *credentials, counters, policy, opts);
+    aggregator = std::make_unique<Aggregator>(*store, clock, *credentials, counters, policy, opts);
     fleet = std::make_unique<Fleet>(*store, clock, aggregator->policy(), counters);
   }
 
@@ -132,8 +131,8 @@ TEST_CASE("enrollment: a wrong or empty secret is rejected and nothing is stored
   almost.back() = almost.back() == 'A' ? 'B' : 'A';
   std::string unknown_id = h.secret;
   unknown_id[5] = unknown_id[5] == '0' ? '1' : '0';
-  for (const std::string& secret : {std::string("wrong"), std::string(), almost, unknown_id,
-                                    "vgt_" + h.secret.substr(4)}) {
+  for (const std::string& secret :
+       {std::string("wrong"), std::string(), almost, unknown_id, "vgt_" + h.secret.substr(4)}) {
     v1::EnrollRequest req;
     req.set_enroll_secret(secret);
     req.set_public_key(key->PublicKey());
@@ -373,7 +372,8 @@ TEST_CASE("list filters: status, failing check, os") {
 // Fails CommitAttestation for one chosen sequence; forwards everything else.
 class FailOnceStore : public ForwardingStore {
  public:
-  FailOnceStore(Store& base, uint64_t fail_sequence) : ForwardingStore(base), fail_(fail_sequence) {}
+  FailOnceStore(Store& base, uint64_t fail_sequence)
+      : ForwardingStore(base), fail_(fail_sequence) {}
   Status CommitAttestation(const AcceptedAttestation& a) override {
     if (a.sequence == fail_) {
       fail_ = 0;

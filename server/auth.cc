@@ -21,8 +21,7 @@ const char* KindName(CredentialKind kind) {
 }
 
 std::string Base64Url(const unsigned char* p, size_t n) {
-  static const char* kAlphabet =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  static const char* kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
   std::string out;
   uint32_t acc = 0;
   int bits = 0;
@@ -132,17 +131,16 @@ Result<std::string> Credentials::Create(CredentialKind kind, const std::string& 
   c.hash = signing::Sha256(presented);
   c.created_at_ms = clock_.NowMillis();
   c.expires_at_ms = ttl_ms > 0 ? c.created_at_ms + ttl_ms : 0;
-  AuditRecord audit{c.created_at_ms,
-                    actor,
-                    kind == CredentialKind::kToken ? "token.create" : "enroll_secret.create",
-                    c.id,
-                    "name '" + name + "'" +
-                        (kind == CredentialKind::kToken
-                             ? ", role " + RoleName(static_cast<Role>(role))
-                             : std::string()) +
-                        (ttl_ms > 0 ? ", expires in " + std::to_string(ttl_ms / 1000) + " s"
-                                    : ", never expires"),
-                    true};
+  AuditRecord audit{
+      c.created_at_ms,
+      actor,
+      kind == CredentialKind::kToken ? "token.create" : "enroll_secret.create",
+      c.id,
+      "name '" + name + "'" +
+          (kind == CredentialKind::kToken ? ", role " + RoleName(static_cast<Role>(role))
+                                          : std::string()) +
+          (ttl_ms > 0 ? ", expires in " + std::to_string(ttl_ms / 1000) + " s" : ", never expires"),
+      true};
   if (Status s = store_.InsertCredential(c, audit); !s.ok()) return s;
   return presented;
 }
@@ -150,12 +148,9 @@ Result<std::string> Credentials::Create(CredentialKind kind, const std::string& 
 Status Credentials::Revoke(CredentialKind kind, const std::string& id_or_name,
                            const std::string& actor) {
   int64_t now = clock_.NowMillis();
-  AuditRecord audit{now,
-                    actor,
-                    kind == CredentialKind::kToken ? "token.revoke" : "enroll_secret.revoke",
-                    id_or_name,
-                    "",
-                    true};
+  AuditRecord audit{
+      now,        actor, kind == CredentialKind::kToken ? "token.revoke" : "enroll_secret.revoke",
+      id_or_name, "",    true};
   return store_.RevokeCredential(kind, id_or_name, now, audit);
 }
 

@@ -43,8 +43,8 @@ class Credentials {
 
   // Creates a credential and returns the string to hand out; only its hash is kept, so it cannot
   // be shown again. ttl_ms == 0: never expires. Names: 1..64 of [A-Za-z0-9._@-].
-  Result<std::string> Create(CredentialKind kind, const std::string& name, int role,
-                             int64_t ttl_ms, const std::string& actor);
+  Result<std::string> Create(CredentialKind kind, const std::string& name, int role, int64_t ttl_ms,
+                             const std::string& actor);
   Status Revoke(CredentialKind kind, const std::string& id_or_name, const std::string& actor);
 
   // Checks a presented string. Unauthenticated (malformed, unknown, wrong) or PermissionDenied

@@ -165,8 +165,8 @@ Result<v1::DeviceActionResponse> Fleet::ApproveDevice(const v1::DeviceActionRequ
                                       " is revoked; a revoked device cannot be approved");
   }
   if (!(*found)->pending) return Summarize(req.device_id());  // nothing to do
-  AuditRecord audit{clock_.NowMillis(), actor, "device.approve", req.device_id(), req.reason(),
-                    true};
+  AuditRecord audit{clock_.NowMillis(), actor,        "device.approve",
+                    req.device_id(),    req.reason(), true};
   if (Status s = store_.ApproveDevice(req.device_id(), audit); !s.ok()) return s;
   counters_.Inc("device.approved");
   return Summarize(req.device_id());
@@ -176,7 +176,8 @@ Result<v1::DeviceActionResponse> Fleet::RevokeDevice(const v1::DeviceActionReque
                                                      const std::string& actor) {
   if (req.device_id().empty()) return Status::InvalidArgument("device_id is required");
   if (req.reason().empty() || req.reason().size() > 1000) {
-    return Status::InvalidArgument("reason: required (1..1000 characters), it goes in the audit log");
+    return Status::InvalidArgument(
+        "reason: required (1..1000 characters), it goes in the audit log");
   }
   int64_t now = clock_.NowMillis();
   AuditRecord audit{now, actor, "device.revoke", req.device_id(), req.reason(), true};

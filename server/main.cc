@@ -133,7 +133,8 @@ Result<int64_t> Expiry(const Flags& flags) {
 int Init(const Flags& flags) {
   auto data_dir = flags.Get("data-dir");
   auto address = flags.Get("server-address");
-  if (!data_dir || !address) return Fail(2, "init needs --data-dir and --server-address\n" + std::string(kUsage));
+  if (!data_dir || !address)
+    return Fail(2, "init needs --data-dir and --server-address\n" + std::string(kUsage));
   size_t colon = address->rfind(':');
   if (colon == std::string::npos || colon == 0) {
     return Fail(2, "--server-address: expected HOST:PORT, got '" + *address + "'");
@@ -150,8 +151,9 @@ int Init(const Flags& flags) {
   if (!store.ok()) return Fail(1, store.status().message());
   SystemClock clock;
   auto tls = CreateTlsMaterial(*data_dir, sans, clock.NowMillis() / 1000);
-  if (!tls.ok()) return Fail(tls.status().code() == Status::Code::kAlreadyExists ? 2 : 1,
-                             tls.status().message());
+  if (!tls.ok())
+    return Fail(tls.status().code() == Status::Code::kAlreadyExists ? 2 : 1,
+                tls.status().message());
   Credentials credentials(**store, clock);
   auto secret = credentials.Create(CredentialKind::kEnrollSecret, "initial", 0, *ttl, LocalActor());
   if (!secret.ok()) return Fail(1, secret.status().message());
@@ -219,9 +221,9 @@ int ManageCredentials(CredentialKind kind, const Flags& flags) {
     std::printf("%-14s %-24s %-9s %-21s %-21s %s\n", "ID", "NAME", "ROLE", "CREATED", "EXPIRES",
                 "STATE");
     for (const auto& c : *list) {
-      std::string state = c.revoked_at_ms        ? "revoked " + Time(c.revoked_at_ms)
+      std::string state = c.revoked_at_ms ? "revoked " + Time(c.revoked_at_ms)
                           : (c.expires_at_ms && now >= c.expires_at_ms) ? "expired"
-                                                                         : "valid";
+                                                                        : "valid";
       std::string role = kind == CredentialKind::kToken ? RoleName(static_cast<Role>(c.role)) : "-";
       std::printf("%-14s %-24s %-9s %-21s %-21s %s\n", c.id.c_str(), c.name.c_str(), role.c_str(),
                   Time(c.created_at_ms).c_str(), Time(c.expires_at_ms).c_str(), state.c_str());
@@ -251,8 +253,8 @@ int Serve(const Flags& flags) {
     return Fail(2, "--listen: expected HOST:PORT, got '" + listen + "'");
   bool insecure = flags.Has("insecure");
   if (insecure && !IsLoopback(listen.substr(0, colon))) {
-    return Fail(2, "--listen " + listen +
-                       ": --insecure (plaintext) is only allowed on a loopback address");
+    return Fail(
+        2, "--listen " + listen + ": --insecure (plaintext) is only allowed on a loopback address");
   }
   if (insecure && flags.Has("require-client-cert")) {
     return Fail(2, "--require-client-cert needs TLS; drop --insecure");
@@ -260,8 +262,9 @@ int Serve(const Flags& flags) {
   auto data_dir = flags.Get("data-dir");
   if (!data_dir) return Fail(2, "--data-dir is required");
   if (flags.Has("enroll-secret-file")) {
-    return Fail(2, "--enroll-secret-file is gone: enroll secrets live hashed in the database; "
-                   "create one with `vigil-server secret create` (or `init`)");
+    return Fail(2,
+                "--enroll-secret-file is gone: enroll secrets live hashed in the database; "
+                "create one with `vigil-server secret create` (or `init`)");
   }
   AggregatorOptions opts;
   struct {
@@ -326,9 +329,8 @@ int Serve(const Flags& flags) {
   builder.AddListeningPort(
       listen, tls ? MakeServerCredentials(*tls) : grpc::InsecureServerCredentials(), &port);
   // A full batch of maximum-size attestations fits; anything larger is refused by gRPC itself.
-  builder.SetMaxReceiveMessageSize(
-      static_cast<int>(std::min<uint64_t>(opts.max_batch * opts.max_attestation_bytes + 65536,
-                                          64u << 20)));
+  builder.SetMaxReceiveMessageSize(static_cast<int>(
+      std::min<uint64_t>(opts.max_batch * opts.max_attestation_bytes + 65536, 64u << 20)));
   builder.SetMaxSendMessageSize(16 << 20);
   // Slow or silent peers cannot hold connections forever.
   builder.AddChannelArgument("grpc.server_handshake_timeout_ms", 10000);
@@ -379,8 +381,9 @@ int Main(int argc, char** argv) {
     auto sans = flags->Get("san");
     if (!data_dir || !sans) return Fail(2, "cert renew needs --data-dir and --san");
     auto tls = RenewServerCert(*data_dir, SplitComma(*sans), SystemClock().NowMillis() / 1000);
-    if (!tls.ok()) return Fail(tls.status().code() == Status::Code::kInvalidArgument ? 2 : 1,
-                               tls.status().message());
+    if (!tls.ok())
+      return Fail(tls.status().code() == Status::Code::kInvalidArgument ? 2 : 1,
+                  tls.status().message());
     std::cout << "new server certificate in " << TlsDir(*data_dir) << "/server.crt\n";
     return 0;
   }

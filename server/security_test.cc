@@ -56,8 +56,7 @@ struct Server {
     ca = *c;
     opts.ca = &ca;
     policy.set_checkin_window_seconds(3600);
-    aggregator =
-        std::make_unique<Aggregator>(*store, clock, *credentials, counters, policy, opts);
+    aggregator = std::make_unique<Aggregator>(*store, clock, *credentials, counters, policy, opts);
     fleet = std::make_unique<Fleet>(*store, clock, aggregator->policy(), counters);
   }
 
@@ -317,8 +316,7 @@ TEST_CASE("revocation: reports refused, nothing stored, flagged REVOKED, no way 
   CHECK(again.status().code() == Status::Code::kPermissionDenied);
   v1::DeviceActionRequest approve;
   approve.set_device_id(id);
-  CHECK(s.fleet->ApproveDevice(approve, "x").status().code() ==
-        Status::Code::kFailedPrecondition);
+  CHECK(s.fleet->ApproveDevice(approve, "x").status().code() == Status::Code::kFailedPrecondition);
   v1::ListDevicesRequest list;
   list.set_status(v1::REVOKED);
   CHECK(s.fleet->ListDevices(list)->devices_size() == 1);
@@ -394,7 +392,8 @@ TEST_CASE("hostile input: limits answer with exact codes, store nothing, and are
 
   // Rate: two per minute per device; the third waits, and so does the rest of its batch.
   std::vector<v1::SignedAttestation> batch;
-  for (uint64_t seq = 1; seq <= 3; ++seq) batch.push_back(*signing::SignAttestation(s.Att(id, seq), key));
+  for (uint64_t seq = 1; seq <= 3; ++seq)
+    batch.push_back(*signing::SignAttestation(s.Att(id, seq), key));
   r = s.Report(batch);
   REQUIRE(r.ok());
   CHECK(r->acks(0).code() == kAckOk);
@@ -550,8 +549,7 @@ TEST_CASE("audit log: every security event, chained; edits and deletions are det
   auto edited = audit::VerifyChain(s.Audit(), std::string(32, '\0'));
   REQUIRE(!edited.ok());
   CHECK(edited.status().message().find("audit entry 4") != std::string::npos);
-  REQUIRE(sqlite3_exec(db, "DELETE FROM audit WHERE id=3", nullptr, nullptr, nullptr) ==
-          SQLITE_OK);
+  REQUIRE(sqlite3_exec(db, "DELETE FROM audit WHERE id=3", nullptr, nullptr, nullptr) == SQLITE_OK);
   auto deleted = audit::VerifyChain(s.Audit(), std::string(32, '\0'));
   REQUIRE(!deleted.ok());
   CHECK(deleted.status().message().find("deleted") != std::string::npos);

@@ -78,14 +78,13 @@ grpc::Status AgentServiceImpl::Report(grpc::ServerContext* ctx, const v1::Report
   return Reply(aggregator_.Report(*req, CallInfoOf(*ctx)), resp);
 }
 
-grpc::Status AgentServiceImpl::RotateKey(grpc::ServerContext* ctx,
-                                         const v1::RotateKeyRequest* req,
+grpc::Status AgentServiceImpl::RotateKey(grpc::ServerContext* ctx, const v1::RotateKeyRequest* req,
                                          v1::RotateKeyResponse* resp) {
   return Reply(aggregator_.RotateKey(*req, CallInfoOf(*ctx)), resp);
 }
 
-Result<Principal> FleetServiceImpl::Authorize(const grpc::ServerContext& ctx,
-                                              Permission permission, const char* method) {
+Result<Principal> FleetServiceImpl::Authorize(const grpc::ServerContext& ctx, Permission permission,
+                                              const char* method) {
   std::string peer = ctx.peer();
   if (!aggregator_.AuthAllowed(peer)) {
     return Status::ResourceExhausted("too many failed authentications from this address");
@@ -121,8 +120,8 @@ Result<Principal> FleetServiceImpl::Authorize(const grpc::ServerContext& ctx,
   return principal;
 }
 
-#define VIGIL_AUTHORIZE(permission, method)                  \
-  auto principal = Authorize(*ctx, permission, method);      \
+#define VIGIL_AUTHORIZE(permission, method)             \
+  auto principal = Authorize(*ctx, permission, method); \
   if (!principal.ok()) return ToGrpc(principal.status())
 
 grpc::Status FleetServiceImpl::ListDevices(grpc::ServerContext* ctx,
@@ -164,8 +163,7 @@ grpc::Status FleetServiceImpl::ListAudit(grpc::ServerContext* ctx, const v1::Lis
   return Reply(fleet_.ListAudit(*req), resp);
 }
 
-grpc::Status FleetServiceImpl::ServerStats(grpc::ServerContext* ctx,
-                                           const v1::ServerStatsRequest*,
+grpc::Status FleetServiceImpl::ServerStats(grpc::ServerContext* ctx, const v1::ServerStatsRequest*,
                                            v1::ServerStatsResponse* resp) {
   VIGIL_AUTHORIZE(Permission::kReadFleet, "ServerStats");
   *resp = fleet_.Stats();

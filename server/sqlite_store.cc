@@ -269,7 +269,8 @@ class SqliteStore final : public Store {
           up.Bind(3, device_id);
           up.BindBlob(4, old_key_id);
           int rc = up.Step();
-          if (rc == SQLITE_CONSTRAINT) return Status::AlreadyExists("the new key is already enrolled");
+          if (rc == SQLITE_CONSTRAINT)
+            return Status::AlreadyExists("the new key is already enrolled");
           if (rc != SQLITE_DONE) return Err("replace device key");
           if (sqlite3_changes(db_) == 0) {
             return Status::FailedPrecondition("the device key changed since it was read");
@@ -514,8 +515,8 @@ class SqliteStore final : public Store {
   Result<std::optional<CredentialRecord>> FindCredential(CredentialKind kind,
                                                          const std::string& id) override {
     std::lock_guard<std::mutex> lock(mu_);
-    std::string sql = std::string("SELECT ") + kCredentialColumns +
-                      " FROM credentials WHERE kind=? AND id=?";
+    std::string sql =
+        std::string("SELECT ") + kCredentialColumns + " FROM credentials WHERE kind=? AND id=?";
     Stmt st(db_, sql.c_str());
     st.Bind(1, static_cast<int64_t>(kind));
     st.Bind(2, id);

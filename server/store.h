@@ -112,9 +112,8 @@ class Store {
   // Replaces the device key if it is still `old_key_id` (FailedPrecondition otherwise);
   // AlreadyExists when the new key belongs to a device.
   virtual Status ReplaceDeviceKey(const std::string& device_id, const std::string& old_key_id,
-                                  const std::string& new_public_key,
-                                  const std::string& new_key_id, int64_t at_ms,
-                                  const AuditRecord& audit) = 0;
+                                  const std::string& new_public_key, const std::string& new_key_id,
+                                  int64_t at_ms, const AuditRecord& audit) = 0;
   virtual Result<std::optional<DeviceRecord>> FindDeviceByKeyId(const std::string& key_id) = 0;
   virtual Result<std::optional<DeviceRecord>> GetDevice(const std::string& device_id) = 0;
   // Digest of the stored attestation (device, sequence), if any.
@@ -140,8 +139,8 @@ class Store {
                                                                  const std::string& id) = 0;
   virtual Result<std::vector<CredentialRecord>> ListCredentials(CredentialKind kind) = 0;
   // Revokes by id or name. NotFound when neither matches.
-  virtual Status RevokeCredential(CredentialKind kind, const std::string& id_or_name,
-                                  int64_t at_ms, const AuditRecord& audit) = 0;
+  virtual Status RevokeCredential(CredentialKind kind, const std::string& id_or_name, int64_t at_ms,
+                                  const AuditRecord& audit) = 0;
 
   // Appends to the hash-chained audit log (for events that change nothing else).
   virtual Status AppendAudit(const AuditRecord& audit) = 0;

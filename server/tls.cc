@@ -28,7 +28,8 @@ Result<TlsMaterial> CreateTlsMaterial(const std::string& data_dir,
   std::string dir = TlsDir(data_dir);
   struct stat st {};
   if (::stat((dir + "/ca.key").c_str(), &st) == 0) {
-    return Status::AlreadyExists(dir + "/ca.key exists; refusing to replace the CA (devices' "
+    return Status::AlreadyExists(dir +
+                                 "/ca.key exists; refusing to replace the CA (devices' "
                                  "certificates chain to it)");
   }
   if (Status s = MakeDirs(dir, 0700); !s.ok()) return s;
@@ -60,7 +61,8 @@ Result<TlsMaterial> RenewServerCert(const std::string& data_dir,
   // Key first: a crash in between leaves a new key with the old certificate, which the server
   // refuses to start with (mismatch), rather than a silently wrong pair.
   if (Status s = WriteFileAtomic(dir + "/server.key", tls->server.key_pem, 0600); !s.ok()) return s;
-  if (Status s = WriteFileAtomic(dir + "/server.crt", tls->server.cert_pem, 0644); !s.ok()) return s;
+  if (Status s = WriteFileAtomic(dir + "/server.crt", tls->server.cert_pem, 0644); !s.ok())
+    return s;
   return tls;
 }
 

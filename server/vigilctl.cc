@@ -136,10 +136,10 @@ int Main(int argc, char** argv) {
   }
   std::string token;
   const char* env_token_file = std::getenv("VIGIL_TOKEN_FILE");
-  if (auto file = flags->Get("token-file")
-                      ? flags->Get("token-file")
-                      : (env_token_file ? std::optional<std::string>(env_token_file)
-                                        : std::nullopt)) {
+  if (auto file =
+          flags->Get("token-file")
+              ? flags->Get("token-file")
+              : (env_token_file ? std::optional<std::string>(env_token_file) : std::nullopt)) {
     auto t = ReadSecretFile(*file);
     if (!t.ok()) return Usage("token file: " + t.status().message());
     token = *t;
@@ -197,8 +197,8 @@ int Main(int argc, char** argv) {
     if (format == "json") {
       std::cout << ToJson(resp) << "\n";
     } else {
-      std::cout << resp.device().device_id() << " "
-                << v1::DeviceStatus_Name(resp.device().status()) << "\n";
+      std::cout << resp.device().device_id() << " " << v1::DeviceStatus_Name(resp.device().status())
+                << "\n";
     }
     return 0;
   }
