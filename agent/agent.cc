@@ -49,8 +49,18 @@ Result<TransportOptions> TransportOptionsFor(const v1::AgentConfig& config) {
   } else {
     o.ca_pem = state.CaCertificate();
   }
+  if (Status s = state.FinishPromotion(); !s.ok()) return s;
   o.client_cert_pem = state.ClientCertificate();
   if (!o.client_cert_pem.empty()) {
+    auto not_after = pki::CertNotAfter(o.client_cert_pem);
+    if (!not_after.ok() || *not_after * 1000 <= SystemClock().NowMillis()) {
+      // An expired certificate fails every handshake; without it the agent can still rotate its
+      // key, which brings a new certificate.
+      spdlog::warn("client certificate {}; connecting without it",
+                   not_after.ok() ? "expired" : "unreadable");
+      o.client_cert_pem.clear();
+      return o;
+    }
     auto key = state.KeyPem();
     if (!key.ok()) return key.status();
     o.client_key_pem = *key;
@@ -141,19 +151,37 @@ Status Agent::EnrollFromConfig() {
   return Enroll(*transport, secret);
 }
 
+Status Agent::ResignIfRotated(v1::SignedAttestation* entry,
+                              std::optional<signing::DeviceKey>* key) const {
+  if (!key->has_value()) {
+    auto loaded = state_.LoadKey();
+    if (!loaded.ok()) return loaded.status();
+    key->emplace(std::move(loaded).value());
+  }
+  if (entry->key_id() == (*key)->KeyId()) return Status::Ok();
+  // Queued before a key rotation: the server now knows only the new key. The bytes are the
+  // device's own attestation, unchanged; only the signature is renewed (an identical resend
+  // stays identical, since the server compares the attestation bytes).
+  auto sig = (*key)->Sign(std::string(signing::kSignatureDomain) + entry->attestation());
+  if (!sig.ok()) return sig.status();
+  entry->set_signature(*sig);
+  entry->set_key_id((*key)->KeyId());
+  return Status::Ok();
+}
+
 bool Agent::RotationPending() const { return state_.HasNextKey(); }
+
+bool Agent::CertificateNeedsRenewal() const {
+  std::string pem = state_.ClientCertificate();
+  if (pem.empty()) return false;  // this server does not issue certificates
+  auto not_after = pki::CertNotAfter(pem);
+  return !not_after.ok() || *not_after * 1000 - clock_.NowMillis() < kCertificateRenewalMs;
+}
 
 Status Agent::RotateKey(Transport& transport) {
   if (Status s = state_.Prepare(); !s.ok()) return s;
   auto device_id = state_.DeviceId();
   if (!device_id.ok()) return device_id.status();
-  auto pending = outbox_.Pending();
-  if (!pending.ok()) return pending.status();
-  if (!pending->empty()) {
-    return Status::FailedPrecondition(std::to_string(pending->size()) +
-                                      " queued attestations are signed by the current key; "
-                                      "send them first (vigil-agent once), then rotate");
-  }
   auto old_key = state_.LoadKey();
   if (!old_key.ok()) return old_key.status();
   auto next = state_.LoadOrCreateNextKey();
@@ -179,7 +207,17 @@ Status Agent::RotateKey(Transport& transport) {
   if (!csr.ok()) return csr.status();
   req.set_csr(*csr);
   auto resp = transport.RotateKey(req);
-  if (!resp.ok()) return resp.status();
+  if (!resp.ok()) {
+    Status::Code c = resp.status().code();
+    if (c != Status::Code::kUnavailable && c != Status::Code::kDeadlineExceeded &&
+        c != Status::Code::kInternal && c != Status::Code::kResourceExhausted) {
+      // Refused for good (bad signature, stale statement, revoked...): the server did not adopt
+      // the new key, so drop it and keep working with the current one.
+      spdlog::error("key rotation refused, keeping the current key: {}", resp.status().message());
+      if (Status s = state_.DiscardNextKey(); !s.ok()) return s;
+    }
+    return resp.status();
+  }
   if (Status s = state_.PromoteNextKey(resp->client_certificate()); !s.ok()) return s;
   spdlog::info("device key rotated (new key id {})", signing::Hex(next->KeyId()).substr(0, 16));
   return Status::Ok();
@@ -232,6 +270,7 @@ Result<FlushStats> Agent::Flush(Transport& transport) {
   FlushStats stats;
   auto pending = outbox_.Pending();
   if (!pending.ok()) return pending.status();
+  std::optional<signing::DeviceKey> key;  // loaded only when an entry needs re-signing
   size_t i = 0;
   while (i < pending->size()) {
     v1::ReportRequest req;
@@ -246,7 +285,9 @@ Result<FlushStats> Agent::Flush(Transport& transport) {
         ++stats.rejected;
         continue;
       }
-      *req.add_attestations() = std::move(loaded).value();
+      v1::SignedAttestation entry = std::move(loaded).value();
+      if (Status s = ResignIfRotated(&entry, &key); !s.ok()) return s;
+      *req.add_attestations() = std::move(entry);
       batch.push_back((*pending)[i]);
     }
     if (batch.empty()) continue;

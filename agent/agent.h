@@ -4,6 +4,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "agent/outbox.h"
@@ -68,10 +69,15 @@ class Agent {
   // with a CA returns a client certificate (kept as state_dir/device.crt).
   Status Enroll(Transport& transport, const std::string& enroll_secret);
   // Replaces the device key: the new key (state_dir/device.key.next until the server confirms)
-  // and the old one both sign the rotation statement. Queued attestations must be sent first,
-  // since they are signed by the old key. Resumes an interrupted rotation.
+  // and the old one both sign the rotation statement. Resumes an interrupted rotation; a
+  // rotation the server refuses for good is dropped. Attestations still queued under the old
+  // key are re-signed with the new one when they are sent.
   Status RotateKey(Transport& transport);
   bool RotationPending() const;
+  // The client certificate expires within kCertificateRenewalMs: rotate the key, which brings a
+  // new one (certificates are issued for a year).
+  bool CertificateNeedsRenewal() const;
+  static constexpr int64_t kCertificateRenewalMs = 30LL * 86400 * 1000;
   // Enrolls with what the configuration names (bundle_file, else enroll_secret_file); a
   // bundle's CA is kept in the state directory first. NotFound when it names neither.
   Status EnrollFromConfig();
@@ -86,6 +92,8 @@ class Agent {
 
  private:
   v1::Policy LocalPolicy() const;
+  Status ResignIfRotated(v1::SignedAttestation* entry,
+                         std::optional<signing::DeviceKey>* key) const;
 
   v1::AgentConfig config_;
   const collectors::SystemView& view_;

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include <map>
+#include <optional>
 #include <set>
 
 #include "common/files.h"
@@ -28,8 +29,11 @@ class FakeTransport : public Transport {
   std::set<uint64_t> reject;
   std::map<uint64_t, int32_t> transient;  // sequence -> ack code to answer (e.g. 8, 9)
   v1::EnrollRequest last_enroll;
-  std::string issue_certificate;  // returned as the client certificate at enrollment
+  std::string issue_certificate;      // returned as the client certificate at enrollment
+  std::optional<pki::KeyAndCert> ca;  // when set, certificates are issued for the CSR
   bool rotate_fails = false;
+  bool keep_envelopes = false;
+  std::vector<v1::SignedAttestation> envelopes;
   std::vector<uint64_t> received;
   int reports = 0;
 
@@ -41,6 +45,9 @@ class FakeTransport : public Transport {
     v1::EnrollResponse r;
     r.set_device_id("dev-test");
     r.set_client_certificate(issue_certificate);
+    if (ca)
+      r.set_client_certificate(
+          *pki::IssueClientCert(*ca, req.csr(), "dev-test", 1'800'000'000, 365));
     return r;
   }
   Result<v1::ReportResponse> Report(const v1::ReportRequest& req) override {
@@ -48,6 +55,7 @@ class FakeTransport : public Transport {
     if (down) return Status::Unavailable("down");
     v1::ReportResponse r;
     for (const auto& s : req.attestations()) {
+      if (keep_envelopes) envelopes.push_back(s);
       v1::Attestation a;
       REQUIRE(a.ParseFromString(s.attestation()));
       auto* ack = r.add_acks();
@@ -236,19 +244,20 @@ TEST_CASE("rate-limited and pending-approval answers keep attestations queued, i
 
 TEST_CASE("enrollment sends a CSR for the device key and keeps the issued certificate") {
   Fixture f;
-  f.transport.issue_certificate = "-----BEGIN CERTIFICATE-----\nstub\n";
+  f.transport.ca = *pki::CreateCa("test", 1'800'000'000, 10);
   Agent agent(f.config, *f.view, f.clock);
   REQUIRE(agent.Enroll(f.transport, "s3cret-s3cret-s3cret").ok());
   auto key = agent.state().LoadKey();
   REQUIRE(key.ok());
   CHECK(pki::CheckCsr(f.transport.last_enroll.csr(), key->PublicKey()).ok());
-  CHECK(agent.state().ClientCertificate() == f.transport.issue_certificate);
+  std::string cert = agent.state().ClientCertificate();
+  CHECK(pki::CertEd25519PublicKey(cert).value() == key->PublicKey());
   // The transport presents it, with the device key, and trusts the CA kept beside them.
   REQUIRE(agent.state().SaveCaCertificate("ca-pem").ok());
   auto options = TransportOptionsFor(f.config);
   REQUIRE(options.ok());
   CHECK(options->ca_pem == "ca-pem");
-  CHECK(options->client_cert_pem == f.transport.issue_certificate);
+  CHECK(options->client_cert_pem == cert);
   CHECK(options->client_key_pem == *agent.state().KeyPem());
   f.config.set_insecure(true);
   CHECK(TransportOptionsFor(f.config)->client_key_pem.empty());
@@ -261,30 +270,33 @@ TEST_CASE("key rotation: both keys sign, the new key takes over only once the se
   auto old_key = agent.state().LoadKey();
   REQUIRE(old_key.ok());
 
-  // Queued attestations are signed by the old key: they must go first.
+  // Attestations queued under the old key (server down) are kept.
   f.transport.down = true;
   REQUIRE(agent.CollectAndQueue().ok());
-  CHECK(agent.RotateKey(f.transport).code() == Status::Code::kFailedPrecondition);
-  f.transport.down = false;
-  REQUIRE(agent.Flush(f.transport).ok());
 
-  // The server refuses: the old key stays, the rotation stays pending and blocks signing.
-  f.transport.rotate_fails = true;
-  CHECK(!agent.RotateKey(f.transport).ok());
+  // Unreachable server: the rotation stays pending and blocks signing with either key.
+  CHECK(agent.RotateKey(f.transport).code() == Status::Code::kUnavailable);
   CHECK(agent.RotationPending());
   CHECK(agent.state().LoadKey()->PublicKey() == old_key->PublicKey());
   CHECK(agent.CollectAndQueue().status().code() == Status::Code::kFailedPrecondition);
+  f.transport.down = false;
+
+  // Refused for good: the next key is dropped, the old one stays in use.
+  f.transport.rotate_fails = true;
+  CHECK(agent.RotateKey(f.transport).code() == Status::Code::kPermissionDenied);
+  CHECK(!agent.RotationPending());
+  CHECK(agent.state().LoadKey()->PublicKey() == old_key->PublicKey());
 
   f.transport.rotate_fails = false;
   REQUIRE(agent.RotateKey(f.transport).ok());
   REQUIRE(f.transport.rotations.size() == 2);
   const auto& req = f.transport.rotations.back();
-  // The same next key both times (resumed, not regenerated).
+  // A refused rotation's key is not reused.
   v1::KeyRotation rot;
   REQUIRE(rot.ParseFromString(req.rotation()));
   v1::KeyRotation first;
   REQUIRE(first.ParseFromString(f.transport.rotations[0].rotation()));
-  CHECK(rot.new_public_key() == first.new_public_key());
+  CHECK(rot.new_public_key() != first.new_public_key());
   CHECK(rot.device_id() == "dev-test");
   CHECK(rot.old_key_id() == old_key->KeyId());
   std::string msg = std::string(signing::kRotationDomain) + req.rotation();
@@ -305,6 +317,40 @@ TEST_CASE("key rotation: both keys sign, the new key takes over only once the se
   auto queued = Outbox(f.config.state_dir() + "/outbox").Load(*seq);
   REQUIRE(queued.ok());
   CHECK(signing::VerifyAttestation(*queued, new_key->PublicKey()).ok());
+  // The attestation queued before the rotation goes out re-signed by the new key, same bytes.
+  auto before = Outbox(f.config.state_dir() + "/outbox").Load(1);
+  REQUIRE(before.ok());
+  CHECK(before->key_id() == old_key->KeyId());
+  f.transport.keep_envelopes = true;
+  REQUIRE(agent.Flush(f.transport).ok());
+  REQUIRE(f.transport.envelopes.size() == 2);
+  CHECK(f.transport.envelopes[0].attestation() == before->attestation());
+  CHECK(signing::VerifyAttestation(f.transport.envelopes[0], new_key->PublicKey()).ok());
+}
+
+TEST_CASE("a client certificate close to expiry asks for renewal; an expired one is not used") {
+  Fixture f;
+  auto ca = pki::CreateCa("test", f.clock.NowMillis() / 1000, 10);
+  REQUIRE(ca.ok());
+  Agent agent(f.config, *f.view, f.clock);
+  REQUIRE(agent.Enroll(f.transport, "s3cret-s3cret-s3cret").ok());
+  CHECK(!agent.CertificateNeedsRenewal());  // no certificate: nothing to renew
+  auto key = agent.state().LoadKey();
+  auto csr = pki::MakeCsr(*key->ToPem(), "x");
+  auto year = pki::IssueClientCert(*ca, *csr, "dev-test", f.clock.NowMillis() / 1000, 365);
+  REQUIRE(year.ok());
+  REQUIRE(agent.state().SaveClientCertificate(*year).ok());
+  CHECK(!agent.CertificateNeedsRenewal());
+  f.clock.Advance(340LL * 86400 * 1000);
+  CHECK(agent.CertificateNeedsRenewal());
+  // Already expired (by the real clock): the transport connects without it.
+  auto old = pki::IssueClientCert(*ca, *csr, "dev-test", 1'600'000'000, 1);
+  REQUIRE(old.ok());
+  REQUIRE(agent.state().SaveClientCertificate(*old).ok());
+  auto options = TransportOptionsFor(f.config);
+  REQUIRE(options.ok());
+  CHECK(options->client_cert_pem.empty());
+  CHECK(options->client_key_pem.empty());
 }
 
 TEST_CASE("an enrollment bundle others can read is refused; a malformed one names the field") {

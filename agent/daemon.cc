@@ -129,13 +129,17 @@ class Daemon {
       }
       enrolled_ = true;
     }
-    if (agent_->RotationPending()) {
+    if (agent_->RotationPending() || agent_->CertificateNeedsRenewal()) {
+      // An interrupted rotation must finish before anything is signed; a certificate that
+      // expires within 30 days is renewed by rotating the key.
       Status s = agent_->RotateKey(*transport_);
       ResetTransport();
       if (!s.ok()) {
-        spdlog::error("finishing the key rotation: {}", s.message());
-        Schedule(Backoff());
-        return;
+        spdlog::error("key rotation: {}", s.message());
+        if (agent_->RotationPending()) {
+          Schedule(Backoff());
+          return;
+        }
       }
     }
     // A collection is due every interval whether or not the server answers: while it is

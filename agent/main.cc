@@ -186,9 +186,13 @@ Result<std::unique_ptr<Session>> OpenSession(const v1::AgentConfig& config) {
   auto options = TransportOptionsFor(config);
   if (!options.ok()) return options.status();
   session->transport = NewGrpcTransport(*options);
-  if (agent.RotationPending()) {
+  if (agent.RotationPending() || agent.CertificateNeedsRenewal()) {
+    if (!agent.RotationPending()) spdlog::info("client certificate expires soon: rotating the key");
     if (Status s = agent.RotateKey(*session->transport); !s.ok()) {
-      return s.Prefixed("finishing the key rotation: ");
+      // A rotation still pending must finish before anything is signed; a refused renewal
+      // leaves the current key and certificate in use.
+      if (agent.RotationPending()) return s.Prefixed("finishing the key rotation: ");
+      spdlog::error("key rotation: {}", s.message());
     }
     options = TransportOptionsFor(config);  // the new key's client certificate
     if (!options.ok()) return options.status();

@@ -103,14 +103,40 @@ bool StateDir::HasNextKey() const {
 }
 
 Status StateDir::PromoteNextKey(const std::string& client_cert_pem) const {
-  // The certificate first: a crash in between leaves the old key with a certificate that does
-  // not match it (mutual TLS fails until the rotation is resumed, which re-issues both), never a
-  // new key the server does not know.
+  // The new certificate waits beside the new key; the key's rename is the commit point, and the
+  // certificate follows (FinishPromotion completes it after a crash in between). At no point is
+  // a key paired with a certificate for another key.
   if (!client_cert_pem.empty()) {
-    if (Status s = SaveClientCertificate(client_cert_pem); !s.ok()) return s;
+    if (Status s = WriteFileAtomic(path_ + "/device.crt.next", client_cert_pem, 0644); !s.ok()) {
+      return s;
+    }
   }
   if (::rename((path_ + "/device.key.next").c_str(), (path_ + "/device.key").c_str()) != 0) {
     return Status::FromErrno(errno, "rename " + path_ + "/device.key.next");
+  }
+  if (Status s = SyncDir(path_); !s.ok()) return s;
+  return FinishPromotion();
+}
+
+Status StateDir::FinishPromotion() const {
+  struct stat st {};
+  std::string next_cert = path_ + "/device.crt.next";
+  if (::stat(next_cert.c_str(), &st) != 0) return Status::Ok();
+  if (HasNextKey()) {
+    // The rotation did not commit: that certificate is for a key not in use yet.
+    return Status::Ok();
+  }
+  if (::rename(next_cert.c_str(), (path_ + "/device.crt").c_str()) != 0) {
+    return Status::FromErrno(errno, "rename " + next_cert);
+  }
+  return SyncDir(path_);
+}
+
+Status StateDir::DiscardNextKey() const {
+  for (const char* name : {"/device.key.next", "/device.crt.next"}) {
+    if (::unlink((path_ + name).c_str()) != 0 && errno != ENOENT) {
+      return Status::FromErrno(errno, path_ + name);
+    }
   }
   return SyncDir(path_);
 }

@@ -41,6 +41,10 @@ class StateDir {
   bool HasNextKey() const;
   // Makes the next key the device key (atomic rename) with its client certificate, if any.
   Status PromoteNextKey(const std::string& client_cert_pem) const;
+  // Completes a promotion interrupted between the key's rename and the certificate's.
+  Status FinishPromotion() const;
+  // Forgets a rotation the server refused for good (the server never adopted that key).
+  Status DiscardNextKey() const;
 
   // PEM files kept beside the key: the server's CA (from the enrollment bundle) and the client
   // certificate issued at enrollment. Empty when absent.

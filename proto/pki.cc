@@ -539,3 +539,35 @@ Status VerifyCertChain(const std::string& cert_pem, const std::string& ca_cert_p
 }
 
 }  // namespace vigil::pki
+
+namespace vigil::pki {
+
+Result<std::string> CertEd25519PublicKey(const std::string& cert_pem) {
+  ErrorQueueScope errors;
+  auto cert = ParseCert(cert_pem, "certificate");
+  if (!cert.ok()) return cert.status();
+  EVP_PKEY* key = X509_get0_pubkey(cert->get());
+  if (key == nullptr || EVP_PKEY_get_base_id(key) != EVP_PKEY_ED25519) {
+    return Status::InvalidArgument("pki: certificate key is not Ed25519");
+  }
+  std::string raw(32, '\0');
+  size_t len = raw.size();
+  if (EVP_PKEY_get_raw_public_key(key, reinterpret_cast<unsigned char*>(raw.data()), &len) != 1 ||
+      len != raw.size()) {
+    return Failed("certificate public key");
+  }
+  return raw;
+}
+
+Result<int64_t> CertNotAfter(const std::string& cert_pem) {
+  ErrorQueueScope errors;
+  auto cert = ParseCert(cert_pem, "certificate");
+  if (!cert.ok()) return cert.status();
+  struct tm tm {};
+  if (ASN1_TIME_to_tm(X509_get0_notAfter(cert->get()), &tm) != 1) {
+    return Status::InvalidArgument("pki: certificate notAfter does not parse");
+  }
+  return static_cast<int64_t>(timegm(&tm));
+}
+
+}  // namespace vigil::pki

@@ -65,6 +65,12 @@ Result<std::string> CertCommonName(const std::string& cert_pem);
 
 // OK when `cert_pem` chains to `ca_cert_pem` (the only trust anchor) at time `now_s`, with
 // X.509 strict checks; else InvalidArgument with OpenSSL's reason.
+// The raw 32-byte Ed25519 public key of a certificate (a device's client certificate).
+Result<std::string> CertEd25519PublicKey(const std::string& cert_pem);
+
+// A certificate's notAfter, in seconds since the Unix epoch.
+Result<int64_t> CertNotAfter(const std::string& cert_pem);
+
 Status VerifyCertChain(const std::string& cert_pem, const std::string& ca_cert_pem, int64_t now_s);
 
 }  // namespace vigil::pki

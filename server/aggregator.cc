@@ -30,6 +30,22 @@ std::string Seconds(int64_t ms) { return std::to_string(ms / 1000) + " s"; }
 
 }  // namespace
 
+// Text from the network on its way into logs and the audit log: printable ASCII only (no line
+// breaks to forge entries with), cut to `max` bytes.
+std::string Printable(const std::string& text, size_t max) {
+  std::string out;
+  for (unsigned char c : text) {
+    if (out.size() >= max) {
+      out += "...";
+      break;
+    }
+    out.push_back(c >= 0x20 && c < 0x7f ? static_cast<char>(c) : '?');
+  }
+  return out;
+}
+
+namespace {}  // namespace
+
 bool IsValidCheckId(const std::string& id) {
   if (id.empty() || id.size() > 64) return false;
   for (char ch : id) {
@@ -58,9 +74,13 @@ bool Aggregator::AuthAllowed(const std::string& peer) {
 
 void Aggregator::AuthFailed(const std::string& peer, const std::string& what,
                             const std::string& detail) {
-  auth_failure_limiter_.TryTake(PeerHost(peer));
   counters_.Inc(what);
-  AuditRecord audit{clock_.NowMillis(), "peer:" + peer, "auth.failed", what, detail, false};
+  // Only failures within the per-address budget are written: concurrent attempts that all
+  // passed AuthAllowed cannot fill the log.
+  if (!auth_failure_limiter_.TryTake(PeerHost(peer))) return;
+  AuditRecord audit{clock_.NowMillis(),     "peer:" + Printable(peer),
+                    "auth.failed",          what,
+                    Printable(detail, 512), false};
   if (Status s = store_.AppendAudit(audit); !s.ok()) {
     spdlog::error("cannot append to the audit log: {}", s.ToString());
   }
@@ -79,17 +99,7 @@ Result<v1::EnrollResponse> Aggregator::Enroll(const v1::EnrollRequest& req, cons
   if (!AuthAllowed(call.peer)) {
     return Status::ResourceExhausted("too many failed attempts from this address; retry later");
   }
-  auto secret = credentials_.Check(CredentialKind::kEnrollSecret, req.enroll_secret());
-  if (!secret.ok()) {
-    // Never log or store the presented secret: it may be a real one with a typo.
-    spdlog::warn("enrollment rejected from {} (host '{}'): {}", call.peer, req.hostname(),
-                 secret.status().message());
-    AuthFailed(call.peer, "enroll.rejected.bad_secret",
-               "host '" + req.hostname() + "': " + secret.status().message());
-    return secret.status().code() == Status::Code::kPermissionDenied
-               ? secret.status()
-               : Status::PermissionDenied("invalid enroll secret");
-  }
+  // Sizes first: nothing unbounded from an unauthenticated caller reaches a log or the store.
   if (req.public_key().size() != signing::kPublicKeySize) {
     counters_.Inc("enroll.rejected.bad_key");
     return Status::InvalidArgument("public_key must be a raw 32-byte Ed25519 key");
@@ -98,9 +108,28 @@ Result<v1::EnrollResponse> Aggregator::Enroll(const v1::EnrollRequest& req, cons
     counters_.Inc("enroll.rejected.bad_hostname");
     return Status::InvalidArgument("hostname longer than 255 bytes");
   }
-  if (req.csr().size() > 8192) {
+  if (req.csr().size() > 8192 || req.enroll_secret().size() > 256 ||
+      req.platform().ByteSizeLong() > 4096) {
+    counters_.Inc("enroll.rejected.too_large");
+    return Status::InvalidArgument(
+        "csr (8 KiB), enroll_secret (256 B) or platform (4 KiB) too large");
+  }
+  const std::string host = Printable(req.hostname(), 255);
+  auto secret = credentials_.Check(CredentialKind::kEnrollSecret, req.enroll_secret());
+  if (!secret.ok()) {
+    // Never log or store the presented secret: it may be a real one with a typo.
+    spdlog::warn("enrollment rejected from {} (host '{}'): {}", Printable(call.peer), host,
+                 secret.status().message());
+    AuthFailed(call.peer, "enroll.rejected.bad_secret",
+               "host '" + host + "': " + secret.status().message());
+    return secret.status().code() == Status::Code::kPermissionDenied
+               ? secret.status()
+               : Status::PermissionDenied("invalid enroll secret");
+  }
+  if (options_.require_client_cert && req.csr().empty()) {
+    // Mutual TLS needs a certificate, and the CSR proves the caller holds the key it enrolls.
     counters_.Inc("enroll.rejected.bad_csr");
-    return Status::InvalidArgument("csr larger than 8 KiB");
+    return Status::InvalidArgument("csr: required by this server (mutual TLS)");
   }
   std::string key_id = signing::KeyIdOf(req.public_key());
   v1::EnrollResponse resp;
@@ -119,7 +148,7 @@ Result<v1::EnrollResponse> Aggregator::Enroll(const v1::EnrollRequest& req, cons
     d.id = "dev-" + signing::Hex(key_id).substr(0, 20);
     d.key_id = key_id;
     d.public_key = req.public_key();
-    d.hostname = req.hostname();
+    d.hostname = host;
     d.platform = req.platform();
     d.enrolled_at_ms = clock_.NowMillis();
     d.status = v1::UNKNOWN;
@@ -133,7 +162,7 @@ Result<v1::EnrollResponse> Aggregator::Enroll(const v1::EnrollRequest& req, cons
   }
   if (!existing->has_value()) {
     AuditRecord audit{d.enrolled_at_ms,
-                      "peer:" + call.peer,
+                      "peer:" + Printable(call.peer),
                       "device.enroll",
                       d.id,
                       "host '" + d.hostname + "', enroll secret '" + secret->name + "'" +
@@ -235,19 +264,29 @@ v1::AttestationAck Aggregator::Ingest(const v1::SignedAttestation& signed_att,
     if (claimed.ParseFromString(signed_att.attestation()) && !claimed.device_id().empty() &&
         (call.client_cert_device.empty() || call.client_cert_device == claimed.device_id())) {
       auto d = store_.GetDevice(claimed.device_id());
-      if (d.ok() && d->has_value() && (*d)->revoked_at_ms == 0) victim = (*d)->id;
+      if (d.ok() && d->has_value() && (*d)->revoked_at_ms == 0 && !(*d)->tampered &&
+          (call.client_cert_device.empty() || call.client_cert_key == (*d)->public_key)) {
+        victim = (*d)->id;
+      }
     }
     return Reject(victim, kAckUnauthenticated, "unknown_key",
                   "attestation signed by an unknown key (not enrolled)", !victim.empty());
   }
   DeviceRecord device = std::move(**found);
   if (device.revoked_at_ms != 0) {
-    return Reject("", kAckPermissionDenied, "revoked",
-                  "device " + device.id + " is revoked: " + device.revoke_reason, false);
+    v1::AttestationAck ack =
+        Reject("", kAckPermissionDenied, "revoked", "device " + device.id + " is revoked", false);
+    ack.set_device_status(v1::REVOKED);
+    return ack;
   }
-  if (!call.client_cert_device.empty() && call.client_cert_device != device.id) {
+  if (!call.client_cert_device.empty() &&
+      (call.client_cert_device != device.id || call.client_cert_key != device.public_key)) {
+    // The name alone is not enough: after a key rotation the old certificate is still within
+    // its validity, but it no longer speaks for the device.
     return Reject("", kAckPermissionDenied, "client_cert_mismatch",
-                  "the connection's client certificate is for " + call.client_cert_device +
+                  "the connection's client certificate is for " +
+                      Printable(call.client_cert_device) +
+                      (call.client_cert_device == device.id ? " with a retired key" : "") +
                       ", not " + device.id,
                   false);
   }
@@ -346,7 +385,14 @@ v1::AttestationAck Aggregator::Ingest(const v1::SignedAttestation& signed_att,
   att.SerializeToString(&device.latest_attestation);
   accepted.device_after = device;
   v1::AttestationAck ack;
-  if (Status s = store_.CommitAttestation(accepted); !s.ok()) {
+  if (Status s = store_.CommitAttestation(accepted);
+      s.code() == Status::Code::kFailedPrecondition) {
+    // Revoked between our read and the commit: refused like any report of a revoked device.
+    v1::AttestationAck revoked =
+        Reject("", kAckPermissionDenied, "revoked", "device " + device.id + " is revoked", false);
+    revoked.set_device_status(v1::REVOKED);
+    return with_sequence(revoked);
+  } else if (!s.ok()) {
     spdlog::error("cannot store attestation {} of {}: {}", att.sequence(), device.id, s.ToString());
     counters_.Inc("report.rejected.storage");
     ack.set_code(kAckInternal);
@@ -370,10 +416,8 @@ Result<v1::RotateKeyResponse> Aggregator::RotateKey(const v1::RotateKeyRequest& 
     counters_.Inc("rotate.rejected." + counter);
     return s;
   };
-  if (options_.require_client_cert && call.client_cert_device.empty()) {
-    return reject("no_client_cert", Status::Unauthenticated(
-                                        "this server requires a client certificate (mutual TLS)"));
-  }
+  // No client certificate needed: the current key's signature is the stronger proof, and an
+  // agent whose certificate expired must be able to rotate to get a new one.
   v1::KeyRotation rot;
   if (req.rotation().size() > 4096 || !rot.ParseFromString(req.rotation())) {
     return reject("malformed", Status::InvalidArgument("rotation: not a KeyRotation message"));
@@ -420,15 +464,9 @@ Result<v1::RotateKeyResponse> Aggregator::RotateKey(const v1::RotateKeyRequest& 
                                "rotation: old_key_id is not the device's current key"));
   }
   if (Status s = signing::Verify(d.public_key, signed_bytes, req.old_signature()); !s.ok()) {
-    AuditRecord audit{clock_.NowMillis(),
-                      "peer:" + call.peer,
-                      "device.rotate_key",
-                      d.id,
-                      "signature by the current key does not verify",
-                      false};
-    (void)store_.AppendAudit(audit);
-    return reject("bad_signature", Status::PermissionDenied(
-                                       "rotation: the current key's signature does not verify"));
+    AuthFailed(call.peer, "rotate.rejected.bad_signature",
+               "key rotation for " + d.id + ": the current key's signature does not verify");
+    return Status::PermissionDenied("rotation: the current key's signature does not verify");
   }
   int64_t now = clock_.NowMillis();
   int64_t issued = ToMillis(rot.issued_at());

@@ -29,6 +29,9 @@ enum AckCode : int32_t {
   kAckInternal = 13,
 };
 
+// Network-supplied text made safe for logs and the audit log: printable ASCII, at most `max`.
+std::string Printable(const std::string& text, size_t max = 128);
+
 // Check ids are lower-case letters, digits and '_' (at most 64), e.g. "usb_storage".
 bool IsValidCheckId(const std::string& id);
 
@@ -43,7 +46,7 @@ struct AggregatorOptions {
   uint32_t report_burst = 120;
   uint32_t failed_auth_per_minute = 10;  // per peer address, enrollment and tokens
   bool approve_devices = false;          // new devices stay PENDING until an admin approves
-  bool require_client_cert = false;      // Report and RotateKey need a verified client cert
+  bool require_client_cert = false;      // Report needs a verified client cert (and Enroll a CSR)
   const pki::KeyAndCert* ca = nullptr;   // issues client certificates for CSRs when set
   int client_cert_days = 365;
 };
@@ -53,6 +56,7 @@ struct AggregatorOptions {
 struct CallInfo {
   std::string peer;
   std::string client_cert_device;
+  std::string client_cert_key;  // the certificate's raw Ed25519 key
 };
 
 class Aggregator {

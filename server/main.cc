@@ -6,6 +6,7 @@
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -112,6 +113,13 @@ std::string Time(int64_t ms) {
 
 Result<std::unique_ptr<Store>> OpenDataDir(const std::string& data_dir) {
   if (Status s = MakeDirs(data_dir, 0700); !s.ok()) return s;
+  struct stat st {};
+  if (::stat(data_dir.c_str(), &st) != 0) return Status::FromErrno(errno, data_dir);
+  if ((st.st_mode & 077) != 0) {
+    // It holds the CA key and every device's evidence.
+    return Status::PermissionDenied(data_dir + " is accessible to group or others; chmod 700 " +
+                                    data_dir);
+  }
   return OpenSqliteStore(data_dir + "/vigil.db");
 }
 
@@ -183,6 +191,9 @@ int ManageCredentials(CredentialKind kind, const Flags& flags) {
   if (verb == "create") {
     auto name = flags.Get("name");
     if (!name) return Fail(2, what + " create: --name is required");
+    if (flags.Has("bundle") && !flags.Has("server-address")) {
+      return Fail(2, "secret create --bundle needs --server-address");
+    }
     int role = 0;
     if (kind == CredentialKind::kToken) {
       auto r = ParseRole(flags.GetOr("role", ""));
@@ -306,7 +317,10 @@ int Serve(const Flags& flags) {
   }
 
   auto store = OpenDataDir(*data_dir);
-  if (!store.ok()) return Fail(1, store.status().message());
+  if (!store.ok()) {
+    return Fail(store.status().code() == Status::Code::kPermissionDenied ? 2 : 1,
+                store.status().message());
+  }
 
   SystemClock clock;
   Counters counters;
@@ -359,6 +373,8 @@ int Serve(const Flags& flags) {
 }
 
 int Main(int argc, char** argv) {
+  // Everything this process creates (database, WAL, keys) is private to the server's user.
+  ::umask(077);
   FlagSpec spec{{"listen", "data-dir", "policy", "ready-file", "max-batch", "live-window",
                  "report-rate", "server-address", "san", "bundle", "secret-expires", "expires",
                  "role", "name", "enroll-secret-file"},

@@ -12,6 +12,7 @@
 #include "server/aggregator.h"
 #include "server/auth.h"
 #include "server/fleet.h"
+#include "server/forwarding_store.h"
 #include "server/sqlite_store.h"
 
 namespace vigil::server {
@@ -74,7 +75,9 @@ struct Server {
   }
 
   std::string Enroll(const signing::DeviceKey& key) {
-    auto r = TryEnroll(key, secret);
+    auto csr = pki::MakeCsr(*key.ToPem(), "device");
+    REQUIRE(csr.ok());
+    auto r = TryEnroll(key, secret, "ipv4:10.0.0.1:1000", *csr);
     REQUIRE(r.ok());
     return r->device_id();
   }
@@ -92,20 +95,22 @@ struct Server {
   }
 
   Result<v1::ReportResponse> Report(const std::vector<v1::SignedAttestation>& batch,
-                                    const std::string& cert_device = "") {
+                                    const std::string& cert_device = "",
+                                    const std::string& cert_key = "") {
     v1::ReportRequest req;
     for (const auto& s : batch) *req.add_attestations() = s;
     CallInfo call;
     call.peer = "ipv4:10.0.0.1:1000";
     call.client_cert_device = cert_device;
+    call.client_cert_key = cert_key;
     return aggregator->Report(req, call);
   }
 
   v1::AttestationAck Send(const v1::Attestation& a, const signing::DeviceKey& key,
-                          const std::string& cert_device = "") {
+                          const std::string& cert_device = "", const std::string& cert_key = "") {
     auto s = signing::SignAttestation(a, key);
     REQUIRE(s.ok());
-    auto r = Report({*s}, cert_device);
+    auto r = Report({*s}, cert_device, cert_key);
     REQUIRE(r.ok());
     REQUIRE(r->acks_size() == 1);
     return r->acks(0);
@@ -211,6 +216,54 @@ TEST_CASE("brute force: a peer that keeps failing is refused even with the right
   s.clock.Advance(60 * 1000);
   CHECK(s.TryEnroll(NewKey(), s.secret).ok());
   CHECK(s.Devices() == 2);
+
+  // Failures that slipped past the check concurrently are counted but not written beyond the
+  // per-address budget; hostile text is cut and made printable before it is logged or stored.
+  size_t rows = s.Audit().size();
+  for (int i = 0; i < 10; ++i) s.aggregator->AuthFailed("ipv4:10.0.0.9:1", "auth.x", "d");
+  CHECK(s.Audit().size() == rows + 3);
+  CHECK(s.counters.Get("auth.x") == 10);
+  v1::EnrollRequest huge;
+  huge.set_enroll_secret("vgs_000000000000_guess");
+  huge.set_public_key(NewKey().PublicKey());
+  huge.set_hostname(std::string(100000, 'h'));
+  CallInfo call;
+  call.peer = "ipv4:10.0.0.3:1";
+  CHECK(s.aggregator->Enroll(huge, call).status().code() == Status::Code::kInvalidArgument);
+  huge.set_hostname("evil\n2027-01-01 [info] enrolled device dev-fake");
+  CHECK(!s.aggregator->Enroll(huge, call).ok());
+  CHECK(s.Audit().back().detail().find('\n') == std::string::npos);
+  CHECK(Printable(std::string(300, 'a'), 128).size() == 131);
+}
+
+// Revokes the device inside the commit's window: between the aggregator's read and the write.
+class RevokeDuringCommit : public ForwardingStore {
+ public:
+  using ForwardingStore::ForwardingStore;
+  Status CommitAttestation(const AcceptedAttestation& a) override {
+    (void)ForwardingStore::RevokeDevice(a.device_id, "stolen", 1,
+                                        AuditRecord{1, "t", "r", "", "", true});
+    return ForwardingStore::CommitAttestation(a);
+  }
+};
+
+TEST_CASE("a revocation racing a report wins: nothing of the report is stored") {
+  Server s;
+  auto key = NewKey();
+  std::string id = s.Enroll(key);
+  RevokeDuringCommit racing(*s.store);
+  Aggregator agg(racing, s.clock, *s.credentials, s.counters, s.policy, AggregatorOptions());
+  v1::ReportRequest req;
+  *req.add_attestations() = *signing::SignAttestation(s.Att(id, 1), key);
+  auto r = agg.Report(req);
+  REQUIRE(r.ok());
+  CHECK(r->acks(0).code() == kAckPermissionDenied);
+  CHECK(r->acks(0).device_status() == v1::REVOKED);
+  CHECK(s.History(id) == 0);
+  CHECK(s.Device(id).last_sequence == 0);
+  v1::DeviceActionRequest approve;
+  approve.set_device_id(id);
+  CHECK(s.fleet->ApproveDevice(approve, "x").status().code() == Status::Code::kFailedPrecondition);
 }
 
 TEST_CASE("tokens: roles, expiry, revocation and forgery") {
@@ -438,17 +491,26 @@ TEST_CASE("mutual TLS: certificates from CSRs, and reports bound to the certific
   REQUIRE(!r.ok());
   CHECK(r.status().code() == Status::Code::kUnauthenticated);
   std::string other_id = s.Enroll(other);
-  CHECK(s.Send(s.Att(id, 1), key, other_id).code() == kAckPermissionDenied);
+  const std::string k = key.PublicKey(), ok = other.PublicKey();
+  CHECK(s.Send(s.Att(id, 1), key, other_id, ok).code() == kAckPermissionDenied);
+  // The right name with another key (a certificate from before a key rotation) is refused too.
+  CHECK(s.Send(s.Att(id, 1), key, id, ok).code() == kAckPermissionDenied);
   CHECK(s.History(id) == 0);
   CHECK(s.Status(id) == v1::UNKNOWN);  // refused, not flagged: the signature itself was fine
-  CHECK(s.Send(s.Att(id, 1), key, id).code() == kAckOk);
+  CHECK(s.Send(s.Att(id, 1), key, id, k).code() == kAckOk);
   // A device with a valid certificate sending junk under an unknown key in another device's
-  // name is refused without getting that device flagged.
+  // name, or with a retired key in the device's own name, gets nobody flagged.
   auto stranger = NewKey();
-  CHECK(s.Send(s.Att(id, 2), stranger, other_id).code() == kAckUnauthenticated);
+  CHECK(s.Send(s.Att(id, 2), stranger, other_id, ok).code() == kAckUnauthenticated);
+  CHECK(s.Send(s.Att(id, 2), stranger, id, ok).code() == kAckUnauthenticated);
   CHECK(s.Status(id) == v1::COMPLIANT);
-  CHECK(s.Send(s.Att(id, 2), stranger, id).code() == kAckUnauthenticated);
+  CHECK(s.Send(s.Att(id, 2), stranger, id, k).code() == kAckUnauthenticated);
   CHECK(s.Status(id) == v1::TAMPERED);  // from its own connection: the device's key is abused
+  // Once flagged, more forgeries add no events or audit rows (a flood cannot fill the log).
+  size_t audit_rows = s.Audit().size();
+  for (int i = 0; i < 20; ++i) s.Send(s.Att(id, 3), stranger, id, k);
+  CHECK(s.Audit().size() == audit_rows);
+  CHECK(s.counters.Get("report.rejected.unknown_key") == 23);
 }
 
 v1::RotateKeyRequest Rotation(const std::string& id, const signing::DeviceKey& old_key,
@@ -480,7 +542,8 @@ TEST_CASE("key rotation: both keys must sign, the statement must be fresh, then 
   REQUIRE(!r.ok());
   CHECK(r.status().code() == Status::Code::kPermissionDenied);
   CHECK(s.Device(id).key_id == key.KeyId());
-  CHECK(s.Audited("device.rotate_key", false));
+  CHECK(s.Audited("auth.failed", false));
+  CHECK(s.counters.Get("rotate.rejected.bad_signature") == 1);
   // The new key did not sign (no proof of possession).
   auto req = Rotation(id, key, key, next, kNow);
   req.set_new_signature(std::string(64, '\0'));

@@ -3,6 +3,8 @@
 #include <grpcpp/security/auth_context.h>
 #include <spdlog/spdlog.h>
 
+#include "proto/pki.h"
+
 namespace vigil::server {
 
 grpc::Status ToGrpc(const Status& s) {
@@ -63,6 +65,11 @@ CallInfo CallInfoOf(const grpc::ServerContext& ctx) {
     // for and verifies client certificates whenever TLS is on).
     for (const auto& cn : auth->FindPropertyValues("x509_common_name")) {
       info.client_cert_device.assign(cn.data(), cn.size());
+    }
+    for (const auto& pem : auth->FindPropertyValues("x509_pem_cert")) {
+      auto key = pki::CertEd25519PublicKey(std::string(pem.data(), pem.size()));
+      // A certificate from our CA always carries a device key; anything else binds to nothing.
+      info.client_cert_key = key.ok() ? *key : std::string("\0", 1);
     }
   }
   return info;

@@ -231,10 +231,10 @@ class SqliteStore final : public Store {
   Status ApproveDevice(const std::string& device_id, const AuditRecord& audit) override {
     return WriteTx(
         [&]() -> Status {
-          Stmt up(db_, "UPDATE devices SET pending=0 WHERE id=?");
+          Stmt up(db_, "UPDATE devices SET pending=0 WHERE id=? AND revoked_at_ms=0");
           up.Bind(1, device_id);
           if (up.Step() != SQLITE_DONE) return Err("approve device");
-          if (sqlite3_changes(db_) == 0) return Status::NotFound("no device '" + device_id + "'");
+          if (sqlite3_changes(db_) == 0) return NotFoundOrRevoked(device_id);
           return AddEvent(device_id, audit.at_ms, "approved", "by " + audit.actor);
         },
         &audit);
@@ -330,16 +330,19 @@ class SqliteStore final : public Store {
     if (rc != SQLITE_DONE) return Rollback(Err("insert attestation"));
     const DeviceRecord& d = a.device_after;
     if (!a.live) {
-      Stmt seq(db_, "UPDATE devices SET last_sequence=MAX(last_sequence, ?) WHERE id=?");
+      Stmt seq(db_,
+               "UPDATE devices SET last_sequence=MAX(last_sequence, ?) WHERE id=? AND "
+               "revoked_at_ms=0");
       seq.Bind(1, static_cast<int64_t>(a.sequence));
       seq.Bind(2, d.id);
       if (seq.Step() != SQLITE_DONE) return Rollback(Err("update device sequence"));
+      if (sqlite3_changes(db_) == 0) return Rollback(NotFoundOrRevoked(d.id));
       return Commit();
     }
     Stmt up(db_,
             "UPDATE devices SET last_seen_ms=?, last_sequence=?, status=?, status_reason=?, "
             "failing_checks=?, policy_version=?, latest=?, platform=?, hostname=?, os=? "
-            "WHERE id=?");
+            "WHERE id=? AND revoked_at_ms=0");
     up.Bind(1, d.last_seen_ms);
     up.Bind(2, static_cast<int64_t>(d.last_sequence));
     up.Bind(3, static_cast<int64_t>(d.status));
@@ -352,6 +355,8 @@ class SqliteStore final : public Store {
     up.Bind(10, d.platform.os());
     up.Bind(11, d.id);
     if (up.Step() != SQLITE_DONE) return Rollback(Err("update device"));
+    // Revoked after the aggregator read the device: nothing of this report may be stored.
+    if (sqlite3_changes(db_) == 0) return Rollback(NotFoundOrRevoked(d.id));
     return Commit();
   }
 
@@ -372,17 +377,19 @@ class SqliteStore final : public Store {
 
   Status MarkTampered(const std::string& device_id, const std::string& reason, int64_t at_ms,
                       const AuditRecord& audit) override {
+    // The first reason is kept; repeats (a flood of forgeries naming the device) are counted by
+    // the caller but add no rows.
     return WriteTx(
         [&]() -> Status {
-          Stmt up(db_,
-                  "UPDATE devices SET tampered=1, tamper_reason=CASE WHEN tampered=1 THEN "
-                  "tamper_reason ELSE ? END WHERE id=?");
+          Stmt up(db_, "UPDATE devices SET tampered=1, tamper_reason=? WHERE id=? AND tampered=0");
           up.Bind(1, reason);
           up.Bind(2, device_id);
           if (up.Step() != SQLITE_DONE) return Err("mark tampered");
-          return AddEvent(device_id, at_ms, "tampered", reason);
+          if (sqlite3_changes(db_) == 0) return Status::Ok();
+          if (Status s = AddEvent(device_id, at_ms, "tampered", reason); !s.ok()) return s;
+          return Audit(audit);
         },
-        &audit);
+        nullptr);
   }
 
   Result<std::vector<DeviceRecord>> ListDevices(const DeviceFilter& f) override {
@@ -617,6 +624,14 @@ class SqliteStore final : public Store {
       if (Status s = Audit(*audit); !s.ok()) return Rollback(s);
     }
     return Commit();
+  }
+
+  // After an UPDATE guarded by revoked_at_ms=0 changed nothing (caller holds mu_).
+  Status NotFoundOrRevoked(const std::string& device_id) {
+    Stmt st(db_, "SELECT revoked_at_ms FROM devices WHERE id=?");
+    st.Bind(1, device_id);
+    if (st.Step() != SQLITE_ROW) return Status::NotFound("no device '" + device_id + "'");
+    return Status::FailedPrecondition("device " + device_id + " is revoked");
   }
 
   // Appends one chained entry; the caller holds mu_ and an open write transaction, so the read

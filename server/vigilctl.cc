@@ -122,6 +122,11 @@ int Main(int argc, char** argv) {
 
   std::shared_ptr<grpc::ChannelCredentials> creds;
   if (flags->Has("insecure")) {
+    // Plaintext would carry the token in the clear: only to this machine.
+    std::string host = server.substr(0, server.rfind(':'));
+    if (host != "localhost" && host.rfind("127.", 0) != 0 && host != "[::1]") {
+      return Usage("--insecure is only for a server on this machine (127.0.0.1, localhost)");
+    }
     creds = grpc::InsecureChannelCredentials();
   } else {
     grpc::SslCredentialsOptions tls;
