@@ -28,8 +28,9 @@ Commands:
         (from `vigil-server init`) carries the server address, its CA and the enroll secret.
         The server returns a client certificate for mutual TLS (kept in the state directory).
   rotate-key [--config FILE] [options]
-        Replace the device key; the old and the new key both sign the change. Queued
-        attestations are sent first.
+        Replace the device key; the old and the new key both sign the change, and the server
+        issues a certificate for the new key. once/run also do this by themselves when the
+        client certificate has less than 30 days left.
   once [--config FILE] [options]
         Collect, sign, queue, send everything queued, exit.
   run --config FILE [options]
