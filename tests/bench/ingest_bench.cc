@@ -1,0 +1,168 @@
+// Prints the server's ingest figures on this machine, in one run: the Ed25519 verify rate with
+// OpenSSL on one thread and on every core (the physical ceiling of verified attestations per
+// second), and Vigil's verified-and-committed attestations per second through the Aggregator
+// on the embedded SQLite store (no gRPC), with its ratio to that ceiling. A program, not a timed
+// test: the baseline for the scale work (group commit, parallel verification).
+//
+// Usage: ingest_bench [SECONDS_PER_FIGURE (default 3)] [DEVICES (default 64)]
+#include <spdlog/spdlog.h>
+#include <stdlib.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "collectors/collectors.h"
+#include "proto/signing.h"
+#include "server/aggregator.h"
+#include "server/auth.h"
+#include "server/sqlite_store.h"
+
+namespace {
+
+using namespace vigil;
+using namespace vigil::server;
+using Steady = std::chrono::steady_clock;
+
+double Since(Steady::time_point t0) {
+  return std::chrono::duration<double>(Steady::now() - t0).count();
+}
+
+// A realistic attestation: the three checks with evidence of typical size.
+v1::Attestation Sample(const std::string& device_id, uint64_t seq, int64_t now_ms) {
+  v1::Attestation a;
+  a.set_device_id(device_id);
+  a.set_sequence(seq);
+  a.mutable_issued_at()->set_seconds(now_ms / 1000);
+  a.set_agent_version("0.1.0");
+  a.mutable_platform()->set_os("linux");
+  a.mutable_platform()->set_os_name("Debian GNU/Linux 12 (bookworm)");
+  a.mutable_platform()->set_hostname("laptop-" + device_id.substr(4, 6));
+  for (const char* id :
+       {collectors::kScreenLock, collectors::kPasswordPolicy, collectors::kUsbStorage}) {
+    auto* c = a.add_checks();
+    c->set_check(id);
+    c->set_status(v1::PASS);
+    c->set_reason(std::string(120, 'r'));
+    c->mutable_evidence()->mutable_usb_storage()->add_warnings(std::string(400, 'w'));
+  }
+  return a;
+}
+
+// Verifications per second over `threads` threads for `seconds`.
+double VerifyRate(const std::vector<v1::SignedAttestation>& signed_atts, const std::string& pub,
+                  int threads, double seconds) {
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> total{0};
+  std::vector<std::thread> pool;
+  auto t0 = Steady::now();
+  for (int t = 0; t < threads; ++t) {
+    pool.emplace_back([&, t] {
+      uint64_t n = 0;
+      for (size_t i = static_cast<size_t>(t); !stop.load(std::memory_order_relaxed); ++i) {
+        const auto& s = signed_atts[i % signed_atts.size()];
+        std::string msg = std::string(signing::kSignatureDomain) + s.attestation();
+        if (!signing::Verify(pub, msg, s.signature()).ok()) std::abort();
+        ++n;
+      }
+      total += n;
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  stop = true;
+  for (auto& th : pool) th.join();
+  return static_cast<double>(total.load()) / Since(t0);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  double seconds = argc > 1 ? std::atof(argv[1]) : 3.0;
+  int devices = argc > 2 ? std::atoi(argv[2]) : 64;
+  if (seconds <= 0 || devices <= 0) {
+    std::fprintf(stderr, "usage: ingest_bench [SECONDS] [DEVICES]\n");
+    return 2;
+  }
+  spdlog::set_level(spdlog::level::warn);
+  int cores = static_cast<int>(std::thread::hardware_concurrency());
+  SystemClock clock;
+
+  auto key = *signing::DeviceKey::Generate();
+  std::vector<v1::SignedAttestation> sample;
+  for (uint64_t i = 1; i <= 256; ++i) {
+    sample.push_back(
+        *signing::SignAttestation(Sample("dev-bench00000", i, clock.NowMillis()), key));
+  }
+  std::printf("attestation size: %zu bytes signed\n", sample[0].ByteSizeLong());
+  double one = VerifyRate(sample, key.PublicKey(), 1, seconds);
+  double all = VerifyRate(sample, key.PublicKey(), cores, seconds);
+  std::printf("Ed25519 verify (OpenSSL): %.0f/s on 1 thread, %.0f/s on %d threads (the ceiling)\n",
+              one, all, cores);
+
+  char tmpl[] = "/tmp/vigil-ingest-bench-XXXXXX";
+  if (::mkdtemp(tmpl) == nullptr) return 1;
+  std::string dir = tmpl;
+  auto store = std::move(OpenSqliteStore(dir + "/vigil.db")).value();
+  Counters counters;
+  Credentials credentials(*store, clock);
+  std::string secret = *credentials.Create(CredentialKind::kEnrollSecret, "bench", 0, 0, "bench");
+  AggregatorOptions opts;
+  opts.reports_per_minute = 0;
+  v1::Policy policy;
+  policy.set_checkin_window_seconds(3600);
+  Aggregator aggregator(*store, clock, credentials, counters, policy, opts);
+
+  struct Device {
+    signing::DeviceKey key;
+    std::string id;
+    uint64_t seq = 0;
+  };
+  std::vector<Device> fleet;
+  for (int i = 0; i < devices; ++i) {
+    auto k = *signing::DeviceKey::Generate();
+    v1::EnrollRequest req;
+    req.set_enroll_secret(secret);
+    req.set_public_key(k.PublicKey());
+    fleet.push_back({k, aggregator.Enroll(req)->device_id()});
+  }
+
+  // Each thread owns a slice of the fleet and reports one attestation per call, as agents do.
+  for (int threads : {1, cores}) {
+    std::atomic<bool> stop{false};
+    std::atomic<uint64_t> committed{0}, failed{0};
+    std::vector<std::thread> pool;
+    auto t0 = Steady::now();
+    for (int t = 0; t < threads; ++t) {
+      pool.emplace_back([&, t] {
+        // Thread t owns devices t, t+threads, ...: one device's sequence is never shared.
+        std::vector<Device*> mine;
+        for (size_t i = static_cast<size_t>(t); i < fleet.size();
+             i += static_cast<size_t>(threads)) {
+          mine.push_back(&fleet[i]);
+        }
+        for (size_t i = 0; !mine.empty() && !stop.load(std::memory_order_relaxed); ++i) {
+          Device& d = *mine[i % mine.size()];
+          v1::ReportRequest req;
+          *req.add_attestations() =
+              *signing::SignAttestation(Sample(d.id, ++d.seq, clock.NowMillis()), d.key);
+          auto r = aggregator.Report(req);
+          (r.ok() && r->acks(0).code() == kAckOk ? committed : failed)++;
+        }
+      });
+    }
+    std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+    stop = true;
+    for (auto& th : pool) th.join();
+    double rate = static_cast<double>(committed.load()) / Since(t0);
+    std::printf(
+        "SQLite ingest (%d reporting threads, one attestation per report, signing included in the "
+        "clients): %.0f committed/s, %llu failed; %.1f%% of the %d-core verify ceiling\n",
+        threads, rate, static_cast<unsigned long long>(failed.load()), 100.0 * rate / all, cores);
+  }
+  std::filesystem::remove_all(dir);
+  return 0;
+}
