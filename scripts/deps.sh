@@ -5,11 +5,11 @@ set -euo pipefail
 PACKAGES=(
   g++ cmake ninja-build pkg-config git ca-certificates
   libboost-dev libssl-dev libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc
-  libspdlog-dev doctest-dev libsqlite3-dev libglib2.0-dev
+  libspdlog-dev doctest-dev libsqlite3-dev libglib2.0-dev libpq-dev
   dconf-cli jq procps openssl sqlite3
 )
 if [ "${1:-}" = "--test" ]; then
-  PACKAGES+=(clang-14 libclang-rt-14-dev)
+  PACKAGES+=(clang-14 libclang-rt-14-dev postgresql)
 fi
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: install dependencies, build with warnings as
-# errors, run unit and end-to-end tests (CTest); then the same CTest suite again under
+# errors, start a PostgreSQL cluster on 127.0.0.1 (scripts/pg.sh), run unit and end-to-end
+# tests (CTest, including the store suite on both backends and two replicas); then the same CTest suite again under
 # AddressSanitizer + UBSan (clang, build-fuzz/), the server's concurrency tests under
 # ThreadSanitizer (clang, build-tsan/), and every libFuzzer target for FUZZ_SECONDS (default 40).
 # Prints the elapsed time of each step and of the whole at the end.
@@ -10,6 +11,16 @@ start=$(date +%s)
 since() { echo "$(( $(date +%s) - $1 )) s"; }
 scripts/deps.sh --test
 BUILD_DIR=build scripts/build.sh -DVIGIL_WERROR=ON
+
+# PostgreSQL for the store suite and the two-replica test: a throwaway cluster on 127.0.0.1,
+# stopped on exit. VIGIL_REQUIRE_POSTGRES makes those tests fail, not skip, without it.
+# Under /tmp: the postgres user must be able to reach it (a clone under /root is not).
+PG_DIR=$(mktemp -d /tmp/vigil-pg.XXXXXX)
+VIGIL_TEST_POSTGRES_URL=$(scripts/pg.sh start "$PG_DIR" "${VIGIL_PG_PORT:-55432}")
+export VIGIL_TEST_POSTGRES_URL VIGIL_REQUIRE_POSTGRES=1
+trap 'scripts/pg.sh stop "$PG_DIR" >/dev/null 2>&1 || true; rm -rf "$PG_DIR"' EXIT
+echo "PostgreSQL for tests: $VIGIL_TEST_POSTGRES_URL"
+
 (cd build && ctest --output-on-failure -j2)
 echo "build and tests: $(since "$start")"
 

@@ -23,6 +23,7 @@
 #include "server/auth.h"
 #include "server/fleet.h"
 #include "server/limits.h"
+#include "server/postgres_store.h"
 #include "server/services.h"
 #include "server/sqlite_store.h"
 #include "server/tls.h"
@@ -55,6 +56,9 @@ with TLS 1.3, using the CA and certificate that `init` put in DIR/tls.
                               to count as live (default 600); older ones are kept as history
   --report-rate N             attestations per minute per device (default 60, burst 2N; 0 = off)
   --max-batch N               attestations per report (default 100)
+  --store URL                 postgresql://USER@HOST:PORT/DB to share one database between several
+                              replicas (default: SQLite in DATA_DIR/vigil.db). init, token and
+                              secret take the same flag. TLS material stays in DATA_DIR.
   --insecure                  plaintext gRPC; refused unless --listen is a loopback address
 
 init: creates DIR (0700), its database, a private CA, a server certificate for --san (default:
@@ -111,14 +115,22 @@ std::string Time(int64_t ms) {
   return buf;
 }
 
-Result<std::unique_ptr<Store>> OpenDataDir(const std::string& data_dir) {
+Result<std::unique_ptr<Store>> OpenDataDir(const std::string& data_dir,
+                                           const std::string& store_url) {
   if (Status s = MakeDirs(data_dir, 0700); !s.ok()) return s;
   struct stat st {};
   if (::stat(data_dir.c_str(), &st) != 0) return Status::FromErrno(errno, data_dir);
   if ((st.st_mode & 077) != 0) {
-    // It holds the CA key and every device's evidence.
+    // It holds the CA key and, with SQLite, every device's evidence.
     return Status::PermissionDenied(data_dir + " is accessible to group or others; chmod 700 " +
                                     data_dir);
+  }
+  if (store_url.rfind("postgres://", 0) == 0 || store_url.rfind("postgresql://", 0) == 0) {
+    return OpenPostgresStore(store_url);
+  }
+  if (!store_url.empty() && store_url != "sqlite") {
+    return Status::InvalidArgument("--store: expected postgresql://... or sqlite, got '" +
+                                   store_url.substr(0, store_url.find('@')) + "'");
   }
   return OpenSqliteStore(data_dir + "/vigil.db");
 }
@@ -155,7 +167,7 @@ int Init(const Flags& flags) {
   }
   auto ttl = Expiry(flags);
   if (!ttl.ok()) return Fail(2, ttl.status().message());
-  auto store = OpenDataDir(*data_dir);
+  auto store = OpenDataDir(*data_dir, flags.GetOr("store", ""));
   if (!store.ok()) return Fail(1, store.status().message());
   SystemClock clock;
   auto tls = CreateTlsMaterial(*data_dir, sans, clock.NowMillis() / 1000);
@@ -183,7 +195,7 @@ int ManageCredentials(CredentialKind kind, const Flags& flags) {
   if (pos.size() < 2) return Fail(2, what + ": expected create, list or revoke\n" + kUsage);
   auto data_dir = flags.Get("data-dir");
   if (!data_dir) return Fail(2, what + ": --data-dir is required");
-  auto store = OpenDataDir(*data_dir);
+  auto store = OpenDataDir(*data_dir, flags.GetOr("store", ""));
   if (!store.ok()) return Fail(1, store.status().message());
   SystemClock clock;
   Credentials credentials(**store, clock);
@@ -316,7 +328,7 @@ int Serve(const Flags& flags) {
     if (Status s = RequireTls13(); !s.ok()) return Fail(1, s.message());
   }
 
-  auto store = OpenDataDir(*data_dir);
+  auto store = OpenDataDir(*data_dir, flags.GetOr("store", ""));
   if (!store.ok()) {
     return Fail(store.status().code() == Status::Code::kPermissionDenied ? 2 : 1,
                 store.status().message());
@@ -377,7 +389,7 @@ int Main(int argc, char** argv) {
   ::umask(077);
   FlagSpec spec{{"listen", "data-dir", "policy", "ready-file", "max-batch", "live-window",
                  "report-rate", "server-address", "san", "bundle", "secret-expires", "expires",
-                 "role", "name", "enroll-secret-file"},
+                 "role", "name", "enroll-secret-file", "store"},
                 {"help", "insecure", "require-client-cert", "approve-devices"}};
   auto flags = Flags::Parse(argc, argv, 1, spec);
   if (!flags.ok()) return Fail(2, flags.status().message() + "\n" + kUsage);

@@ -342,7 +342,7 @@ class SqliteStore final : public Store {
     Stmt up(db_,
             "UPDATE devices SET last_seen_ms=?, last_sequence=?, status=?, status_reason=?, "
             "failing_checks=?, policy_version=?, latest=?, platform=?, hostname=?, os=? "
-            "WHERE id=? AND revoked_at_ms=0");
+            "WHERE id=? AND revoked_at_ms=0 AND last_sequence < ?");
     up.Bind(1, d.last_seen_ms);
     up.Bind(2, static_cast<int64_t>(d.last_sequence));
     up.Bind(3, static_cast<int64_t>(d.status));
@@ -354,9 +354,15 @@ class SqliteStore final : public Store {
     up.Bind(9, d.hostname);
     up.Bind(10, d.platform.os());
     up.Bind(11, d.id);
+    up.Bind(12, static_cast<int64_t>(d.last_sequence));
     if (up.Step() != SQLITE_DONE) return Rollback(Err("update device"));
-    // Revoked after the aggregator read the device: nothing of this report may be stored.
-    if (sqlite3_changes(db_) == 0) return Rollback(NotFoundOrRevoked(d.id));
+    if (sqlite3_changes(db_) == 0) {
+      // Revoked after the aggregator read the device: nothing of this report may be stored.
+      // Overtaken by a newer sequence (another writer): the row stays as history.
+      Status why = NotFoundOrRevoked(d.id);
+      if (why.code() == Status::Code::kNotFound || Revoked(d.id)) return Rollback(why);
+      return Commit();
+    }
     return Commit();
   }
 
@@ -624,6 +630,12 @@ class SqliteStore final : public Store {
       if (Status s = Audit(*audit); !s.ok()) return Rollback(s);
     }
     return Commit();
+  }
+
+  bool Revoked(const std::string& device_id) {
+    Stmt st(db_, "SELECT revoked_at_ms FROM devices WHERE id=?");
+    st.Bind(1, device_id);
+    return st.Step() == SQLITE_ROW && st.Int(0) != 0;
   }
 
   // After an UPDATE guarded by revoked_at_ms=0 changed nothing (caller holds mu_).

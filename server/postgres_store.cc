@@ -1,0 +1,912 @@
+#include "server/postgres_store.h"
+
+#include <libpq-fe.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <utility>
+
+#include "proto/audit_chain.h"
+
+namespace vigil::server {
+namespace {
+
+// Advisory lock keys (any two fixed numbers the database's other users do not take): one for
+// schema creation at start-up, one held by each transaction that appends to the audit chain.
+constexpr int64_t kSchemaLockKey = 0x5649474c00000001;  // "VIGL" 1
+constexpr int64_t kAuditLockKey = 0x5649474c00000002;   // "VIGL" 2
+
+// PostgreSQL 11 added EXECUTE FUNCTION for triggers.
+constexpr int kMinServerVersion = 110000;
+
+// The SQLite schema translated: BYTEA for blobs, BIGINT for times and sequences, the same
+// integer codes for statuses and flags. TEXT columns compare and sort bytewise (COLLATE "C"), as
+// SQLite's BINARY collation does, whatever the database's locale.
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS devices(
+  id TEXT COLLATE "C" PRIMARY KEY,
+  key_id BYTEA NOT NULL UNIQUE,
+  public_key BYTEA NOT NULL,
+  hostname TEXT COLLATE "C" NOT NULL DEFAULT '',
+  os TEXT COLLATE "C" NOT NULL DEFAULT '',
+  platform BYTEA,
+  enrolled_at_ms BIGINT NOT NULL,
+  last_seen_ms BIGINT NOT NULL DEFAULT 0,
+  last_sequence BIGINT NOT NULL DEFAULT 0,
+  status INTEGER NOT NULL,
+  status_reason TEXT COLLATE "C" NOT NULL DEFAULT '',
+  failing_checks TEXT COLLATE "C" NOT NULL DEFAULT ',',
+  tampered INTEGER NOT NULL DEFAULT 0,
+  tamper_reason TEXT COLLATE "C" NOT NULL DEFAULT '',
+  policy_version TEXT COLLATE "C" NOT NULL DEFAULT '',
+  latest BYTEA,
+  pending INTEGER NOT NULL DEFAULT 0,
+  revoked_at_ms BIGINT NOT NULL DEFAULT 0,
+  revoke_reason TEXT COLLATE "C" NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS devices_status ON devices(tampered, status, last_seen_ms);
+CREATE TABLE IF NOT EXISTS attestations(
+  device_id TEXT COLLATE "C" NOT NULL,
+  sequence BIGINT NOT NULL,
+  digest BYTEA NOT NULL,
+  issued_at_ms BIGINT NOT NULL,
+  received_at_ms BIGINT NOT NULL,
+  status INTEGER NOT NULL,
+  failing_checks TEXT COLLATE "C" NOT NULL,
+  envelope BYTEA NOT NULL,
+  live INTEGER NOT NULL DEFAULT 1,
+  PRIMARY KEY(device_id, sequence)
+);
+CREATE TABLE IF NOT EXISTS events(
+  id BIGSERIAL PRIMARY KEY,
+  device_id TEXT COLLATE "C" NOT NULL,
+  at_ms BIGINT NOT NULL,
+  kind TEXT COLLATE "C" NOT NULL,
+  detail TEXT COLLATE "C" NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_device ON events(device_id, id);
+CREATE TABLE IF NOT EXISTS credentials(
+  kind INTEGER NOT NULL,
+  id TEXT COLLATE "C" NOT NULL,
+  name TEXT COLLATE "C" NOT NULL,
+  role INTEGER NOT NULL DEFAULT 0,
+  hash BYTEA NOT NULL,
+  created_at_ms BIGINT NOT NULL,
+  expires_at_ms BIGINT NOT NULL DEFAULT 0,
+  revoked_at_ms BIGINT NOT NULL DEFAULT 0,
+  PRIMARY KEY(kind, id),
+  UNIQUE(kind, name)
+);
+-- Ids are assigned by the store (head + 1 under the audit advisory lock), never by a sequence,
+-- so the ids of the chain have no gaps.
+CREATE TABLE IF NOT EXISTS audit(
+  id BIGINT PRIMARY KEY,
+  at_ms BIGINT NOT NULL,
+  actor TEXT COLLATE "C" NOT NULL,
+  action TEXT COLLATE "C" NOT NULL,
+  target TEXT COLLATE "C" NOT NULL,
+  detail TEXT COLLATE "C" NOT NULL,
+  success INTEGER NOT NULL,
+  prev_hash BYTEA NOT NULL,
+  hash BYTEA NOT NULL
+);
+-- Append-only for the servers' own role; the hash chain catches edits made around it.
+CREATE OR REPLACE FUNCTION vigil_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION 'the audit log is append-only';
+END;
+$$;
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_trigger
+                 WHERE tgrelid = 'audit'::regclass AND tgname = 'audit_no_update_delete') THEN
+    CREATE TRIGGER audit_no_update_delete BEFORE UPDATE OR DELETE ON audit
+      FOR EACH ROW EXECUTE FUNCTION vigil_audit_append_only();
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_trigger
+                 WHERE tgrelid = 'audit'::regclass AND tgname = 'audit_no_truncate') THEN
+    CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit
+      FOR EACH STATEMENT EXECUTE FUNCTION vigil_audit_append_only();
+  END IF;
+END
+$$;
+)sql";
+
+// True when every table and trigger of kSchema exists, so a role without CREATE privilege can
+// run against a database an administrator prepared.
+constexpr const char* kSchemaPresent = R"sql(
+SELECT (SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()
+          AND tablename IN ('devices', 'attestations', 'events', 'credentials', 'audit')) = 5
+   AND (SELECT count(*) FROM pg_trigger WHERE tgrelid = to_regclass('audit')
+          AND tgname IN ('audit_no_update_delete', 'audit_no_truncate')) = 2
+)sql";
+
+// The effective-status precedence (docs/protocol.md): REVOKED > TAMPERED > PENDING > UNKNOWN >
+// STALE > verdict. kClean selects devices none of the sticky states applies to.
+constexpr const char* kClean = "revoked_at_ms=0 AND tampered=0 AND pending=0";
+
+constexpr const char* kUniqueViolation = "23505";
+
+// Type OIDs of the parameters we send (from pg_type; stable across releases).
+constexpr Oid kInt8Oid = 20;
+constexpr Oid kTextOid = 25;
+constexpr Oid kByteaOid = 17;
+
+// failing_checks is stored as ",a,b," so strpos(failing_checks, ',a,') matches whole names.
+std::string JoinChecks(const std::vector<std::string>& checks) {
+  std::string s = ",";
+  for (const auto& c : checks) s += c + ",";
+  return s;
+}
+
+std::vector<std::string> SplitChecks(const std::string& s) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start < s.size()) {
+    size_t comma = s.find(',', start);
+    if (comma == std::string::npos) comma = s.size();
+    if (comma > start) out.push_back(s.substr(start, comma - start));
+    start = comma + 1;
+  }
+  return out;
+}
+
+std::string HexPrefix(const std::string& bytes) {
+  static const char* kDigits = "0123456789abcdef";
+  std::string out;
+  for (size_t i = 0; i < bytes.size() && i < 8; ++i) {
+    unsigned char c = static_cast<unsigned char>(bytes[i]);
+    out.push_back(kDigits[c >> 4]);
+    out.push_back(kDigits[c & 15]);
+  }
+  return out;
+}
+
+// Query parameters, always bound (never spliced into SQL). Text and bytes travel in binary
+// format, so their length is explicit and the server rejects, rather than truncates, a string it
+// cannot store; integers travel as decimal text typed int8.
+class Params {
+ public:
+  Params& Text(const std::string& s) { return Add(s, kTextOid, 1); }
+  Params& Bytes(const std::string& s) { return Add(s, kByteaOid, 1); }
+  Params& Int(int64_t v) { return Add(std::to_string(v), kInt8Oid, 0); }
+
+  int size() const { return static_cast<int>(values_.size()); }
+  const Oid* types() const { return types_.data(); }
+  const int* formats() const { return formats_.data(); }
+  // Pointers and lengths into values_; valid while this object is unchanged.
+  std::vector<const char*> pointers() const {
+    std::vector<const char*> p;
+    for (const auto& v : values_) p.push_back(v.c_str());
+    return p;
+  }
+  std::vector<int> lengths() const {
+    std::vector<int> l;
+    for (const auto& v : values_) l.push_back(static_cast<int>(v.size()));
+    return l;
+  }
+
+ private:
+  Params& Add(std::string v, Oid type, int format) {
+    values_.push_back(std::move(v));
+    types_.push_back(type);
+    formats_.push_back(format);
+    return *this;
+  }
+  std::vector<std::string> values_;
+  std::vector<Oid> types_;
+  std::vector<int> formats_;
+};
+
+// One statement's outcome: a Status (OK or the mapped failure), the SQLSTATE when the server
+// reported one, and the rows (binary format) when it succeeded.
+class Reply {
+ public:
+  Reply() = default;
+  Reply(PGresult* r, Status s, std::string sqlstate)
+      : r_(r, &PQclear), status_(std::move(s)), sqlstate_(std::move(sqlstate)) {}
+
+  bool ok() const { return status_.ok(); }
+  const Status& status() const { return status_; }
+  const std::string& sqlstate() const { return sqlstate_; }
+  int rows() const { return r_ ? PQntuples(r_.get()) : 0; }
+  int64_t affected() const { return r_ ? std::atoll(PQcmdTuples(r_.get())) : 0; }
+  const char* command() const { return r_ ? PQcmdStatus(r_.get()) : ""; }
+
+  // TEXT or BYTEA column; NULL reads as empty.
+  std::string Str(int row, int col) const {
+    if (PQgetisnull(r_.get(), row, col)) return std::string();
+    return std::string(PQgetvalue(r_.get(), row, col),
+                       static_cast<size_t>(PQgetlength(r_.get(), row, col)));
+  }
+  // Integer column of any width (binary format is big-endian); NULL reads as 0.
+  int64_t Int(int row, int col) const {
+    if (PQgetisnull(r_.get(), row, col)) return 0;
+    const auto* p = reinterpret_cast<const unsigned char*>(PQgetvalue(r_.get(), row, col));
+    int len = PQgetlength(r_.get(), row, col);
+    uint64_t v = 0;
+    for (int i = 0; i < len; ++i) v = (v << 8) | p[i];
+    if (len > 0 && len < 8 && (p[0] & 0x80)) v |= ~uint64_t{0} << (8 * len);  // sign-extend
+    return static_cast<int64_t>(v);
+  }
+
+ private:
+  std::unique_ptr<PGresult, void (*)(PGresult*)> r_{nullptr, &PQclear};
+  Status status_;
+  std::string sqlstate_;
+};
+
+constexpr const char* kDeviceColumns =
+    "id, key_id, public_key, hostname, platform, enrolled_at_ms, last_seen_ms, last_sequence, "
+    "status, status_reason, failing_checks, tampered, tamper_reason, policy_version, latest, "
+    "pending, revoked_at_ms, revoke_reason";
+// The same columns without the latest attestation, which listings do not return.
+constexpr const char* kDeviceListColumns =
+    "id, key_id, public_key, hostname, platform, enrolled_at_ms, last_seen_ms, last_sequence, "
+    "status, status_reason, failing_checks, tampered, tamper_reason, policy_version, NULL, "
+    "pending, revoked_at_ms, revoke_reason";
+
+DeviceRecord ReadDevice(const Reply& r, int row) {
+  DeviceRecord d;
+  d.id = r.Str(row, 0);
+  d.key_id = r.Str(row, 1);
+  d.public_key = r.Str(row, 2);
+  d.hostname = r.Str(row, 3);
+  d.platform.ParseFromString(r.Str(row, 4));
+  d.enrolled_at_ms = r.Int(row, 5);
+  d.last_seen_ms = r.Int(row, 6);
+  d.last_sequence = static_cast<uint64_t>(r.Int(row, 7));
+  d.status = static_cast<v1::DeviceStatus>(r.Int(row, 8));
+  d.status_reason = r.Str(row, 9);
+  d.failing_checks = SplitChecks(r.Str(row, 10));
+  d.tampered = r.Int(row, 11) != 0;
+  d.tamper_reason = r.Str(row, 12);
+  d.policy_version = r.Str(row, 13);
+  d.latest_attestation = r.Str(row, 14);
+  d.pending = r.Int(row, 15) != 0;
+  d.revoked_at_ms = r.Int(row, 16);
+  d.revoke_reason = r.Str(row, 17);
+  return d;
+}
+
+constexpr const char* kCredentialColumns =
+    "kind, id, name, role, hash, created_at_ms, expires_at_ms, revoked_at_ms";
+
+CredentialRecord ReadCredential(const Reply& r, int row) {
+  CredentialRecord c;
+  c.kind = static_cast<CredentialKind>(r.Int(row, 0));
+  c.id = r.Str(row, 1);
+  c.name = r.Str(row, 2);
+  c.role = static_cast<int>(r.Int(row, 3));
+  c.hash = r.Str(row, 4);
+  c.created_at_ms = r.Int(row, 5);
+  c.expires_at_ms = r.Int(row, 6);
+  c.revoked_at_ms = r.Int(row, 7);
+  return c;
+}
+
+class PostgresStore final : public Store {
+ public:
+  explicit PostgresStore(PGconn* conn) : conn_(conn) {}
+  ~PostgresStore() override { PQfinish(conn_); }
+
+  Status Init() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (PQserverVersion(conn_) < kMinServerVersion) {
+      return Status::FailedPrecondition("PostgreSQL " + std::to_string(kMinServerVersion / 10000) +
+                                        " or newer is required");
+    }
+    Reply present = Exec("check schema", kSchemaPresent, Params());
+    if (!present.ok()) return present.status();
+    if (present.rows() == 1 && present.Int(0, 0) != 0) return Status::Ok();
+    // Replicas starting together: the first creates the schema, the others wait on the lock and
+    // then find everything in place. DDL is transactional, so a failure leaves nothing behind.
+    if (Status s = Begin(); !s.ok()) return s;
+    if (Reply r =
+            Exec("lock schema", "SELECT pg_advisory_xact_lock($1)", Params().Int(kSchemaLockKey));
+        !r.ok()) {
+      return Rollback(r.status());
+    }
+    PGresult* raw = PQexec(conn_, kSchema);
+    if (Reply r = Check("create schema", raw); !r.ok()) return Rollback(r.status());
+    return Commit();
+  }
+
+  Status InsertDevice(const DeviceRecord& d, const AuditRecord& audit) override {
+    return WriteTx(
+        [&]() -> Status {
+          Reply r = Exec("insert device",
+                         "INSERT INTO devices(id, key_id, public_key, hostname, os, platform, "
+                         "enrolled_at_ms, status, pending) VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9)",
+                         Params()
+                             .Text(d.id)
+                             .Bytes(d.key_id)
+                             .Bytes(d.public_key)
+                             .Text(d.hostname)
+                             .Text(d.platform.os())
+                             .Bytes(d.platform.SerializeAsString())
+                             .Int(d.enrolled_at_ms)
+                             .Int(static_cast<int64_t>(d.status))
+                             .Int(d.pending ? 1 : 0));
+          if (r.sqlstate() == kUniqueViolation)
+            return Status::AlreadyExists("device or key already enrolled");
+          if (!r.ok()) return r.status();
+          return AddEvent(d.id, d.enrolled_at_ms, "enrolled",
+                          "key " + HexPrefix(d.key_id) + " from host '" + d.hostname + "'" +
+                              (d.pending ? "; pending approval" : ""));
+        },
+        &audit);
+  }
+
+  Status ApproveDevice(const std::string& device_id, const AuditRecord& audit) override {
+    return WriteTx(
+        [&]() -> Status {
+          Reply r =
+              Exec("approve device", "UPDATE devices SET pending=0 WHERE id=$1 AND revoked_at_ms=0",
+                   Params().Text(device_id));
+          if (!r.ok()) return r.status();
+          if (r.affected() == 0) return NotFoundOrRevoked(device_id);
+          return AddEvent(device_id, audit.at_ms, "approved", "by " + audit.actor);
+        },
+        &audit);
+  }
+
+  Status RevokeDevice(const std::string& device_id, const std::string& reason, int64_t at_ms,
+                      const AuditRecord& audit) override {
+    return WriteTx(
+        [&]() -> Status {
+          Reply r = Exec("revoke device",
+                         "UPDATE devices SET revoked_at_ms=CASE WHEN revoked_at_ms=0 THEN $1 ELSE "
+                         "revoked_at_ms END, revoke_reason=CASE WHEN revoked_at_ms=0 THEN $2 ELSE "
+                         "revoke_reason END WHERE id=$3",
+                         Params().Int(at_ms).Text(reason).Text(device_id));
+          if (!r.ok()) return r.status();
+          if (r.affected() == 0) return Status::NotFound("no device '" + device_id + "'");
+          return AddEvent(device_id, at_ms, "revoked", reason + " (by " + audit.actor + ")");
+        },
+        &audit);
+  }
+
+  Status ReplaceDeviceKey(const std::string& device_id, const std::string& old_key_id,
+                          const std::string& new_public_key, const std::string& new_key_id,
+                          int64_t at_ms, const AuditRecord& audit) override {
+    return WriteTx(
+        [&]() -> Status {
+          // Under READ COMMITTED a concurrent change to the row makes the UPDATE re-check
+          // key_id against the committed version, so this is a compare-and-swap across replicas.
+          Reply r = Exec(
+              "replace device key",
+              "UPDATE devices SET key_id=$1, public_key=$2 WHERE id=$3 AND key_id=$4",
+              Params().Bytes(new_key_id).Bytes(new_public_key).Text(device_id).Bytes(old_key_id));
+          if (r.sqlstate() == kUniqueViolation)
+            return Status::AlreadyExists("the new key is already enrolled");
+          if (!r.ok()) return r.status();
+          if (r.affected() == 0) {
+            return Status::FailedPrecondition("the device key changed since it was read");
+          }
+          return AddEvent(device_id, at_ms, "key-rotated",
+                          "key " + HexPrefix(old_key_id) + " replaced by " + HexPrefix(new_key_id));
+        },
+        &audit);
+  }
+
+  Result<std::optional<DeviceRecord>> FindDeviceByKeyId(const std::string& key_id) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return OneDevice(ExecFromIdle(
+        "read device", std::string("SELECT ") + kDeviceColumns + " FROM devices WHERE key_id=$1",
+        Params().Bytes(key_id)));
+  }
+
+  Result<std::optional<DeviceRecord>> GetDevice(const std::string& id) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return OneDevice(ExecFromIdle(
+        "read device", std::string("SELECT ") + kDeviceColumns + " FROM devices WHERE id=$1",
+        Params().Text(id)));
+  }
+
+  Result<std::optional<std::string>> AttestationDigest(const std::string& device_id,
+                                                       uint64_t sequence) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Reply r = ExecFromIdle("read attestation digest",
+                           "SELECT digest FROM attestations WHERE device_id=$1 AND sequence=$2",
+                           Params().Text(device_id).Int(static_cast<int64_t>(sequence)));
+    if (!r.ok()) return r.status();
+    if (r.rows() == 0) return std::optional<std::string>();
+    return std::optional<std::string>(r.Str(0, 0));
+  }
+
+  Status CommitAttestation(const AcceptedAttestation& a) override {
+    return WriteTx(
+        [&]() -> Status {
+          const DeviceRecord& d = a.device_after;
+          Reply ins = Exec("insert attestation",
+                           "INSERT INTO attestations(device_id, sequence, digest, issued_at_ms, "
+                           "received_at_ms, status, failing_checks, envelope, live) "
+                           "VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9)",
+                           Params()
+                               .Text(a.device_id)
+                               .Int(static_cast<int64_t>(a.sequence))
+                               .Bytes(a.digest)
+                               .Int(a.issued_at_ms)
+                               .Int(a.received_at_ms)
+                               .Int(static_cast<int64_t>(d.status))
+                               .Text(JoinChecks(d.failing_checks))
+                               .Bytes(a.envelope.SerializeAsString())
+                               .Int(a.live ? 1 : 0));
+          if (ins.sqlstate() == kUniqueViolation)
+            return Status::AlreadyExists("attestation already stored");
+          if (!ins.ok()) return ins.status();
+          if (!a.live) {
+            Reply seq = Exec("update device sequence",
+                             "UPDATE devices SET last_sequence=GREATEST(last_sequence, $1) "
+                             "WHERE id=$2 AND revoked_at_ms=0",
+                             Params().Int(static_cast<int64_t>(a.sequence)).Text(d.id));
+            if (!seq.ok()) return seq.status();
+            if (seq.affected() == 0) return NotFoundOrRevoked(d.id);
+            return Status::Ok();
+          }
+          Reply up = Exec("update device",
+                          "UPDATE devices SET last_seen_ms=$1, last_sequence=$2, status=$3, "
+                          "status_reason=$4, failing_checks=$5, policy_version=$6, latest=$7, "
+                          "platform=$8, hostname=$9, os=$10 WHERE id=$11 AND revoked_at_ms=0 "
+                          "AND last_sequence < $2",
+                          Params()
+                              .Int(d.last_seen_ms)
+                              .Int(static_cast<int64_t>(d.last_sequence))
+                              .Int(static_cast<int64_t>(d.status))
+                              .Text(d.status_reason)
+                              .Text(JoinChecks(d.failing_checks))
+                              .Text(d.policy_version)
+                              .Bytes(d.latest_attestation)
+                              .Bytes(d.platform.SerializeAsString())
+                              .Text(d.hostname)
+                              .Text(d.platform.os())
+                              .Text(d.id));
+          if (!up.ok()) return up.status();
+          if (up.affected() == 0) return RevokedOrOvertaken(d.id);
+          return Status::Ok();
+        },
+        nullptr);
+  }
+
+  Status UpdateVerdict(const DeviceRecord& d) override {
+    return WriteTx(
+        [&]() -> Status {
+          return Exec("update verdict",
+                      "UPDATE devices SET status=$1, status_reason=$2, failing_checks=$3, "
+                      "policy_version=$4, latest=$5 WHERE id=$6",
+                      Params()
+                          .Int(static_cast<int64_t>(d.status))
+                          .Text(d.status_reason)
+                          .Text(JoinChecks(d.failing_checks))
+                          .Text(d.policy_version)
+                          .Bytes(d.latest_attestation)
+                          .Text(d.id))
+              .status();
+        },
+        nullptr);
+  }
+
+  Status MarkTampered(const std::string& device_id, const std::string& reason, int64_t at_ms,
+                      const AuditRecord& audit) override {
+    // The first reason is kept; repeats (a flood of forgeries naming the device) are counted by
+    // the caller but add no rows. Two replicas flagging at once: the row lock makes the second
+    // UPDATE re-check tampered=0 and change nothing.
+    return WriteTx(
+        [&]() -> Status {
+          Reply r = Exec("mark tampered",
+                         "UPDATE devices SET tampered=1, tamper_reason=$1 WHERE id=$2 AND "
+                         "tampered=0",
+                         Params().Text(reason).Text(device_id));
+          if (!r.ok()) return r.status();
+          if (r.affected() == 0) return Status::Ok();
+          if (Status s = AddEvent(device_id, at_ms, "tampered", reason); !s.ok()) return s;
+          return Audit(audit);
+        },
+        nullptr);
+  }
+
+  Result<std::vector<DeviceRecord>> ListDevices(const DeviceFilter& f) override {
+    std::string sql = std::string("SELECT ") + kDeviceListColumns + " FROM devices WHERE id > $1";
+    switch (f.status) {
+      case v1::DEVICE_STATUS_UNSPECIFIED:
+        break;
+      case v1::REVOKED:
+        sql += " AND revoked_at_ms>0";
+        break;
+      case v1::TAMPERED:
+        sql += " AND revoked_at_ms=0 AND tampered=1";
+        break;
+      case v1::PENDING:
+        sql += " AND revoked_at_ms=0 AND tampered=0 AND pending=1";
+        break;
+      case v1::STALE:
+        sql += std::string(" AND ") + kClean + " AND last_seen_ms>0 AND last_seen_ms<$2";
+        break;
+      case v1::UNKNOWN:
+        sql += std::string(" AND ") + kClean + " AND last_seen_ms=0";
+        break;
+      default:
+        sql += std::string(" AND ") + kClean + " AND status=$3 AND last_seen_ms>=$2";
+        break;
+    }
+    // Exact, case-sensitive match of one whole id inside ",a,b," (LIKE would treat % and _ as
+    // wildcards).
+    if (!f.failing_check.empty()) sql += " AND strpos(failing_checks, $4) > 0";
+    if (!f.os.empty()) sql += " AND os=$5";
+    sql += " ORDER BY id LIMIT $6";
+    std::lock_guard<std::mutex> lock(mu_);
+    Reply r = ExecFromIdle("list devices", sql,
+                           Params()
+                               .Text(f.after_id)
+                               .Int(f.stale_before_ms)
+                               .Int(static_cast<int64_t>(f.status))
+                               .Text("," + f.failing_check + ",")
+                               .Text(f.os)
+                               .Int(static_cast<int64_t>(f.limit)));
+    if (!r.ok()) return r.status();
+    std::vector<DeviceRecord> out;
+    for (int i = 0; i < r.rows(); ++i) out.push_back(ReadDevice(r, i));
+    return out;
+  }
+
+  Result<std::vector<HistoryRow>> History(const std::string& device_id, uint32_t limit) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Reply r = ExecFromIdle("read history",
+                           "SELECT sequence, issued_at_ms, received_at_ms, status, failing_checks "
+                           "FROM attestations WHERE device_id=$1 ORDER BY sequence DESC LIMIT $2",
+                           Params().Text(device_id).Int(limit));
+    if (!r.ok()) return r.status();
+    std::vector<HistoryRow> out;
+    for (int i = 0; i < r.rows(); ++i) {
+      HistoryRow h;
+      h.sequence = static_cast<uint64_t>(r.Int(i, 0));
+      h.issued_at_ms = r.Int(i, 1);
+      h.received_at_ms = r.Int(i, 2);
+      h.status = static_cast<v1::DeviceStatus>(r.Int(i, 3));
+      h.failing_checks = SplitChecks(r.Str(i, 4));
+      out.push_back(std::move(h));
+    }
+    return out;
+  }
+
+  Result<std::vector<EventRow>> Events(const std::string& device_id, uint32_t limit) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Reply r = ExecFromIdle(
+        "read events",
+        "SELECT at_ms, kind, detail FROM events WHERE device_id=$1 ORDER BY id DESC LIMIT $2",
+        Params().Text(device_id).Int(limit));
+    if (!r.ok()) return r.status();
+    std::vector<EventRow> out;
+    for (int i = 0; i < r.rows(); ++i) out.push_back({r.Int(i, 0), r.Str(i, 1), r.Str(i, 2)});
+    return out;
+  }
+
+  Result<std::vector<std::pair<v1::DeviceStatus, uint64_t>>> CountByStatus(
+      int64_t stale_before_ms) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Reply r = ExecFromIdle(
+        "count devices",
+        "SELECT CASE WHEN revoked_at_ms>0 THEN $5 WHEN tampered=1 THEN $2 WHEN pending=1 THEN $6 "
+        "WHEN last_seen_ms=0 THEN $3 WHEN last_seen_ms<$1 THEN $4 ELSE status END AS s, COUNT(*) "
+        "FROM devices GROUP BY s ORDER BY s",
+        Params()
+            .Int(stale_before_ms)
+            .Int(v1::TAMPERED)
+            .Int(v1::UNKNOWN)
+            .Int(v1::STALE)
+            .Int(v1::REVOKED)
+            .Int(v1::PENDING));
+    if (!r.ok()) return r.status();
+    std::vector<std::pair<v1::DeviceStatus, uint64_t>> out;
+    for (int i = 0; i < r.rows(); ++i) {
+      out.emplace_back(static_cast<v1::DeviceStatus>(r.Int(i, 0)),
+                       static_cast<uint64_t>(r.Int(i, 1)));
+    }
+    return out;
+  }
+
+  Status InsertCredential(const CredentialRecord& c, const AuditRecord& audit) override {
+    return WriteTx(
+        [&]() -> Status {
+          Reply r = Exec("insert credential",
+                         "INSERT INTO credentials(kind, id, name, role, hash, created_at_ms, "
+                         "expires_at_ms) VALUES($1,$2,$3,$4,$5,$6,$7)",
+                         Params()
+                             .Int(static_cast<int64_t>(c.kind))
+                             .Text(c.id)
+                             .Text(c.name)
+                             .Int(c.role)
+                             .Bytes(c.hash)
+                             .Int(c.created_at_ms)
+                             .Int(c.expires_at_ms));
+          if (r.sqlstate() == kUniqueViolation) {
+            return Status::AlreadyExists("a credential named '" + c.name + "' already exists");
+          }
+          return r.status();
+        },
+        &audit);
+  }
+
+  Result<std::optional<CredentialRecord>> FindCredential(CredentialKind kind,
+                                                         const std::string& id) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Reply r = ExecFromIdle(
+        "read credential",
+        std::string("SELECT ") + kCredentialColumns + " FROM credentials WHERE kind=$1 AND id=$2",
+        Params().Int(static_cast<int64_t>(kind)).Text(id));
+    if (!r.ok()) return r.status();
+    if (r.rows() == 0) return std::optional<CredentialRecord>();
+    return std::optional<CredentialRecord>(ReadCredential(r, 0));
+  }
+
+  Result<std::vector<CredentialRecord>> ListCredentials(CredentialKind kind) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Reply r = ExecFromIdle("list credentials",
+                           std::string("SELECT ") + kCredentialColumns +
+                               " FROM credentials WHERE kind=$1 ORDER BY created_at_ms, name",
+                           Params().Int(static_cast<int64_t>(kind)));
+    if (!r.ok()) return r.status();
+    std::vector<CredentialRecord> out;
+    for (int i = 0; i < r.rows(); ++i) out.push_back(ReadCredential(r, i));
+    return out;
+  }
+
+  Status RevokeCredential(CredentialKind kind, const std::string& id_or_name, int64_t at_ms,
+                          const AuditRecord& audit) override {
+    return WriteTx(
+        [&]() -> Status {
+          Reply r = Exec("revoke credential",
+                         "UPDATE credentials SET revoked_at_ms=$1 WHERE kind=$2 AND (id=$3 OR "
+                         "name=$3) AND revoked_at_ms=0",
+                         Params().Int(at_ms).Int(static_cast<int64_t>(kind)).Text(id_or_name));
+          if (!r.ok()) return r.status();
+          if (r.affected() == 0) {
+            return Status::NotFound("no valid credential with id or name '" + id_or_name + "'");
+          }
+          return Status::Ok();
+        },
+        &audit);
+  }
+
+  Status AppendAudit(const AuditRecord& audit) override {
+    return WriteTx([] { return Status::Ok(); }, &audit);
+  }
+
+  Result<std::vector<v1::AuditEntry>> ListAudit(uint64_t after_id, uint32_t limit) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Reply r = ExecFromIdle("read audit log",
+                           "SELECT id, at_ms, actor, action, target, detail, success, prev_hash, "
+                           "hash FROM audit WHERE id > $1 ORDER BY id LIMIT $2",
+                           Params().Int(static_cast<int64_t>(after_id)).Int(limit));
+    if (!r.ok()) return r.status();
+    std::vector<v1::AuditEntry> out;
+    for (int i = 0; i < r.rows(); ++i) {
+      v1::AuditEntry e;
+      e.set_id(static_cast<uint64_t>(r.Int(i, 0)));
+      e.set_at_ms(r.Int(i, 1));
+      e.set_actor(r.Str(i, 2));
+      e.set_action(r.Str(i, 3));
+      e.set_target(r.Str(i, 4));
+      e.set_detail(r.Str(i, 5));
+      e.set_success(r.Int(i, 6) != 0);
+      e.set_prev_hash(r.Str(i, 7));
+      e.set_hash(r.Str(i, 8));
+      out.push_back(std::move(e));
+    }
+    return out;
+  }
+
+ private:
+  // One transaction under mu_: runs `body`, appends `audit` when given, commits; rolls back on
+  // any failure, so a change is never stored without its audit entry or vice versa.
+  template <typename Body>
+  Status WriteTx(Body body, const AuditRecord* audit) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (Status s = Begin(); !s.ok()) return s;
+    if (Status s = body(); !s.ok()) return Rollback(s);
+    if (audit != nullptr) {
+      if (Status s = Audit(*audit); !s.ok()) return Rollback(s);
+    }
+    return Commit();
+  }
+
+  // After an UPDATE guarded by revoked_at_ms=0 changed nothing (caller holds mu_, in the
+  // transaction). The read sees commits made since the UPDATE; a device that appeared only now
+  // was enrolled concurrently and is neither missing nor revoked, so the caller should retry.
+  // A live commit's device UPDATE changed nothing. Revoked after the aggregator read the device:
+  // nothing of the report may be stored (FailedPrecondition rolls back). Overtaken by a newer
+  // sequence another replica committed meanwhile: the attestation row stays, as history, and the
+  // newer state is kept.
+  Status RevokedOrOvertaken(const std::string& device_id) {
+    Reply r = Exec("read device", "SELECT revoked_at_ms FROM devices WHERE id=$1",
+                   Params().Text(device_id));
+    if (!r.ok()) return r.status();
+    if (r.rows() == 0) return Status::NotFound("no device '" + device_id + "'");
+    if (r.Int(0, 0) != 0) return Status::FailedPrecondition("device " + device_id + " is revoked");
+    return Status::Ok();
+  }
+
+  Status NotFoundOrRevoked(const std::string& device_id) {
+    Reply r = Exec("read device", "SELECT revoked_at_ms FROM devices WHERE id=$1",
+                   Params().Text(device_id));
+    if (!r.ok()) return r.status();
+    if (r.rows() == 0) return Status::NotFound("no device '" + device_id + "'");
+    if (r.Int(0, 0) == 0) {
+      return Status::Unavailable("device " + device_id + " changed concurrently; retry");
+    }
+    return Status::FailedPrecondition("device " + device_id + " is revoked");
+  }
+
+  // Appends one chained entry inside the caller's transaction. The advisory lock is held until
+  // that transaction ends, so no other connection (this process or another replica) reads the
+  // same head; it is taken before the read, whose snapshot therefore includes the previous
+  // holder's committed entry. The primary key on id is the backstop against a fork.
+  Status Audit(const AuditRecord& rec) {
+    if (Reply r =
+            Exec("lock audit log", "SELECT pg_advisory_xact_lock($1)", Params().Int(kAuditLockKey));
+        !r.ok()) {
+      return r.status();
+    }
+    Reply head =
+        Exec("read audit head", "SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1", Params());
+    if (!head.ok()) return head.status();
+    v1::AuditEntry e;
+    if (head.rows() == 1) {
+      e.set_id(static_cast<uint64_t>(head.Int(0, 0)) + 1);
+      e.set_prev_hash(head.Str(0, 1));
+    } else {
+      e.set_id(1);
+      e.set_prev_hash(std::string(audit::kHashSize, '\0'));
+    }
+    e.set_at_ms(rec.at_ms);
+    e.set_actor(rec.actor);
+    e.set_action(rec.action);
+    e.set_target(rec.target);
+    e.set_detail(rec.detail);
+    e.set_success(rec.success);
+    e.set_hash(audit::EntryHash(e));
+    return Exec("append audit entry",
+                "INSERT INTO audit(id, at_ms, actor, action, target, detail, success, prev_hash, "
+                "hash) VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9)",
+                Params()
+                    .Int(static_cast<int64_t>(e.id()))
+                    .Int(e.at_ms())
+                    .Text(e.actor())
+                    .Text(e.action())
+                    .Text(e.target())
+                    .Text(e.detail())
+                    .Int(e.success() ? 1 : 0)
+                    .Bytes(e.prev_hash())
+                    .Bytes(e.hash()))
+        .status();
+  }
+
+  Status AddEvent(const std::string& device_id, int64_t at_ms, const std::string& kind,
+                  const std::string& detail) {
+    return Exec("insert event",
+                "INSERT INTO events(device_id, at_ms, kind, detail) VALUES($1,$2,$3,$4)",
+                Params().Text(device_id).Int(at_ms).Text(kind).Text(detail))
+        .status();
+  }
+
+  static Result<std::optional<DeviceRecord>> OneDevice(const Reply& r) {
+    if (!r.ok()) return r.status();
+    if (r.rows() == 0) return std::optional<DeviceRecord>();
+    return std::optional<DeviceRecord>(ReadDevice(r, 0));
+  }
+
+  // Runs one statement on the current connection (caller holds mu_).
+  Reply Exec(const char* what, const std::string& sql, const Params& p) {
+    std::vector<const char*> values = p.pointers();
+    std::vector<int> lengths = p.lengths();
+    PGresult* r = PQexecParams(conn_, sql.c_str(), p.size(), p.types(), values.data(),
+                               lengths.data(), p.formats(), /*resultFormat=*/1);
+    return Check(what, r);
+  }
+
+  // Runs a statement that starts from no open transaction (BEGIN, or a read that is its own
+  // transaction), so repeating it is safe: a connection found dropped is re-established once.
+  Reply ExecFromIdle(const char* what, const std::string& sql, const Params& p) {
+    bool reset = false;
+    if (PQstatus(conn_) != CONNECTION_OK) {
+      PQreset(conn_);
+      reset = true;
+    }
+    Reply r = Exec(what, sql, p);
+    if (!r.ok() && !reset && PQstatus(conn_) != CONNECTION_OK) {
+      PQreset(conn_);
+      r = Exec(what, sql, p);
+    }
+    return r;
+  }
+
+  // Takes ownership of `r` and maps a failure to a Status: a lost connection or a server that
+  // is shutting down is Unavailable (retry later), as are serialization failures and deadlocks;
+  // a string the database cannot store is InvalidArgument; anything else is an IoError.
+  Reply Check(const char* what, PGresult* r) {
+    ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return Reply(r, Status::Ok(), "");
+    const char* state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
+    std::string sqlstate = state ? state : "";
+    const char* primary = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : nullptr;
+    std::string msg = primary ? primary : PQerrorMessage(conn_);
+    while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+    std::string text = std::string("postgres ") + what + ": " + msg;
+    Status s;
+    if (PQstatus(conn_) != CONNECTION_OK || sqlstate.rfind("08", 0) == 0 ||
+        sqlstate.rfind("57P", 0) == 0 || sqlstate == "40001" || sqlstate == "40P01") {
+      s = Status::Unavailable(text);
+    } else if (sqlstate == "22021" || sqlstate == "22P05") {
+      s = Status::InvalidArgument(text);
+    } else {
+      s = Status::IoError(text);
+    }
+    return Reply(r, std::move(s), std::move(sqlstate));
+  }
+
+  Status Begin() {
+    // A transaction left open (never expected) would swallow this one's statements.
+    if (PQstatus(conn_) == CONNECTION_OK && PQtransactionStatus(conn_) != PQTRANS_IDLE) {
+      PQclear(PQexec(conn_, "ROLLBACK"));
+    }
+    return ExecFromIdle("begin", "BEGIN", Params()).status();
+  }
+
+  // A COMMIT that fails, or is lost with the connection, ends the transaction; its outcome is
+  // then unknown to us and the caller gets Unavailable to retry (the store's writes are either
+  // idempotent for the caller or answer AlreadyExists the second time).
+  Status Commit() {
+    Reply r = Exec("commit", "COMMIT", Params());
+    if (!r.ok()) return r.status();
+    if (std::strcmp(r.command(), "COMMIT") != 0) {
+      return Status::IoError("postgres commit: the transaction was rolled back");
+    }
+    return Status::Ok();
+  }
+
+  Status Rollback(Status s) {
+    if (PQstatus(conn_) == CONNECTION_OK) PQclear(PQexec(conn_, "ROLLBACK"));
+    return s;
+  }
+
+  std::mutex mu_;
+  PGconn* conn_;
+};
+
+void IgnoreNotice(void*, const char*) {}
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> OpenPostgresStore(const std::string& url) {
+  char* parse_error = nullptr;
+  PQconninfoOption* parsed = PQconninfoParse(url.c_str(), &parse_error);
+  if (parsed == nullptr) {
+    std::string m = parse_error ? parse_error : "out of memory";
+    PQfreemem(parse_error);
+    while (!m.empty() && m.back() == '\n') m.pop_back();
+    return Status::InvalidArgument("bad PostgreSQL URL: " + m);
+  }
+  PQconninfoFree(parsed);
+  // Later keywords override what the URL says: the store always speaks UTF-8. The timeout
+  // comes first, so a connect_timeout in the URL wins.
+  const char* keys[] = {"connect_timeout", "dbname", "client_encoding", "application_name",
+                        nullptr};
+  const char* values[] = {"10", url.c_str(), "UTF8", "vigil-server", nullptr};
+  PGconn* conn = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
+  if (conn == nullptr) return Status::Unavailable("cannot connect to PostgreSQL: out of memory");
+  if (PQstatus(conn) != CONNECTION_OK) {
+    std::string m = PQerrorMessage(conn);
+    PQfinish(conn);
+    while (!m.empty() && m.back() == '\n') m.pop_back();
+    return Status::Unavailable("cannot connect to PostgreSQL: " + m);
+  }
+  // "relation already exists, skipping" and the like are not for the server's log.
+  PQsetNoticeProcessor(conn, &IgnoreNotice, nullptr);
+  auto store = std::make_unique<PostgresStore>(conn);
+  if (Status s = store->Init(); !s.ok()) return s;
+  return std::unique_ptr<Store>(std::move(store));
+}
+
+}  // namespace vigil::server

@@ -1,0 +1,351 @@
+// The Store contract, backend by backend: every case runs on the embedded SQLite store and, when
+// VIGIL_TEST_POSTGRES_URL names a PostgreSQL database, on the PostgreSQL store too (each case in
+// a fresh schema). With VIGIL_REQUIRE_POSTGRES=1 (CI) a missing URL fails instead of skipping,
+// so the PostgreSQL half can never silently not run.
+#include <doctest/doctest.h>
+#include <libpq-fe.h>
+#include <stdlib.h>
+
+#include <functional>
+#include <map>
+#include <random>
+#include <thread>
+
+#include "proto/audit_chain.h"
+#include "server/postgres_store.h"
+#include "server/sqlite_store.h"
+
+namespace vigil::server {
+namespace {
+
+constexpr int64_t kNow = 1'800'000'000'000;
+
+struct Backend {
+  std::string name;
+  // Opens a store; calling it again opens another connection to the SAME database (a replica).
+  std::function<std::unique_ptr<Store>()> open;
+};
+
+std::string RandomSuffix() {
+  static std::mt19937_64 rng(std::random_device{}());
+  return std::to_string(rng() % 1000000000);
+}
+
+// A fresh schema in the test database, and a URL whose connections use it.
+std::string FreshPostgresSchema(const std::string& url) {
+  PGconn* conn = PQconnectdb(url.c_str());
+  REQUIRE_MESSAGE(PQstatus(conn) == CONNECTION_OK, "PostgreSQL: ", PQerrorMessage(conn));
+  std::string schema = "vigil_test_" + RandomSuffix();
+  PGresult* r = PQexec(conn, ("CREATE SCHEMA " + schema).c_str());
+  REQUIRE(PQresultStatus(r) == PGRES_COMMAND_OK);
+  PQclear(r);
+  PQfinish(conn);
+  return url + (url.find('?') == std::string::npos ? "?" : "&") + "options=-csearch_path%3D" +
+         schema;
+}
+
+std::vector<Backend> Backends() {
+  std::vector<Backend> out;
+  char tmpl[] = "/tmp/vigil-store-XXXXXX";
+  REQUIRE(::mkdtemp(tmpl) != nullptr);
+  std::string path = std::string(tmpl) + "/vigil.db";
+  out.push_back({"sqlite", [path] {
+                   auto s = OpenSqliteStore(path);
+                   REQUIRE(s.ok());
+                   return std::move(s).value();
+                 }});
+  const char* url = std::getenv("VIGIL_TEST_POSTGRES_URL");
+  const char* required = std::getenv("VIGIL_REQUIRE_POSTGRES");
+  if (url == nullptr || *url == '\0') {
+    if (required != nullptr && std::string(required) == "1") {
+      FAIL(
+          "VIGIL_REQUIRE_POSTGRES=1 but VIGIL_TEST_POSTGRES_URL is not set: the PostgreSQL store "
+          "suite cannot run (scripts/pg.sh start DIR PORT prints a URL)");
+    }
+    MESSAGE("PostgreSQL store suite not run: VIGIL_TEST_POSTGRES_URL is not set");
+    return out;
+  }
+  std::string schema_url = FreshPostgresSchema(url);
+  out.push_back({"postgres", [schema_url] {
+                   auto s = OpenPostgresStore(schema_url);
+                   REQUIRE_MESSAGE(s.ok(), s.status().ToString());
+                   return std::move(s).value();
+                 }});
+  return out;
+}
+
+AuditRecord Audit(const std::string& action) { return {kNow, "test", action, "t", "", true}; }
+
+DeviceRecord Device(const std::string& id, char key_byte) {
+  DeviceRecord d;
+  d.id = id;
+  d.public_key = std::string(32, key_byte);
+  d.key_id = std::string(31, key_byte) + "k";
+  d.hostname = "host-" + id;
+  d.platform.set_os("linux");
+  d.enrolled_at_ms = kNow;
+  d.status = v1::UNKNOWN;
+  return d;
+}
+
+AcceptedAttestation Accepted(DeviceRecord d, uint64_t seq, v1::DeviceStatus status,
+                             std::vector<std::string> failing = {}, int64_t at = kNow) {
+  AcceptedAttestation a;
+  a.device_id = d.id;
+  a.sequence = seq;
+  a.digest = std::string(32, static_cast<char>('0' + seq % 10));
+  a.issued_at_ms = at;
+  a.received_at_ms = at;
+  a.envelope.set_attestation("bytes-" + std::to_string(seq));
+  d.last_seen_ms = at;
+  d.last_sequence = seq;
+  d.status = status;
+  d.failing_checks = std::move(failing);
+  d.status_reason = status == v1::COMPLIANT ? "all checks pass" : "failing";
+  d.latest_attestation = "latest-" + std::to_string(seq);
+  a.device_after = d;
+  return a;
+}
+
+#define FOR_EACH_BACKEND(b) for (const Backend& b : Backends())
+
+TEST_CASE(
+    "store: devices are unique by id and key; enrollment leaves an event and an audit entry") {
+  FOR_EACH_BACKEND(b) {
+    CAPTURE(b.name);
+    auto s = b.open();
+    REQUIRE(s->InsertDevice(Device("dev-a", 'a'), Audit("device.enroll")).ok());
+    CHECK(s->InsertDevice(Device("dev-a", 'b'), Audit("x")).code() == Status::Code::kAlreadyExists);
+    CHECK(s->InsertDevice(Device("dev-b", 'a'), Audit("x")).code() == Status::Code::kAlreadyExists);
+    auto by_key = s->FindDeviceByKeyId(Device("dev-a", 'a').key_id);
+    REQUIRE(by_key.ok());
+    REQUIRE(by_key->has_value());
+    CHECK((*by_key)->id == "dev-a");
+    CHECK((*by_key)->public_key == std::string(32, 'a'));
+    CHECK((*by_key)->platform.os() == "linux");
+    CHECK(!s->GetDevice("dev-nope")->has_value());
+    CHECK(s->Events("dev-a", 10)->at(0).kind == "enrolled");
+    auto audit = s->ListAudit(0, 100);
+    REQUIRE(audit.ok());
+    REQUIRE(audit->size() == 1);  // the failed inserts left nothing
+    CHECK(audit->at(0).action() == "device.enroll");
+  }
+}
+
+TEST_CASE("store: attestations are stored once; history-only ones move only the sequence") {
+  FOR_EACH_BACKEND(b) {
+    CAPTURE(b.name);
+    auto s = b.open();
+    DeviceRecord d = Device("dev-a", 'a');
+    REQUIRE(s->InsertDevice(d, Audit("e")).ok());
+    REQUIRE(s->CommitAttestation(Accepted(d, 1, v1::COMPLIANT)).ok());
+    CHECK(s->CommitAttestation(Accepted(d, 1, v1::COMPLIANT)).code() ==
+          Status::Code::kAlreadyExists);
+    CHECK(s->AttestationDigest("dev-a", 1)->value() == std::string(32, '1'));
+    CHECK(!s->AttestationDigest("dev-a", 2)->has_value());
+    AcceptedAttestation old = Accepted(d, 2, v1::NON_COMPLIANT, {"usb_storage"});
+    old.live = false;
+    REQUIRE(s->CommitAttestation(old).ok());
+    DeviceRecord now = s->GetDevice("dev-a")->value();
+    CHECK(now.last_sequence == 2);
+    CHECK(now.status == v1::COMPLIANT);
+    CHECK(now.latest_attestation == "latest-1");
+    auto h = s->History("dev-a", 2);
+    REQUIRE(h->size() == 2);
+    CHECK(h->at(0).sequence == 2);  // newest first
+    CHECK(h->at(0).failing_checks == std::vector<std::string>{"usb_storage"});
+    CHECK(s->History("dev-a", 1)->size() == 1);
+    // Another writer (a replica) committed a newer sequence in between: the older one is kept
+    // as history and does not roll the device's state back.
+    REQUIRE(s->CommitAttestation(Accepted(d, 4, v1::NON_COMPLIANT, {"usb_storage"})).ok());
+    REQUIRE(s->CommitAttestation(Accepted(d, 3, v1::COMPLIANT)).ok());
+    CHECK(s->GetDevice("dev-a")->value().last_sequence == 4);
+    CHECK(s->GetDevice("dev-a")->value().status == v1::NON_COMPLIANT);
+    CHECK(s->AttestationDigest("dev-a", 3)->has_value());
+    d.status = v1::NON_COMPLIANT;
+    d.failing_checks = {"screen_lock"};
+    d.policy_version = "v2";
+    REQUIRE(s->UpdateVerdict(d).ok());
+    CHECK(s->GetDevice("dev-a")->value().policy_version == "v2");
+  }
+}
+
+TEST_CASE("store: revocation wins over a commit and over approval; tamper flags once") {
+  FOR_EACH_BACKEND(b) {
+    CAPTURE(b.name);
+    auto s = b.open();
+    DeviceRecord d = Device("dev-a", 'a');
+    d.pending = true;
+    REQUIRE(s->InsertDevice(d, Audit("e")).ok());
+    CHECK(s->ApproveDevice("dev-nope", Audit("a")).code() == Status::Code::kNotFound);
+    REQUIRE(s->RevokeDevice("dev-a", "stolen", kNow, Audit("device.revoke")).ok());
+    CHECK(s->CommitAttestation(Accepted(d, 1, v1::COMPLIANT)).code() ==
+          Status::Code::kFailedPrecondition);
+    CHECK(s->History("dev-a", 10)->empty());
+    CHECK(s->ApproveDevice("dev-a", Audit("a")).code() == Status::Code::kFailedPrecondition);
+    CHECK(s->RevokeDevice("dev-nope", "x", kNow, Audit("r")).code() == Status::Code::kNotFound);
+    DeviceRecord r = s->GetDevice("dev-a")->value();
+    CHECK(r.revoked_at_ms == kNow);
+    CHECK(r.revoke_reason == "stolen");
+
+    REQUIRE(s->InsertDevice(Device("dev-b", 'b'), Audit("e")).ok());
+    size_t rows = s->ListAudit(0, 1000)->size();
+    for (int i = 0; i < 3; ++i) {
+      REQUIRE(s->MarkTampered("dev-b", "reason " + std::to_string(i), kNow, Audit("t")).ok());
+    }
+    CHECK(s->ListAudit(0, 1000)->size() == rows + 1);
+    CHECK(s->GetDevice("dev-b")->value().tamper_reason == "reason 0");
+  }
+}
+
+TEST_CASE("store: effective-status filters, counts, failing check, os and paging") {
+  FOR_EACH_BACKEND(b) {
+    CAPTURE(b.name);
+    auto s = b.open();
+    const int64_t stale_before = kNow - 1000;
+    auto add = [&](const std::string& id, char k) {
+      DeviceRecord d = Device(id, k);
+      REQUIRE(s->InsertDevice(d, Audit("e")).ok());
+      return d;
+    };
+    REQUIRE(s->CommitAttestation(Accepted(add("dev-1", '1'), 1, v1::COMPLIANT)).ok());
+    REQUIRE(s->CommitAttestation(
+                 Accepted(add("dev-2", '2'), 1, v1::NON_COMPLIANT, {"usb_storage", "screen_lock"}))
+                .ok());
+    REQUIRE(s->CommitAttestation(Accepted(add("dev-3", '3'), 1, v1::COMPLIANT, {}, kNow - 5000))
+                .ok());  // stale
+    add("dev-4", '4');   // unknown
+    DeviceRecord p = Device("dev-5", '5');
+    p.pending = true;
+    REQUIRE(s->InsertDevice(p, Audit("e")).ok());
+    REQUIRE(s->CommitAttestation(Accepted(add("dev-6", '6'), 1, v1::COMPLIANT)).ok());
+    REQUIRE(s->MarkTampered("dev-6", "forged", kNow, Audit("t")).ok());
+    add("dev-7", '7');
+    REQUIRE(s->RevokeDevice("dev-7", "lost", kNow, Audit("r")).ok());
+
+    auto ids = [&](DeviceFilter f) {
+      f.stale_before_ms = stale_before;
+      auto rows = s->ListDevices(f);
+      REQUIRE(rows.ok());
+      std::vector<std::string> out;
+      for (const auto& d : *rows) out.push_back(d.id);
+      return out;
+    };
+    auto with = [](v1::DeviceStatus st) {
+      DeviceFilter f;
+      f.status = st;
+      return f;
+    };
+    CHECK(ids(with(v1::COMPLIANT)) == std::vector<std::string>{"dev-1"});
+    CHECK(ids(with(v1::NON_COMPLIANT)) == std::vector<std::string>{"dev-2"});
+    CHECK(ids(with(v1::STALE)) == std::vector<std::string>{"dev-3"});
+    CHECK(ids(with(v1::UNKNOWN)) == std::vector<std::string>{"dev-4"});
+    CHECK(ids(with(v1::PENDING)) == std::vector<std::string>{"dev-5"});
+    CHECK(ids(with(v1::TAMPERED)) == std::vector<std::string>{"dev-6"});
+    CHECK(ids(with(v1::REVOKED)) == std::vector<std::string>{"dev-7"});
+    DeviceFilter check;
+    check.failing_check = "usb_storage";
+    CHECK(ids(check) == std::vector<std::string>{"dev-2"});
+    check.failing_check = "usb";
+    CHECK(ids(check).empty());  // whole ids only
+    DeviceFilter os;
+    os.os = "windows";
+    CHECK(ids(os).empty());
+    DeviceFilter page;
+    page.limit = 3;
+    CHECK(ids(page) == std::vector<std::string>{"dev-1", "dev-2", "dev-3"});
+    page.after_id = "dev-3";
+    CHECK(ids(page) == std::vector<std::string>{"dev-4", "dev-5", "dev-6"});
+
+    auto counts = s->CountByStatus(stale_before);
+    REQUIRE(counts.ok());
+    std::map<v1::DeviceStatus, uint64_t> by;
+    for (const auto& [st, n] : *counts) by[st] += n;
+    CHECK(by[v1::COMPLIANT] == 1);
+    CHECK(by[v1::NON_COMPLIANT] == 1);
+    CHECK(by[v1::STALE] == 1);
+    CHECK(by[v1::UNKNOWN] == 1);
+    CHECK(by[v1::PENDING] == 1);
+    CHECK(by[v1::TAMPERED] == 1);
+    CHECK(by[v1::REVOKED] == 1);
+  }
+}
+
+TEST_CASE("store: key replacement is a compare-and-swap") {
+  FOR_EACH_BACKEND(b) {
+    CAPTURE(b.name);
+    auto s = b.open();
+    DeviceRecord a = Device("dev-a", 'a');
+    REQUIRE(s->InsertDevice(a, Audit("e")).ok());
+    REQUIRE(s->InsertDevice(Device("dev-b", 'b'), Audit("e")).ok());
+    std::string new_key(32, 'n'), new_id(32, 'N');
+    CHECK(s->ReplaceDeviceKey("dev-a", "wrong", new_key, new_id, kNow, Audit("k")).code() ==
+          Status::Code::kFailedPrecondition);
+    CHECK(s->ReplaceDeviceKey("dev-a", a.key_id, new_key, Device("dev-b", 'b').key_id, kNow,
+                              Audit("k"))
+              .code() == Status::Code::kAlreadyExists);
+    REQUIRE(s->ReplaceDeviceKey("dev-a", a.key_id, new_key, new_id, kNow, Audit("k")).ok());
+    CHECK(s->FindDeviceByKeyId(new_id)->value().id == "dev-a");
+    CHECK(!s->FindDeviceByKeyId(a.key_id)->has_value());
+  }
+}
+
+TEST_CASE("store: credentials by id and name, revocation once") {
+  FOR_EACH_BACKEND(b) {
+    CAPTURE(b.name);
+    auto s = b.open();
+    CredentialRecord c;
+    c.kind = CredentialKind::kToken;
+    c.id = "0123456789ab";
+    c.name = "alice";
+    c.role = 2;
+    c.hash = std::string(32, 'h');
+    c.created_at_ms = kNow;
+    c.expires_at_ms = kNow + 1000;
+    REQUIRE(s->InsertCredential(c, Audit("token.create")).ok());
+    CredentialRecord same_name = c;
+    same_name.id = "ffffffffffff";
+    CHECK(s->InsertCredential(same_name, Audit("x")).code() == Status::Code::kAlreadyExists);
+    CredentialRecord secret = c;
+    secret.kind = CredentialKind::kEnrollSecret;  // names are unique per kind only
+    REQUIRE(s->InsertCredential(secret, Audit("enroll_secret.create")).ok());
+    auto found = s->FindCredential(CredentialKind::kToken, c.id);
+    REQUIRE(found->has_value());
+    CHECK((*found)->hash == c.hash);
+    CHECK((*found)->role == 2);
+    CHECK((*found)->expires_at_ms == kNow + 1000);
+    CHECK(!s->FindCredential(CredentialKind::kToken, "nope")->has_value());
+    CHECK(s->ListCredentials(CredentialKind::kToken)->size() == 1);
+    REQUIRE(s->RevokeCredential(CredentialKind::kToken, "alice", kNow, Audit("token.revoke")).ok());
+    CHECK(s->RevokeCredential(CredentialKind::kToken, c.id, kNow, Audit("x")).code() ==
+          Status::Code::kNotFound);
+    CHECK(s->FindCredential(CredentialKind::kToken, c.id)->value().revoked_at_ms == kNow);
+    CHECK(s->FindCredential(CredentialKind::kEnrollSecret, c.id)->value().revoked_at_ms == 0);
+  }
+}
+
+TEST_CASE("store: two replicas appending at once keep one audit chain") {
+  FOR_EACH_BACKEND(b) {
+    CAPTURE(b.name);
+    auto first = b.open();
+    auto second = b.open();
+    std::vector<std::thread> writers;
+    for (Store* s : {first.get(), second.get()}) {
+      for (int t = 0; t < 2; ++t) {
+        writers.emplace_back([s] {
+          for (int i = 0; i < 25; ++i) REQUIRE(s->AppendAudit(Audit("auth.failed")).ok());
+        });
+      }
+    }
+    for (auto& w : writers) w.join();
+    auto entries = first->ListAudit(0, 1000);
+    REQUIRE(entries.ok());
+    CHECK(entries->size() == 100);
+    auto chain = audit::VerifyChain(*entries, std::string(audit::kHashSize, '\0'));
+    CHECK_MESSAGE(chain.ok(), chain.status().ToString());
+    CHECK(second->ListAudit(99, 10)->size() == 1);  // paging
+  }
+}
+
+}  // namespace
+}  // namespace vigil::server
