@@ -70,6 +70,12 @@ class ForwardingStore : public Store {
     return base_.RevokeCredential(k, id, at, a);
   }
   Status AppendAudit(const AuditRecord& a) override { return base_.AppendAudit(a); }
+  Result<bool> ClaimJob(const std::string& name, int64_t now, int64_t period) override {
+    return base_.ClaimJob(name, now, period);
+  }
+  Result<uint64_t> PruneHistory(int64_t before_ms) override {
+    return base_.PruneHistory(before_ms);
+  }
   Result<std::vector<v1::AuditEntry>> ListAudit(uint64_t after, uint32_t limit) override {
     return base_.ListAudit(after, limit);
   }

@@ -9,9 +9,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <condition_variable>
 #include <cstdio>
 #include <ctime>
 #include <iostream>
+#include <mutex>
 #include <thread>
 
 #include "collectors/policy.h"
@@ -22,6 +24,7 @@
 #include "server/aggregator.h"
 #include "server/auth.h"
 #include "server/fleet.h"
+#include "server/jobs.h"
 #include "server/limits.h"
 #include "server/postgres_store.h"
 #include "server/services.h"
@@ -56,6 +59,8 @@ with TLS 1.3, using the CA and certificate that `init` put in DIR/tls.
                               to count as live (default 600); older ones are kept as history
   --report-rate N             attestations per minute per device (default 60, burst 2N; 0 = off)
   --max-batch N               attestations per report (default 100)
+  --retention-days N          keep attestation history for N days (default 365; 0 = forever);
+                              each device's latest attestation and the audit log are always kept
   --store URL                 postgresql://USER@HOST:PORT/DB to share one database between several
                               replicas (default: SQLite in DATA_DIR/vigil.db). init, token and
                               secret take the same flag. TLS material stays in DATA_DIR.
@@ -311,6 +316,11 @@ int Serve(const Flags& flags) {
   opts.reports_per_minute = static_cast<uint32_t>(values[2]);
   opts.report_burst = static_cast<uint32_t>(std::min<uint64_t>(values[2] * 2, 2000000));
   opts.approve_devices = flags.Has("approve-devices");
+  auto retention_days = flags.GetUint("retention-days", 365);
+  if (!retention_days.ok() || *retention_days > 36500) {
+    return Fail(2, "--retention-days: must be 0..36500");
+  }
+  const int64_t retention_ms = static_cast<int64_t>(*retention_days) * 86400 * 1000;
   opts.require_client_cert = flags.Has("require-client-cert");
 
   v1::Policy policy = collectors::DefaultPolicy();
@@ -377,9 +387,30 @@ int Serve(const Flags& flags) {
       return Fail(1, st.message());
     }
   }
+  // Background jobs (history retention), claimed through the store so that one replica runs
+  // each per period. A minute's granularity is plenty for hourly sweeps.
+  std::mutex jobs_mu;
+  std::condition_variable jobs_cv;
+  bool stopping = false;
+  BackgroundJobs jobs(**store, clock, counters, retention_ms);
+  std::thread jobs_thread([&] {
+    std::unique_lock<std::mutex> lock(jobs_mu);
+    while (!stopping) {
+      lock.unlock();
+      jobs.RunDue();
+      lock.lock();
+      jobs_cv.wait_for(lock, std::chrono::minutes(1), [&] { return stopping; });
+    }
+  });
   int sig = 0;
   sigwait(&signals, &sig);
   spdlog::info("signal {}: shutting down", sig);
+  {
+    std::lock_guard<std::mutex> lock(jobs_mu);
+    stopping = true;
+  }
+  jobs_cv.notify_all();
+  jobs_thread.join();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   return 0;
 }
@@ -389,7 +420,7 @@ int Main(int argc, char** argv) {
   ::umask(077);
   FlagSpec spec{{"listen", "data-dir", "policy", "ready-file", "max-batch", "live-window",
                  "report-rate", "server-address", "san", "bundle", "secret-expires", "expires",
-                 "role", "name", "enroll-secret-file", "store"},
+                 "role", "name", "enroll-secret-file", "store", "retention-days"},
                 {"help", "insecure", "require-client-cert", "approve-devices"}};
   auto flags = Flags::Parse(argc, argv, 1, spec);
   if (!flags.ok()) return Fail(2, flags.status().message() + "\n" + kUsage);

@@ -91,6 +91,11 @@ CREATE TABLE IF NOT EXISTS audit(
   prev_hash BYTEA NOT NULL,
   hash BYTEA NOT NULL
 );
+CREATE TABLE IF NOT EXISTS jobs(
+  name TEXT COLLATE "C" PRIMARY KEY,
+  last_run_ms BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS attestations_received ON attestations(received_at_ms);
 -- Append-only for the servers' own role; the hash chain catches edits made around it.
 CREATE OR REPLACE FUNCTION vigil_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -117,7 +122,8 @@ $$;
 // run against a database an administrator prepared.
 constexpr const char* kSchemaPresent = R"sql(
 SELECT (SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()
-          AND tablename IN ('devices', 'attestations', 'events', 'credentials', 'audit')) = 5
+          AND tablename IN ('devices', 'attestations', 'events', 'credentials', 'audit',
+                            'jobs')) = 6
    AND (SELECT count(*) FROM pg_trigger WHERE tgrelid = to_regclass('audit')
           AND tgname IN ('audit_no_update_delete', 'audit_no_truncate')) = 2
 )sql";
@@ -668,6 +674,47 @@ class PostgresStore final : public Store {
           return Status::Ok();
         },
         &audit);
+  }
+
+  Result<bool> ClaimJob(const std::string& name, int64_t now_ms, int64_t period_ms) override {
+    bool claimed = false;
+    Status st = WriteTx(
+        [&]() -> Status {
+          Reply ins =
+              Exec("insert job",
+                   "INSERT INTO jobs(name, last_run_ms) VALUES($1, 0) ON CONFLICT DO NOTHING",
+                   Params().Text(name));
+          if (!ins.ok()) return ins.status();
+          // One row update: concurrent replicas serialize on the row lock and the loser sees the
+          // winner's last_run_ms, so it changes nothing.
+          Reply up =
+              Exec("claim job", "UPDATE jobs SET last_run_ms=$1 WHERE name=$2 AND last_run_ms<=$3",
+                   Params().Int(now_ms).Text(name).Int(now_ms - period_ms));
+          if (!up.ok()) return up.status();
+          claimed = up.affected() > 0;
+          return Status::Ok();
+        },
+        nullptr);
+    if (!st.ok()) return st;
+    return claimed;
+  }
+
+  Result<uint64_t> PruneHistory(int64_t before_ms) override {
+    uint64_t deleted = 0;
+    Status st = WriteTx(
+        [&]() -> Status {
+          Reply del =
+              Exec("prune history",
+                   "DELETE FROM attestations a USING devices d WHERE a.device_id = d.id AND "
+                   "a.received_at_ms < $1 AND a.sequence < d.last_sequence",
+                   Params().Int(before_ms));
+          if (!del.ok()) return del.status();
+          deleted = static_cast<uint64_t>(del.affected());
+          return Status::Ok();
+        },
+        nullptr);
+    if (!st.ok()) return st;
+    return deleted;
   }
 
   Status AppendAudit(const AuditRecord& audit) override {

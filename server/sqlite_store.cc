@@ -75,6 +75,11 @@ CREATE TABLE IF NOT EXISTS audit(
   prev_hash BLOB NOT NULL,
   hash BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS jobs(
+  name TEXT PRIMARY KEY,
+  last_run_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS attestations_received ON attestations(received_at_ms);
 -- Append-only for the server's own connection; the hash chain catches edits made around it.
 CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
   BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
@@ -570,6 +575,43 @@ class SqliteStore final : public Store {
           return Status::Ok();
         },
         &audit);
+  }
+
+  Result<bool> ClaimJob(const std::string& name, int64_t now_ms, int64_t period_ms) override {
+    bool claimed = false;
+    Status st = WriteTx(
+        [&]() -> Status {
+          Stmt ins(db_, "INSERT OR IGNORE INTO jobs(name, last_run_ms) VALUES(?, 0)");
+          ins.Bind(1, name);
+          if (ins.Step() != SQLITE_DONE) return Err("insert job");
+          Stmt up(db_, "UPDATE jobs SET last_run_ms=? WHERE name=? AND last_run_ms<=?");
+          up.Bind(1, now_ms);
+          up.Bind(2, name);
+          up.Bind(3, now_ms - period_ms);
+          if (up.Step() != SQLITE_DONE) return Err("claim job");
+          claimed = sqlite3_changes(db_) > 0;
+          return Status::Ok();
+        },
+        nullptr);
+    if (!st.ok()) return st;
+    return claimed;
+  }
+
+  Result<uint64_t> PruneHistory(int64_t before_ms) override {
+    uint64_t deleted = 0;
+    Status st = WriteTx(
+        [&]() -> Status {
+          Stmt del(db_,
+                   "DELETE FROM attestations WHERE received_at_ms < ? AND sequence < (SELECT "
+                   "last_sequence FROM devices WHERE devices.id = attestations.device_id)");
+          del.Bind(1, before_ms);
+          if (del.Step() != SQLITE_DONE) return Err("prune history");
+          deleted = static_cast<uint64_t>(sqlite3_changes(db_));
+          return Status::Ok();
+        },
+        nullptr);
+    if (!st.ok()) return st;
+    return deleted;
   }
 
   Status AppendAudit(const AuditRecord& audit) override {

@@ -142,6 +142,14 @@ class Store {
   virtual Status RevokeCredential(CredentialKind kind, const std::string& id_or_name, int64_t at_ms,
                                   const AuditRecord& audit) = 0;
 
+  // Background work shared by replicas: true when this caller claimed job `name` for the period
+  // (its last run is at least `period_ms` before `now_ms`); the claim is one atomic update, so
+  // across replicas on one database exactly one wins each period.
+  virtual Result<bool> ClaimJob(const std::string& name, int64_t now_ms, int64_t period_ms) = 0;
+  // History retention: deletes stored attestations received before `before_ms`, except each
+  // device's latest one. Returns how many were deleted. The audit log is never pruned.
+  virtual Result<uint64_t> PruneHistory(int64_t before_ms) = 0;
+
   // Appends to the hash-chained audit log (for events that change nothing else).
   virtual Status AppendAudit(const AuditRecord& audit) = 0;
   virtual Result<std::vector<v1::AuditEntry>> ListAudit(uint64_t after_id, uint32_t limit) = 0;

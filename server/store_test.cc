@@ -6,12 +6,14 @@
 #include <libpq-fe.h>
 #include <stdlib.h>
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <random>
 #include <thread>
 
 #include "proto/audit_chain.h"
+#include "server/jobs.h"
 #include "server/postgres_store.h"
 #include "server/sqlite_store.h"
 
@@ -344,6 +346,57 @@ TEST_CASE("store: two replicas appending at once keep one audit chain") {
     auto chain = audit::VerifyChain(*entries, std::string(audit::kHashSize, '\0'));
     CHECK_MESSAGE(chain.ok(), chain.status().ToString());
     CHECK(second->ListAudit(99, 10)->size() == 1);  // paging
+  }
+}
+
+TEST_CASE(
+    "store: background jobs run once per period across replicas; retention keeps the latest") {
+  FOR_EACH_BACKEND(b) {
+    CAPTURE(b.name);
+    auto first = b.open();
+    auto second = b.open();
+    const int64_t hour = 3600 * 1000;
+    // Two replicas race for the same period: exactly one wins.
+    std::atomic<int> wins{0};
+    std::vector<std::thread> racers;
+    for (Store* s : {first.get(), second.get(), first.get(), second.get()}) {
+      racers.emplace_back([s, &wins, hour] {
+        auto c = s->ClaimJob("history_retention", kNow, hour);
+        REQUIRE(c.ok());
+        if (*c) ++wins;
+      });
+    }
+    for (auto& r : racers) r.join();
+    CHECK(wins == 1);
+    CHECK(!second->ClaimJob("history_retention", kNow + hour - 1, hour).value());
+    CHECK(second->ClaimJob("history_retention", kNow + hour, hour).value());
+    CHECK(first->ClaimJob("other_job", kNow, hour).value());  // jobs are independent
+
+    DeviceRecord d = Device("dev-a", 'a');
+    REQUIRE(first->InsertDevice(d, Audit("e")).ok());
+    for (uint64_t seq = 1; seq <= 3; ++seq) {
+      REQUIRE(first->CommitAttestation(Accepted(d, seq, v1::COMPLIANT, {}, kNow + (seq - 1) * hour))
+                  .ok());
+    }
+    // Older than the cutoff: 1 and 2; 3 is newer. Then even the latest survives an old cutoff.
+    CHECK(first->PruneHistory(kNow + hour + 1).value() == 2);
+    CHECK(first->History("dev-a", 10)->size() == 1);
+    CHECK(first->PruneHistory(kNow + 10 * hour).value() == 0);
+    CHECK(first->History("dev-a", 10)->at(0).sequence == 3);
+    size_t audit = first->ListAudit(0, 100)->size();
+
+    // The job itself, with the injected clock: it prunes once per period, on one replica only.
+    REQUIRE(first->CommitAttestation(Accepted(d, 4, v1::COMPLIANT, {}, kNow + 3 * hour)).ok());
+    FakeClock clock(kNow + 5 * hour);
+    Counters counters;
+    BackgroundJobs on_first(*first, clock, counters, 90 * 60 * 1000);
+    BackgroundJobs on_second(*second, clock, counters, 90 * 60 * 1000);
+    CHECK(on_first.RunDue() + on_second.RunDue() == 1);
+    CHECK(counters.Get("history.pruned") == 1);          // sequence 3; 4 is the latest
+    CHECK(on_first.RunDue() + on_second.RunDue() == 0);  // same period
+    clock.Advance(BackgroundJobs::kRetentionPeriodMs);
+    CHECK(on_second.RunDue() + on_first.RunDue() == 1);
+    CHECK(first->ListAudit(0, 100)->size() == audit);  // the audit log is never pruned
   }
 }
 
