@@ -54,6 +54,54 @@ bool IsValidCheckId(const std::string& id) {
   return true;
 }
 
+GroupCommitter::GroupCommitter(Store& store, size_t max_batch)
+    : store_(store), max_batch_(max_batch), thread_([this] { Run(); }) {}
+
+GroupCommitter::~GroupCommitter() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+Status GroupCommitter::Commit(const AcceptedAttestation& accepted) {
+  Item item{&accepted, {}};
+  std::future<Status> done = item.done.get_future();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    queue_.push_back(&item);
+  }
+  cv_.notify_one();
+  return done.get();
+}
+
+void GroupCommitter::Run() {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+    if (queue_.empty()) return;  // stopping, nothing left
+    std::vector<Item*> batch;
+    while (!queue_.empty() && batch.size() < max_batch_) {
+      batch.push_back(queue_.front());
+      queue_.pop_front();
+    }
+    lock.unlock();
+    std::vector<const AcceptedAttestation*> group;
+    group.reserve(batch.size());
+    for (Item* item : batch) group.push_back(item->accepted);
+    Status s = store_.CommitAttestations(group);
+    if (s.ok() || batch.size() == 1) {
+      for (Item* item : batch) item->done.set_value(s);
+    } else {
+      // One bad apple (a duplicate, a revoked device) fails the group: answer each on its own.
+      for (Item* item : batch) item->done.set_value(store_.CommitAttestation(*item->accepted));
+    }
+    lock.lock();
+  }
+}
+
 Aggregator::Aggregator(Store& store, const Clock& clock, Credentials& credentials,
                        Counters& counters, v1::Policy policy, AggregatorOptions options)
     : store_(store),
@@ -62,6 +110,7 @@ Aggregator::Aggregator(Store& store, const Clock& clock, Credentials& credential
       counters_(counters),
       report_limiter_(clock, options.reports_per_minute, options.report_burst),
       auth_failure_limiter_(clock, options.failed_auth_per_minute, options.failed_auth_per_minute),
+      committer_(store, 512),
       policy_(std::move(policy)),
       policy_version_(collectors::PolicyVersion(policy_)),
       options_(std::move(options)) {}
@@ -250,7 +299,8 @@ v1::AttestationAck Aggregator::Ingest(const v1::SignedAttestation& signed_att,
                       std::to_string(options_.max_attestation_bytes),
                   false);
   }
-  std::lock_guard<std::mutex> lock(ingest_mu_);
+  // No lock: verification runs in parallel on the callers' threads; the store keeps each
+  // device's order (see CommitAttestation) and the committer groups the writes.
   auto found = store_.FindDeviceByKeyId(signed_att.key_id());
   if (!found.ok()) return Reject("", kAckInternal, "storage", found.status().ToString(), false);
   if (!found->has_value()) {
@@ -320,7 +370,8 @@ v1::AttestationAck Aggregator::Ingest(const v1::SignedAttestation& signed_att,
                                 false));
   }
   std::string digest = signing::Sha256(signed_att.attestation());
-  if (att.sequence() <= device.last_sequence) {
+  // A used sequence: the same bytes again (a lost acknowledgement) or a replay.
+  auto used_sequence = [&]() -> v1::AttestationAck {
     auto stored = store_.AttestationDigest(device.id, att.sequence());
     if (!stored.ok())
       return with_sequence(Reject("", kAckInternal, "storage", stored.status().ToString(), false));
@@ -340,7 +391,8 @@ v1::AttestationAck Aggregator::Ingest(const v1::SignedAttestation& signed_att,
                  ? " was already used by a different attestation"
                  : " is not newer than the last accepted " + std::to_string(device.last_sequence)),
         true));
-  }
+  };
+  if (att.sequence() <= device.last_sequence) return used_sequence();
   if (device.pending) {
     return with_sequence(Reject("", kAckFailedPrecondition, "pending",
                                 "device " + device.id + " is waiting for an admin's approval",
@@ -385,8 +437,12 @@ v1::AttestationAck Aggregator::Ingest(const v1::SignedAttestation& signed_att,
   att.SerializeToString(&device.latest_attestation);
   accepted.device_after = device;
   v1::AttestationAck ack;
-  if (Status s = store_.CommitAttestation(accepted);
-      s.code() == Status::Code::kFailedPrecondition) {
+  Status committed = committer_.Commit(accepted);
+  if (committed.code() == Status::Code::kAlreadyExists) {
+    // The same sequence committed meanwhile (a resend racing the original): judge it as used.
+    return used_sequence();
+  }
+  if (Status s = committed; s.code() == Status::Code::kFailedPrecondition) {
     // Revoked between our read and the commit: refused like any report of a revoked device.
     v1::AttestationAck revoked =
         Reject("", kAckPermissionDenied, "revoked", "device " + device.id + " is revoked", false);

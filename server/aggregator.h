@@ -1,10 +1,18 @@
 // Aggregator: the server's domain logic for agents — enrollment, signature verification,
 // replay detection, re-evaluation under the server's policy, and commit. Knows nothing of gRPC;
-// the service layer converts. Thread-safe: per-device ordering is enforced under one mutex.
+// the service layer converts. Thread-safe: reports are verified in parallel on the callers'
+// threads and committed in groups (GroupCommitter); per-device order is the store's job
+// (a newer sequence is never overtaken, a used sequence is a primary key). Enrollment and key
+// rotation are serialized under one mutex.
 #pragma once
 
+#include <condition_variable>
+#include <deque>
+#include <future>
 #include <mutex>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "common/clock.h"
 #include "common/status.h"
@@ -59,6 +67,35 @@ struct CallInfo {
   std::string client_cert_key;  // the certificate's raw Ed25519 key
 };
 
+// Group commit: one writer thread turns the attestations that arrive while it is committing into
+// one transaction (one fsync for all of them). Commit() returns only after the transaction that
+// holds its attestation committed, so acknowledgements still follow the commit. A batch that
+// fails as a whole is retried one attestation at a time, so each caller gets its own answer.
+class GroupCommitter {
+ public:
+  GroupCommitter(Store& store, size_t max_batch);
+  ~GroupCommitter();  // commits what is queued, then stops
+  GroupCommitter(const GroupCommitter&) = delete;
+  GroupCommitter& operator=(const GroupCommitter&) = delete;
+
+  Status Commit(const AcceptedAttestation& accepted);
+
+ private:
+  struct Item {
+    const AcceptedAttestation* accepted;
+    std::promise<Status> done;
+  };
+  void Run();
+
+  Store& store_;
+  const size_t max_batch_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Item*> queue_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
 class Aggregator {
  public:
   Aggregator(Store& store, const Clock& clock, Credentials& credentials, Counters& counters,
@@ -95,6 +132,7 @@ class Aggregator {
   Counters& counters_;
   RateLimiter report_limiter_;
   RateLimiter auth_failure_limiter_;
+  GroupCommitter committer_;
   const v1::Policy policy_;
   const std::string policy_version_;
   const AggregatorOptions options_;

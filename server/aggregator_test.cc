@@ -381,6 +381,15 @@ class FailOnceStore : public ForwardingStore {
     }
     return ForwardingStore::CommitAttestation(a);
   }
+  Status CommitAttestations(const std::vector<const AcceptedAttestation*>& batch) override {
+    for (const auto* a : batch) {
+      if (a->sequence == fail_) {
+        fail_ = 0;
+        return Status::IoError("disk full");
+      }
+    }
+    return ForwardingStore::CommitAttestations(batch);
+  }
 
  private:
   uint64_t fail_;

@@ -38,6 +38,9 @@ class ForwardingStore : public Store {
   Status CommitAttestation(const AcceptedAttestation& a) override {
     return base_.CommitAttestation(a);
   }
+  Status CommitAttestations(const std::vector<const AcceptedAttestation*>& batch) override {
+    return base_.CommitAttestations(batch);
+  }
   Status UpdateVerdict(const DeviceRecord& d) override { return base_.UpdateVerdict(d); }
   Status MarkTampered(const std::string& id, const std::string& r, int64_t at,
                       const AuditRecord& a) override {

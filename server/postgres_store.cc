@@ -423,54 +423,15 @@ class PostgresStore final : public Store {
   }
 
   Status CommitAttestation(const AcceptedAttestation& a) override {
+    return WriteTx([&] { return CommitOne(a); }, nullptr);
+  }
+
+  Status CommitAttestations(const std::vector<const AcceptedAttestation*>& batch) override {
     return WriteTx(
         [&]() -> Status {
-          const DeviceRecord& d = a.device_after;
-          Reply ins = Exec("insert attestation",
-                           "INSERT INTO attestations(device_id, sequence, digest, issued_at_ms, "
-                           "received_at_ms, status, failing_checks, envelope, live) "
-                           "VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9)",
-                           Params()
-                               .Text(a.device_id)
-                               .Int(static_cast<int64_t>(a.sequence))
-                               .Bytes(a.digest)
-                               .Int(a.issued_at_ms)
-                               .Int(a.received_at_ms)
-                               .Int(static_cast<int64_t>(d.status))
-                               .Text(JoinChecks(d.failing_checks))
-                               .Bytes(a.envelope.SerializeAsString())
-                               .Int(a.live ? 1 : 0));
-          if (ins.sqlstate() == kUniqueViolation)
-            return Status::AlreadyExists("attestation already stored");
-          if (!ins.ok()) return ins.status();
-          if (!a.live) {
-            Reply seq = Exec("update device sequence",
-                             "UPDATE devices SET last_sequence=GREATEST(last_sequence, $1) "
-                             "WHERE id=$2 AND revoked_at_ms=0",
-                             Params().Int(static_cast<int64_t>(a.sequence)).Text(d.id));
-            if (!seq.ok()) return seq.status();
-            if (seq.affected() == 0) return NotFoundOrRevoked(d.id);
-            return Status::Ok();
+          for (const AcceptedAttestation* a : batch) {
+            if (Status s = CommitOne(*a); !s.ok()) return s;
           }
-          Reply up = Exec("update device",
-                          "UPDATE devices SET last_seen_ms=$1, last_sequence=$2, status=$3, "
-                          "status_reason=$4, failing_checks=$5, policy_version=$6, latest=$7, "
-                          "platform=$8, hostname=$9, os=$10 WHERE id=$11 AND revoked_at_ms=0 "
-                          "AND last_sequence < $2",
-                          Params()
-                              .Int(d.last_seen_ms)
-                              .Int(static_cast<int64_t>(d.last_sequence))
-                              .Int(static_cast<int64_t>(d.status))
-                              .Text(d.status_reason)
-                              .Text(JoinChecks(d.failing_checks))
-                              .Text(d.policy_version)
-                              .Bytes(d.latest_attestation)
-                              .Bytes(d.platform.SerializeAsString())
-                              .Text(d.hostname)
-                              .Text(d.platform.os())
-                              .Text(d.id));
-          if (!up.ok()) return up.status();
-          if (up.affected() == 0) return RevokedOrOvertaken(d.id);
           return Status::Ok();
         },
         nullptr);
@@ -762,6 +723,57 @@ class PostgresStore final : public Store {
   // After an UPDATE guarded by revoked_at_ms=0 changed nothing (caller holds mu_, in the
   // transaction). The read sees commits made since the UPDATE; a device that appeared only now
   // was enrolled concurrently and is neither missing nor revoked, so the caller should retry.
+  // One attestation inside the caller's write transaction.
+  Status CommitOne(const AcceptedAttestation& a) {
+    const DeviceRecord& d = a.device_after;
+    Reply ins = Exec("insert attestation",
+                     "INSERT INTO attestations(device_id, sequence, digest, issued_at_ms, "
+                     "received_at_ms, status, failing_checks, envelope, live) "
+                     "VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9)",
+                     Params()
+                         .Text(a.device_id)
+                         .Int(static_cast<int64_t>(a.sequence))
+                         .Bytes(a.digest)
+                         .Int(a.issued_at_ms)
+                         .Int(a.received_at_ms)
+                         .Int(static_cast<int64_t>(d.status))
+                         .Text(JoinChecks(d.failing_checks))
+                         .Bytes(a.envelope.SerializeAsString())
+                         .Int(a.live ? 1 : 0));
+    if (ins.sqlstate() == kUniqueViolation)
+      return Status::AlreadyExists("attestation already stored");
+    if (!ins.ok()) return ins.status();
+    if (!a.live) {
+      Reply seq = Exec("update device sequence",
+                       "UPDATE devices SET last_sequence=GREATEST(last_sequence, $1) "
+                       "WHERE id=$2 AND revoked_at_ms=0",
+                       Params().Int(static_cast<int64_t>(a.sequence)).Text(d.id));
+      if (!seq.ok()) return seq.status();
+      if (seq.affected() == 0) return NotFoundOrRevoked(d.id);
+      return Status::Ok();
+    }
+    Reply up = Exec("update device",
+                    "UPDATE devices SET last_seen_ms=$1, last_sequence=$2, status=$3, "
+                    "status_reason=$4, failing_checks=$5, policy_version=$6, latest=$7, "
+                    "platform=$8, hostname=$9, os=$10 WHERE id=$11 AND revoked_at_ms=0 "
+                    "AND last_sequence < $2",
+                    Params()
+                        .Int(d.last_seen_ms)
+                        .Int(static_cast<int64_t>(d.last_sequence))
+                        .Int(static_cast<int64_t>(d.status))
+                        .Text(d.status_reason)
+                        .Text(JoinChecks(d.failing_checks))
+                        .Text(d.policy_version)
+                        .Bytes(d.latest_attestation)
+                        .Bytes(d.platform.SerializeAsString())
+                        .Text(d.hostname)
+                        .Text(d.platform.os())
+                        .Text(d.id));
+    if (!up.ok()) return up.status();
+    if (up.affected() == 0) return RevokedOrOvertaken(d.id);
+    return Status::Ok();
+  }
+
   // A live commit's device UPDATE changed nothing. Revoked after the aggregator read the device:
   // nothing of the report may be stored (FailedPrecondition rolls back). Overtaken by a newer
   // sequence another replica committed meanwhile: the attestation row stays, as history, and the

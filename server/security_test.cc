@@ -245,6 +245,13 @@ class RevokeDuringCommit : public ForwardingStore {
                                         AuditRecord{1, "t", "r", "", "", true});
     return ForwardingStore::CommitAttestation(a);
   }
+  Status CommitAttestations(const std::vector<const AcceptedAttestation*>& batch) override {
+    for (const auto* a : batch) {
+      (void)ForwardingStore::RevokeDevice(a->device_id, "stolen", 1,
+                                          AuditRecord{1, "t", "r", "", "", true});
+    }
+    return ForwardingStore::CommitAttestations(batch);
+  }
 };
 
 TEST_CASE("a revocation racing a report wins: nothing of the report is stored") {

@@ -185,8 +185,25 @@ DeviceRecord ReadDevice(Stmt& s) {
 
 class SqliteStore final : public Store {
  public:
-  explicit SqliteStore(sqlite3* db) : db_(db) {}
-  ~SqliteStore() override { sqlite3_close(db_); }
+  // Writes go through `db`; reads through `reader` when given (a second connection: in WAL mode
+  // it reads the last committed state without waiting for a writer's commit and fsync), else
+  // through `db` as well (an in-memory database has no second connection to it).
+  SqliteStore(sqlite3* db, sqlite3* reader)
+      : db_(db), rdb_(reader ? reader : db), rmu_(reader ? &own_rmu_ : &mu_) {}
+  ~SqliteStore() override {
+    if (rdb_ != db_) sqlite3_close(rdb_);
+    sqlite3_close(db_);
+  }
+
+  Status InitReader() {
+    char* msg = nullptr;
+    if (sqlite3_exec(rdb_, "PRAGMA busy_timeout=5000;", nullptr, nullptr, &msg) != SQLITE_OK) {
+      std::string m = msg ? msg : "unknown error";
+      sqlite3_free(msg);
+      return Status::IoError("sqlite: " + m);
+    }
+    return Status::Ok();
+  }
 
   Status Init() {
     const char* pragmas =
@@ -287,88 +304,46 @@ class SqliteStore final : public Store {
   }
 
   Result<std::optional<DeviceRecord>> FindDeviceByKeyId(const std::string& key_id) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::mutex> lock(*rmu_);
     std::string sql = std::string("SELECT ") + kDeviceColumns + " FROM devices WHERE key_id=?";
-    Stmt st(db_, sql.c_str());
+    Stmt st(rdb_, sql.c_str());
     st.BindBlob(1, key_id);
     return OneDevice(st);
   }
 
   Result<std::optional<DeviceRecord>> GetDevice(const std::string& id) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::mutex> lock(*rmu_);
     std::string sql = std::string("SELECT ") + kDeviceColumns + " FROM devices WHERE id=?";
-    Stmt st(db_, sql.c_str());
+    Stmt st(rdb_, sql.c_str());
     st.Bind(1, id);
     return OneDevice(st);
   }
 
   Result<std::optional<std::string>> AttestationDigest(const std::string& device_id,
                                                        uint64_t sequence) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    Stmt st(db_, "SELECT digest FROM attestations WHERE device_id=? AND sequence=?");
+    std::lock_guard<std::mutex> lock(*rmu_);
+    Stmt st(rdb_, "SELECT digest FROM attestations WHERE device_id=? AND sequence=?");
     st.Bind(1, device_id);
     st.Bind(2, static_cast<int64_t>(sequence));
     int rc = st.Step();
     if (rc == SQLITE_ROW) return std::optional<std::string>(st.Blob(0));
     if (rc == SQLITE_DONE) return std::optional<std::string>();
-    return Err("read attestation digest");
+    return RErr("read attestation digest");
   }
 
   Status CommitAttestation(const AcceptedAttestation& a) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (Status s = Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
-    Stmt ins(db_,
-             "INSERT INTO attestations(device_id, sequence, digest, issued_at_ms, received_at_ms, "
-             "status, failing_checks, envelope, live) VALUES(?,?,?,?,?,?,?,?,?)");
-    ins.Bind(1, a.device_id);
-    ins.Bind(2, static_cast<int64_t>(a.sequence));
-    ins.BindBlob(3, a.digest);
-    ins.Bind(4, a.issued_at_ms);
-    ins.Bind(5, a.received_at_ms);
-    ins.Bind(6, static_cast<int64_t>(a.device_after.status));
-    ins.Bind(7, JoinChecks(a.device_after.failing_checks));
-    ins.BindBlob(8, a.envelope.SerializeAsString());
-    ins.Bind(9, static_cast<int64_t>(a.live ? 1 : 0));
-    int rc = ins.Step();
-    if (rc == SQLITE_CONSTRAINT)
-      return Rollback(Status::AlreadyExists("attestation already stored"));
-    if (rc != SQLITE_DONE) return Rollback(Err("insert attestation"));
-    const DeviceRecord& d = a.device_after;
-    if (!a.live) {
-      Stmt seq(db_,
-               "UPDATE devices SET last_sequence=MAX(last_sequence, ?) WHERE id=? AND "
-               "revoked_at_ms=0");
-      seq.Bind(1, static_cast<int64_t>(a.sequence));
-      seq.Bind(2, d.id);
-      if (seq.Step() != SQLITE_DONE) return Rollback(Err("update device sequence"));
-      if (sqlite3_changes(db_) == 0) return Rollback(NotFoundOrRevoked(d.id));
-      return Commit();
-    }
-    Stmt up(db_,
-            "UPDATE devices SET last_seen_ms=?, last_sequence=?, status=?, status_reason=?, "
-            "failing_checks=?, policy_version=?, latest=?, platform=?, hostname=?, os=? "
-            "WHERE id=? AND revoked_at_ms=0 AND last_sequence < ?");
-    up.Bind(1, d.last_seen_ms);
-    up.Bind(2, static_cast<int64_t>(d.last_sequence));
-    up.Bind(3, static_cast<int64_t>(d.status));
-    up.Bind(4, d.status_reason);
-    up.Bind(5, JoinChecks(d.failing_checks));
-    up.Bind(6, d.policy_version);
-    up.BindBlob(7, d.latest_attestation);
-    up.BindBlob(8, d.platform.SerializeAsString());
-    up.Bind(9, d.hostname);
-    up.Bind(10, d.platform.os());
-    up.Bind(11, d.id);
-    up.Bind(12, static_cast<int64_t>(d.last_sequence));
-    if (up.Step() != SQLITE_DONE) return Rollback(Err("update device"));
-    if (sqlite3_changes(db_) == 0) {
-      // Revoked after the aggregator read the device: nothing of this report may be stored.
-      // Overtaken by a newer sequence (another writer): the row stays as history.
-      Status why = NotFoundOrRevoked(d.id);
-      if (why.code() == Status::Code::kNotFound || Revoked(d.id)) return Rollback(why);
-      return Commit();
-    }
-    return Commit();
+    return WriteTx([&] { return CommitOne(a); }, nullptr);
+  }
+
+  Status CommitAttestations(const std::vector<const AcceptedAttestation*>& batch) override {
+    return WriteTx(
+        [&]() -> Status {
+          for (const AcceptedAttestation* a : batch) {
+            if (Status s = CommitOne(*a); !s.ok()) return s;
+          }
+          return Status::Ok();
+        },
+        nullptr);
   }
 
   Status UpdateVerdict(const DeviceRecord& d) override {
@@ -404,7 +379,7 @@ class SqliteStore final : public Store {
   }
 
   Result<std::vector<DeviceRecord>> ListDevices(const DeviceFilter& f) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::mutex> lock(*rmu_);
     std::string sql = std::string("SELECT ") + kDeviceColumns + " FROM devices WHERE id > ?1";
     switch (f.status) {
       case v1::DEVICE_STATUS_UNSPECIFIED:
@@ -433,8 +408,8 @@ class SqliteStore final : public Store {
     if (!f.failing_check.empty()) sql += " AND instr(failing_checks, ?4) > 0";
     if (!f.os.empty()) sql += " AND os=?5";
     sql += " ORDER BY id LIMIT ?6";
-    Stmt st(db_, sql.c_str());
-    if (!st.ok()) return Err("prepare list devices");
+    Stmt st(rdb_, sql.c_str());
+    if (!st.ok()) return RErr("prepare list devices");
     st.Bind(1, f.after_id);
     st.Bind(2, f.stale_before_ms);
     st.Bind(3, static_cast<int64_t>(f.status));
@@ -447,13 +422,13 @@ class SqliteStore final : public Store {
       out.push_back(ReadDevice(st));
       out.back().latest_attestation.clear();
     }
-    if (rc != SQLITE_DONE) return Err("list devices");
+    if (rc != SQLITE_DONE) return RErr("list devices");
     return out;
   }
 
   Result<std::vector<HistoryRow>> History(const std::string& device_id, uint32_t limit) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    Stmt st(db_,
+    std::lock_guard<std::mutex> lock(*rmu_);
+    Stmt st(rdb_,
             "SELECT sequence, issued_at_ms, received_at_ms, status, failing_checks FROM "
             "attestations WHERE device_id=? ORDER BY sequence DESC LIMIT ?");
     st.Bind(1, device_id);
@@ -469,27 +444,27 @@ class SqliteStore final : public Store {
       h.failing_checks = SplitChecks(st.Text(4));
       out.push_back(std::move(h));
     }
-    if (rc != SQLITE_DONE) return Err("read history");
+    if (rc != SQLITE_DONE) return RErr("read history");
     return out;
   }
 
   Result<std::vector<EventRow>> Events(const std::string& device_id, uint32_t limit) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    Stmt st(db_,
+    std::lock_guard<std::mutex> lock(*rmu_);
+    Stmt st(rdb_,
             "SELECT at_ms, kind, detail FROM events WHERE device_id=? ORDER BY id DESC LIMIT ?");
     st.Bind(1, device_id);
     st.Bind(2, static_cast<int64_t>(limit));
     std::vector<EventRow> out;
     int rc;
     while ((rc = st.Step()) == SQLITE_ROW) out.push_back({st.Int(0), st.Text(1), st.Text(2)});
-    if (rc != SQLITE_DONE) return Err("read events");
+    if (rc != SQLITE_DONE) return RErr("read events");
     return out;
   }
 
   Result<std::vector<std::pair<v1::DeviceStatus, uint64_t>>> CountByStatus(
       int64_t stale_before_ms) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    Stmt st(db_,
+    std::lock_guard<std::mutex> lock(*rmu_);
+    Stmt st(rdb_,
             "SELECT CASE WHEN revoked_at_ms>0 THEN ?5 WHEN tampered=1 THEN ?2 WHEN pending=1 "
             "THEN ?6 WHEN last_seen_ms=0 THEN ?3 WHEN last_seen_ms<?1 THEN ?4 ELSE status END AS "
             "s, COUNT(*) FROM devices GROUP BY s");
@@ -504,7 +479,7 @@ class SqliteStore final : public Store {
     while ((rc = st.Step()) == SQLITE_ROW) {
       out.emplace_back(static_cast<v1::DeviceStatus>(st.Int(0)), static_cast<uint64_t>(st.Int(1)));
     }
-    if (rc != SQLITE_DONE) return Err("count devices");
+    if (rc != SQLITE_DONE) return RErr("count devices");
     return out;
   }
 
@@ -532,28 +507,28 @@ class SqliteStore final : public Store {
 
   Result<std::optional<CredentialRecord>> FindCredential(CredentialKind kind,
                                                          const std::string& id) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::mutex> lock(*rmu_);
     std::string sql =
         std::string("SELECT ") + kCredentialColumns + " FROM credentials WHERE kind=? AND id=?";
-    Stmt st(db_, sql.c_str());
+    Stmt st(rdb_, sql.c_str());
     st.Bind(1, static_cast<int64_t>(kind));
     st.Bind(2, id);
     int rc = st.Step();
     if (rc == SQLITE_ROW) return std::optional<CredentialRecord>(ReadCredential(st));
     if (rc == SQLITE_DONE) return std::optional<CredentialRecord>();
-    return Err("read credential");
+    return RErr("read credential");
   }
 
   Result<std::vector<CredentialRecord>> ListCredentials(CredentialKind kind) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::mutex> lock(*rmu_);
     std::string sql = std::string("SELECT ") + kCredentialColumns +
                       " FROM credentials WHERE kind=? ORDER BY created_at_ms, name";
-    Stmt st(db_, sql.c_str());
+    Stmt st(rdb_, sql.c_str());
     st.Bind(1, static_cast<int64_t>(kind));
     std::vector<CredentialRecord> out;
     int rc;
     while ((rc = st.Step()) == SQLITE_ROW) out.push_back(ReadCredential(st));
-    if (rc != SQLITE_DONE) return Err("list credentials");
+    if (rc != SQLITE_DONE) return RErr("list credentials");
     return out;
   }
 
@@ -619,8 +594,8 @@ class SqliteStore final : public Store {
   }
 
   Result<std::vector<v1::AuditEntry>> ListAudit(uint64_t after_id, uint32_t limit) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    Stmt st(db_,
+    std::lock_guard<std::mutex> lock(*rmu_);
+    Stmt st(rdb_,
             "SELECT id, at_ms, actor, action, target, detail, success, prev_hash, hash FROM audit "
             "WHERE id > ? ORDER BY id LIMIT ?");
     st.Bind(1, static_cast<int64_t>(after_id));
@@ -640,11 +615,66 @@ class SqliteStore final : public Store {
       e.set_hash(st.Blob(8));
       out.push_back(std::move(e));
     }
-    if (rc != SQLITE_DONE) return Err("read audit log");
+    if (rc != SQLITE_DONE) return RErr("read audit log");
     return out;
   }
 
  private:
+  // One attestation inside the caller's write transaction.
+  Status CommitOne(const AcceptedAttestation& a) {
+    Stmt ins(db_,
+             "INSERT INTO attestations(device_id, sequence, digest, issued_at_ms, received_at_ms, "
+             "status, failing_checks, envelope, live) VALUES(?,?,?,?,?,?,?,?,?)");
+    ins.Bind(1, a.device_id);
+    ins.Bind(2, static_cast<int64_t>(a.sequence));
+    ins.BindBlob(3, a.digest);
+    ins.Bind(4, a.issued_at_ms);
+    ins.Bind(5, a.received_at_ms);
+    ins.Bind(6, static_cast<int64_t>(a.device_after.status));
+    ins.Bind(7, JoinChecks(a.device_after.failing_checks));
+    ins.BindBlob(8, a.envelope.SerializeAsString());
+    ins.Bind(9, static_cast<int64_t>(a.live ? 1 : 0));
+    int rc = ins.Step();
+    if (rc == SQLITE_CONSTRAINT) return Status::AlreadyExists("attestation already stored");
+    if (rc != SQLITE_DONE) return Err("insert attestation");
+    const DeviceRecord& d = a.device_after;
+    if (!a.live) {
+      Stmt seq(db_,
+               "UPDATE devices SET last_sequence=MAX(last_sequence, ?) WHERE id=? AND "
+               "revoked_at_ms=0");
+      seq.Bind(1, static_cast<int64_t>(a.sequence));
+      seq.Bind(2, d.id);
+      if (seq.Step() != SQLITE_DONE) return Err("update device sequence");
+      if (sqlite3_changes(db_) == 0) return NotFoundOrRevoked(d.id);
+      return Status::Ok();
+    }
+    Stmt up(db_,
+            "UPDATE devices SET last_seen_ms=?, last_sequence=?, status=?, status_reason=?, "
+            "failing_checks=?, policy_version=?, latest=?, platform=?, hostname=?, os=? "
+            "WHERE id=? AND revoked_at_ms=0 AND last_sequence < ?");
+    up.Bind(1, d.last_seen_ms);
+    up.Bind(2, static_cast<int64_t>(d.last_sequence));
+    up.Bind(3, static_cast<int64_t>(d.status));
+    up.Bind(4, d.status_reason);
+    up.Bind(5, JoinChecks(d.failing_checks));
+    up.Bind(6, d.policy_version);
+    up.BindBlob(7, d.latest_attestation);
+    up.BindBlob(8, d.platform.SerializeAsString());
+    up.Bind(9, d.hostname);
+    up.Bind(10, d.platform.os());
+    up.Bind(11, d.id);
+    up.Bind(12, static_cast<int64_t>(d.last_sequence));
+    if (up.Step() != SQLITE_DONE) return Err("update device");
+    if (sqlite3_changes(db_) == 0) {
+      // Revoked after the aggregator read the device: nothing of this report may be stored.
+      // Overtaken by a newer sequence (another writer): the row stays as history.
+      Status why = NotFoundOrRevoked(d.id);
+      if (why.code() == Status::Code::kNotFound || Revoked(d.id)) return why;
+      return Status::Ok();
+    }
+    return Status::Ok();
+  }
+
   static constexpr const char* kCredentialColumns =
       "kind, id, name, role, hash, created_at_ms, expires_at_ms, revoked_at_ms";
 
@@ -752,7 +782,7 @@ class SqliteStore final : public Store {
     int rc = st.Step();
     if (rc == SQLITE_ROW) return std::optional<DeviceRecord>(ReadDevice(st));
     if (rc == SQLITE_DONE) return std::optional<DeviceRecord>();
-    return Err("read device");
+    return RErr("read device");
   }
 
   Status Exec(const char* sql) {
@@ -781,9 +811,15 @@ class SqliteStore final : public Store {
   Status Err(const char* what) {
     return Status::IoError(std::string("sqlite ") + what + ": " + sqlite3_errmsg(db_));
   }
+  Status RErr(const char* what) {
+    return Status::IoError(std::string("sqlite ") + what + ": " + sqlite3_errmsg(rdb_));
+  }
 
-  std::mutex mu_;
+  std::mutex mu_;  // the write connection
   sqlite3* db_;
+  sqlite3* rdb_;
+  std::mutex own_rmu_;
+  std::mutex* rmu_;  // the read connection's
 };
 
 }  // namespace
@@ -798,8 +834,26 @@ Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path) {
     sqlite3_close(db);
     return Status::IoError("cannot open database " + path + ": " + m);
   }
-  auto store = std::make_unique<SqliteStore>(db);
+  // The schema first, on the write connection; then the reader (not for in-memory databases,
+  // where another connection would be another database).
+  auto init = std::make_unique<SqliteStore>(db, nullptr);
+  if (Status s = init->Init(); !s.ok()) return s;
+  init.reset();  // closes db; reopen both below
+  db = nullptr;
+  sqlite3* reader = nullptr;
+  const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX;
+  if (sqlite3_open_v2(path.c_str(), &db, flags | SQLITE_OPEN_CREATE, nullptr) != SQLITE_OK ||
+      (path != ":memory:" && sqlite3_open_v2(path.c_str(), &reader, flags, nullptr) != SQLITE_OK)) {
+    std::string m = db ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close(reader);
+    sqlite3_close(db);
+    return Status::IoError("cannot open database " + path + ": " + m);
+  }
+  auto store = std::make_unique<SqliteStore>(db, reader);
   if (Status s = store->Init(); !s.ok()) return s;
+  if (reader != nullptr) {
+    if (Status s = store->InitReader(); !s.ok()) return s;
+  }
   return std::unique_ptr<Store>(std::move(store));
 }
 

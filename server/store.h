@@ -121,6 +121,9 @@ class Store {
                                                                uint64_t sequence) = 0;
   // Stores the attestation and the device's new state atomically.
   virtual Status CommitAttestation(const AcceptedAttestation& accepted) = 0;
+  // Group commit: several attestations in ONE transaction (one fsync), all or none. In order, so
+  // a later sequence of a device overtakes an earlier one in the same batch as across batches.
+  virtual Status CommitAttestations(const std::vector<const AcceptedAttestation*>& batch) = 0;
   // Updates a device's verdict fields (re-evaluation under a new policy).
   virtual Status UpdateVerdict(const DeviceRecord& device) = 0;
   // Flags a device TAMPERED (sticky) and records the event.
