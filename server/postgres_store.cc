@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "proto/audit_chain.h"
+#include "server/store_sql.h"
 
 namespace vigil::server {
 namespace {
@@ -128,46 +129,12 @@ SELECT (SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()
           AND tgname IN ('audit_no_update_delete', 'audit_no_truncate')) = 2
 )sql";
 
-// The effective-status precedence (docs/protocol.md): REVOKED > TAMPERED > PENDING > UNKNOWN >
-// STALE > verdict. kClean selects devices none of the sticky states applies to.
-constexpr const char* kClean = "revoked_at_ms=0 AND tampered=0 AND pending=0";
-
 constexpr const char* kUniqueViolation = "23505";
 
 // Type OIDs of the parameters we send (from pg_type; stable across releases).
 constexpr Oid kInt8Oid = 20;
 constexpr Oid kTextOid = 25;
 constexpr Oid kByteaOid = 17;
-
-// failing_checks is stored as ",a,b," so strpos(failing_checks, ',a,') matches whole names.
-std::string JoinChecks(const std::vector<std::string>& checks) {
-  std::string s = ",";
-  for (const auto& c : checks) s += c + ",";
-  return s;
-}
-
-std::vector<std::string> SplitChecks(const std::string& s) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (start < s.size()) {
-    size_t comma = s.find(',', start);
-    if (comma == std::string::npos) comma = s.size();
-    if (comma > start) out.push_back(s.substr(start, comma - start));
-    start = comma + 1;
-  }
-  return out;
-}
-
-std::string HexPrefix(const std::string& bytes) {
-  static const char* kDigits = "0123456789abcdef";
-  std::string out;
-  for (size_t i = 0; i < bytes.size() && i < 8; ++i) {
-    unsigned char c = static_cast<unsigned char>(bytes[i]);
-    out.push_back(kDigits[c >> 4]);
-    out.push_back(kDigits[c & 15]);
-  }
-  return out;
-}
 
 // Query parameters, always bound (never spliced into SQL). Text and bytes travel in binary
 // format, so their length is explicit and the server rejects, rather than truncates, a string it
@@ -265,7 +232,7 @@ DeviceRecord ReadDevice(const Reply& r, int row) {
   d.last_sequence = static_cast<uint64_t>(r.Int(row, 7));
   d.status = static_cast<v1::DeviceStatus>(r.Int(row, 8));
   d.status_reason = r.Str(row, 9);
-  d.failing_checks = SplitChecks(r.Str(row, 10));
+  d.failing_checks = store_sql::SplitChecks(r.Str(row, 10));
   d.tampered = r.Int(row, 11) != 0;
   d.tamper_reason = r.Str(row, 12);
   d.policy_version = r.Str(row, 13);
@@ -339,8 +306,8 @@ class PostgresStore final : public Store {
             return Status::AlreadyExists("device or key already enrolled");
           if (!r.ok()) return r.status();
           return AddEvent(d.id, d.enrolled_at_ms, "enrolled",
-                          "key " + HexPrefix(d.key_id) + " from host '" + d.hostname + "'" +
-                              (d.pending ? "; pending approval" : ""));
+                          "key " + store_sql::HexPrefix(d.key_id) + " from host '" + d.hostname +
+                              "'" + (d.pending ? "; pending approval" : ""));
         },
         &audit);
   }
@@ -392,7 +359,8 @@ class PostgresStore final : public Store {
             return Status::FailedPrecondition("the device key changed since it was read");
           }
           return AddEvent(device_id, at_ms, "key-rotated",
-                          "key " + HexPrefix(old_key_id) + " replaced by " + HexPrefix(new_key_id));
+                          "key " + store_sql::HexPrefix(old_key_id) + " replaced by " +
+                              store_sql::HexPrefix(new_key_id));
         },
         &audit);
   }
@@ -446,7 +414,7 @@ class PostgresStore final : public Store {
                       Params()
                           .Int(static_cast<int64_t>(d.status))
                           .Text(d.status_reason)
-                          .Text(JoinChecks(d.failing_checks))
+                          .Text(store_sql::JoinChecks(d.failing_checks))
                           .Text(d.policy_version)
                           .Bytes(d.latest_attestation)
                           .Text(d.id))
@@ -476,28 +444,7 @@ class PostgresStore final : public Store {
 
   Result<std::vector<DeviceRecord>> ListDevices(const DeviceFilter& f) override {
     std::string sql = std::string("SELECT ") + kDeviceListColumns + " FROM devices WHERE id > $1";
-    switch (f.status) {
-      case v1::DEVICE_STATUS_UNSPECIFIED:
-        break;
-      case v1::REVOKED:
-        sql += " AND revoked_at_ms>0";
-        break;
-      case v1::TAMPERED:
-        sql += " AND revoked_at_ms=0 AND tampered=1";
-        break;
-      case v1::PENDING:
-        sql += " AND revoked_at_ms=0 AND tampered=0 AND pending=1";
-        break;
-      case v1::STALE:
-        sql += std::string(" AND ") + kClean + " AND last_seen_ms>0 AND last_seen_ms<$2";
-        break;
-      case v1::UNKNOWN:
-        sql += std::string(" AND ") + kClean + " AND last_seen_ms=0";
-        break;
-      default:
-        sql += std::string(" AND ") + kClean + " AND status=$3 AND last_seen_ms>=$2";
-        break;
-    }
+    sql += store_sql::StatusFilter(f.status, '$');
     // Exact, case-sensitive match of one whole id inside ",a,b," (LIKE would treat % and _ as
     // wildcards).
     if (!f.failing_check.empty()) sql += " AND strpos(failing_checks, $4) > 0";
@@ -532,7 +479,7 @@ class PostgresStore final : public Store {
       h.issued_at_ms = r.Int(i, 1);
       h.received_at_ms = r.Int(i, 2);
       h.status = static_cast<v1::DeviceStatus>(r.Int(i, 3));
-      h.failing_checks = SplitChecks(r.Str(i, 4));
+      h.failing_checks = store_sql::SplitChecks(r.Str(i, 4));
       out.push_back(std::move(h));
     }
     return out;
@@ -737,7 +684,7 @@ class PostgresStore final : public Store {
                          .Int(a.issued_at_ms)
                          .Int(a.received_at_ms)
                          .Int(static_cast<int64_t>(d.status))
-                         .Text(JoinChecks(d.failing_checks))
+                         .Text(store_sql::JoinChecks(d.failing_checks))
                          .Bytes(a.envelope.SerializeAsString())
                          .Int(a.live ? 1 : 0));
     if (ins.sqlstate() == kUniqueViolation)
@@ -762,7 +709,7 @@ class PostgresStore final : public Store {
                         .Int(static_cast<int64_t>(d.last_sequence))
                         .Int(static_cast<int64_t>(d.status))
                         .Text(d.status_reason)
-                        .Text(JoinChecks(d.failing_checks))
+                        .Text(store_sql::JoinChecks(d.failing_checks))
                         .Text(d.policy_version)
                         .Bytes(d.latest_attestation)
                         .Bytes(d.platform.SerializeAsString())

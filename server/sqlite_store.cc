@@ -5,6 +5,7 @@
 #include <mutex>
 
 #include "proto/audit_chain.h"
+#include "server/store_sql.h"
 
 namespace vigil::server {
 namespace {
@@ -97,29 +98,6 @@ constexpr const char* kMigrations[][2] = {
      "ALTER TABLE attestations ADD COLUMN live INTEGER NOT NULL DEFAULT 1;"},
 };
 
-// The effective-status precedence (docs/protocol.md): REVOKED > TAMPERED > PENDING > UNKNOWN >
-// STALE > verdict. kClean selects devices none of the sticky states applies to.
-constexpr const char* kClean = "revoked_at_ms=0 AND tampered=0 AND pending=0";
-
-// failing_checks is stored as ",a,b," so a LIKE '%,a,%' filter matches whole names.
-std::string JoinChecks(const std::vector<std::string>& checks) {
-  std::string s = ",";
-  for (const auto& c : checks) s += c + ",";
-  return s;
-}
-
-std::vector<std::string> SplitChecks(const std::string& s) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (start < s.size()) {
-    size_t comma = s.find(',', start);
-    if (comma == std::string::npos) comma = s.size();
-    if (comma > start) out.push_back(s.substr(start, comma - start));
-    start = comma + 1;
-  }
-  return out;
-}
-
 class Stmt {
  public:
   Stmt(sqlite3* db, const char* sql) { rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr); }
@@ -172,7 +150,7 @@ DeviceRecord ReadDevice(Stmt& s) {
   d.last_sequence = static_cast<uint64_t>(s.Int(7));
   d.status = static_cast<v1::DeviceStatus>(s.Int(8));
   d.status_reason = s.Text(9);
-  d.failing_checks = SplitChecks(s.Text(10));
+  d.failing_checks = store_sql::SplitChecks(s.Text(10));
   d.tampered = s.Int(11) != 0;
   d.tamper_reason = s.Text(12);
   d.policy_version = s.Text(13);
@@ -241,8 +219,8 @@ class SqliteStore final : public Store {
       return Rollback(Status::AlreadyExists("device or key already enrolled"));
     if (rc != SQLITE_DONE) return Rollback(Err("insert device"));
     if (Status s = AddEvent(d.id, d.enrolled_at_ms, "enrolled",
-                            "key " + HexPrefix(d.key_id) + " from host '" + d.hostname + "'" +
-                                (d.pending ? "; pending approval" : ""));
+                            "key " + store_sql::HexPrefix(d.key_id) + " from host '" + d.hostname +
+                                "'" + (d.pending ? "; pending approval" : ""));
         !s.ok()) {
       return Rollback(s);
     }
@@ -298,7 +276,8 @@ class SqliteStore final : public Store {
             return Status::FailedPrecondition("the device key changed since it was read");
           }
           return AddEvent(device_id, at_ms, "key-rotated",
-                          "key " + HexPrefix(old_key_id) + " replaced by " + HexPrefix(new_key_id));
+                          "key " + store_sql::HexPrefix(old_key_id) + " replaced by " +
+                              store_sql::HexPrefix(new_key_id));
         },
         &audit);
   }
@@ -353,7 +332,7 @@ class SqliteStore final : public Store {
             "latest=? WHERE id=?");
     up.Bind(1, static_cast<int64_t>(d.status));
     up.Bind(2, d.status_reason);
-    up.Bind(3, JoinChecks(d.failing_checks));
+    up.Bind(3, store_sql::JoinChecks(d.failing_checks));
     up.Bind(4, d.policy_version);
     up.BindBlob(5, d.latest_attestation);
     up.Bind(6, d.id);
@@ -381,28 +360,7 @@ class SqliteStore final : public Store {
   Result<std::vector<DeviceRecord>> ListDevices(const DeviceFilter& f) override {
     std::lock_guard<std::mutex> lock(*rmu_);
     std::string sql = std::string("SELECT ") + kDeviceColumns + " FROM devices WHERE id > ?1";
-    switch (f.status) {
-      case v1::DEVICE_STATUS_UNSPECIFIED:
-        break;
-      case v1::REVOKED:
-        sql += " AND revoked_at_ms>0";
-        break;
-      case v1::TAMPERED:
-        sql += " AND revoked_at_ms=0 AND tampered=1";
-        break;
-      case v1::PENDING:
-        sql += " AND revoked_at_ms=0 AND tampered=0 AND pending=1";
-        break;
-      case v1::STALE:
-        sql += std::string(" AND ") + kClean + " AND last_seen_ms>0 AND last_seen_ms<?2";
-        break;
-      case v1::UNKNOWN:
-        sql += std::string(" AND ") + kClean + " AND last_seen_ms=0";
-        break;
-      default:
-        sql += std::string(" AND ") + kClean + " AND status=?3 AND last_seen_ms>=?2";
-        break;
-    }
+    sql += store_sql::StatusFilter(f.status, '?');
     // Exact, case-sensitive match of one whole id inside ",a,b," (LIKE would treat % and _ as
     // wildcards and ignore case).
     if (!f.failing_check.empty()) sql += " AND instr(failing_checks, ?4) > 0";
@@ -441,7 +399,7 @@ class SqliteStore final : public Store {
       h.issued_at_ms = st.Int(1);
       h.received_at_ms = st.Int(2);
       h.status = static_cast<v1::DeviceStatus>(st.Int(3));
-      h.failing_checks = SplitChecks(st.Text(4));
+      h.failing_checks = store_sql::SplitChecks(st.Text(4));
       out.push_back(std::move(h));
     }
     if (rc != SQLITE_DONE) return RErr("read history");
@@ -631,7 +589,7 @@ class SqliteStore final : public Store {
     ins.Bind(4, a.issued_at_ms);
     ins.Bind(5, a.received_at_ms);
     ins.Bind(6, static_cast<int64_t>(a.device_after.status));
-    ins.Bind(7, JoinChecks(a.device_after.failing_checks));
+    ins.Bind(7, store_sql::JoinChecks(a.device_after.failing_checks));
     ins.BindBlob(8, a.envelope.SerializeAsString());
     ins.Bind(9, static_cast<int64_t>(a.live ? 1 : 0));
     int rc = ins.Step();
@@ -656,7 +614,7 @@ class SqliteStore final : public Store {
     up.Bind(2, static_cast<int64_t>(d.last_sequence));
     up.Bind(3, static_cast<int64_t>(d.status));
     up.Bind(4, d.status_reason);
-    up.Bind(5, JoinChecks(d.failing_checks));
+    up.Bind(5, store_sql::JoinChecks(d.failing_checks));
     up.Bind(6, d.policy_version);
     up.BindBlob(7, d.latest_attestation);
     up.BindBlob(8, d.platform.SerializeAsString());
@@ -754,17 +712,6 @@ class SqliteStore final : public Store {
     ins.BindBlob(9, e.hash());
     if (ins.Step() != SQLITE_DONE) return Err("append audit entry");
     return Status::Ok();
-  }
-
-  static std::string HexPrefix(const std::string& bytes) {
-    static const char* kDigits = "0123456789abcdef";
-    std::string out;
-    for (size_t i = 0; i < bytes.size() && i < 8; ++i) {
-      unsigned char c = static_cast<unsigned char>(bytes[i]);
-      out.push_back(kDigits[c >> 4]);
-      out.push_back(kDigits[c & 15]);
-    }
-    return out;
   }
 
   Status AddEvent(const std::string& device_id, int64_t at_ms, const std::string& kind,
