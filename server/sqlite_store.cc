@@ -173,6 +173,13 @@ class SqliteStore final : public Store {
     sqlite3_close(db_);
   }
 
+  // Takes ownership of a second connection for reads (see the constructor).
+  Status AttachReader(sqlite3* reader) {
+    rdb_ = reader;
+    rmu_ = &own_rmu_;
+    return InitReader();
+  }
+
   Status InitReader() {
     char* msg = nullptr;
     if (sqlite3_exec(rdb_, "PRAGMA busy_timeout=5000;", nullptr, nullptr, &msg) != SQLITE_OK) {
@@ -783,23 +790,17 @@ Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path) {
   }
   // The schema first, on the write connection; then the reader (not for in-memory databases,
   // where another connection would be another database).
-  auto init = std::make_unique<SqliteStore>(db, nullptr);
-  if (Status s = init->Init(); !s.ok()) return s;
-  init.reset();  // closes db; reopen both below
-  db = nullptr;
-  sqlite3* reader = nullptr;
-  const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX;
-  if (sqlite3_open_v2(path.c_str(), &db, flags | SQLITE_OPEN_CREATE, nullptr) != SQLITE_OK ||
-      (path != ":memory:" && sqlite3_open_v2(path.c_str(), &reader, flags, nullptr) != SQLITE_OK)) {
-    std::string m = db ? sqlite3_errmsg(db) : "out of memory";
-    sqlite3_close(reader);
-    sqlite3_close(db);
-    return Status::IoError("cannot open database " + path + ": " + m);
-  }
-  auto store = std::make_unique<SqliteStore>(db, reader);
+  auto store = std::make_unique<SqliteStore>(db, nullptr);
   if (Status s = store->Init(); !s.ok()) return s;
-  if (reader != nullptr) {
-    if (Status s = store->InitReader(); !s.ok()) return s;
+  if (path != ":memory:") {
+    sqlite3* reader = nullptr;
+    if (sqlite3_open_v2(path.c_str(), &reader, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX,
+                        nullptr) != SQLITE_OK) {
+      std::string m = reader ? sqlite3_errmsg(reader) : "out of memory";
+      sqlite3_close(reader);
+      return Status::IoError("cannot open database " + path + " for reading: " + m);
+    }
+    if (Status s = store->AttachReader(reader); !s.ok()) return s;
   }
   return std::unique_ptr<Store>(std::move(store));
 }
