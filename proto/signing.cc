@@ -3,6 +3,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/sha.h>
+#include <sodium.h>
 
 namespace vigil::signing {
 
@@ -116,20 +117,17 @@ Status Verify(std::string_view raw_public_key, std::string_view message,
   if (signature.size() != kSignatureSize) {
     return Status::PermissionDenied("signature must be 64 bytes");
   }
-  EVP_PKEY* pkey = EVP_PKEY_new_raw_public_key(
-      EVP_PKEY_ED25519, nullptr, reinterpret_cast<const unsigned char*>(raw_public_key.data()),
-      raw_public_key.size());
-  if (pkey == nullptr) return Status::InvalidArgument("invalid Ed25519 public key");
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  int rc =
-      ctx != nullptr && EVP_DigestVerifyInit(ctx, nullptr, nullptr, nullptr, pkey) == 1
-          ? EVP_DigestVerify(ctx, reinterpret_cast<const unsigned char*>(signature.data()),
-                             signature.size(),
-                             reinterpret_cast<const unsigned char*>(message.data()), message.size())
-          : -1;
-  EVP_MD_CTX_free(ctx);
-  EVP_PKEY_free(pkey);
-  if (rc != 1) return Status::PermissionDenied("signature does not verify");
+  // libsodium verifies about 2.5 times faster than OpenSSL 3 here (tests/bench/ingest_bench), and
+  // verification is the server's ingest ceiling. It is also the stricter of the two: it refuses
+  // non-canonical signatures and small-order keys and R values, which OpenSSL accepts.
+  static const bool ready = sodium_init() >= 0;
+  if (!ready) return Status::Internal("libsodium failed to initialise");
+  if (crypto_sign_verify_detached(
+          reinterpret_cast<const unsigned char*>(signature.data()),
+          reinterpret_cast<const unsigned char*>(message.data()), message.size(),
+          reinterpret_cast<const unsigned char*>(raw_public_key.data())) != 0) {
+    return Status::PermissionDenied("signature does not verify");
+  }
   return Status::Ok();
 }
 

@@ -85,6 +85,31 @@ TEST_CASE("every tampering is rejected") {
     CHECK(!VerifyAttestation(t, key->PublicKey()).ok());
   }
   SUBCASE("a malformed public key") { CHECK(!Verify("short", "m", std::string(64, 'x')).ok()); }
+  SUBCASE("a non-canonical signature (S + L, the same point for a lax verifier)") {
+    std::string msg = std::string(kSignatureDomain) + s->attestation();
+    std::string sig = s->signature();
+    REQUIRE(Verify(key->PublicKey(), msg, sig).ok());
+    // L, the order of the base point, little-endian.
+    const unsigned char l[32] = {0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7,
+                                 0xa2, 0xde, 0xf9, 0xde, 0x14, 0,    0,    0,    0,    0,    0,
+                                 0,    0,    0,    0,    0,    0,    0,    0,    0,    0x10};
+    unsigned carry = 0;
+    for (size_t i = 0; i < 32; ++i) {
+      unsigned v = static_cast<unsigned char>(sig[32 + i]) + l[i] + carry;
+      sig[32 + i] = static_cast<char>(v & 0xff);
+      carry = v >> 8;
+    }
+    CHECK(Verify(key->PublicKey(), msg, sig).code() == Status::Code::kPermissionDenied);
+  }
+  SUBCASE("a small-order key with the signature that fits every message") {
+    // A = identity, R = identity, S = 0 satisfies [S]B = R + [k]A for any message under plain
+    // cofactorless verification; it must never verify.
+    std::string identity(32, '\0');
+    identity[0] = 1;
+    std::string sig = identity + std::string(32, '\0');
+    CHECK(Verify(identity, "any message", sig).code() == Status::Code::kPermissionDenied);
+    CHECK(Verify(identity, "another one", sig).code() == Status::Code::kPermissionDenied);
+  }
 }
 
 }  // namespace

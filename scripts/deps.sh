@@ -5,7 +5,7 @@ set -euo pipefail
 PACKAGES=(
   g++ cmake ninja-build pkg-config git ca-certificates
   libboost-dev libssl-dev libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc
-  libspdlog-dev doctest-dev libsqlite3-dev libglib2.0-dev libpq-dev
+  libspdlog-dev doctest-dev libsqlite3-dev libglib2.0-dev libpq-dev libsodium-dev
   dconf-cli jq procps openssl sqlite3
 )
 if [ "${1:-}" = "--test" ]; then

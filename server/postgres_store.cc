@@ -368,7 +368,7 @@ class PostgresStore final : public Store {
   Result<std::optional<DeviceRecord>> FindDeviceByKeyId(const std::string& key_id) override {
     std::lock_guard<std::mutex> lock(mu_);
     return OneDevice(ExecFromIdle(
-        "read device", std::string("SELECT ") + kDeviceColumns + " FROM devices WHERE key_id=$1",
+        "read device", std::string("SELECT ") + kDeviceListColumns + " FROM devices WHERE key_id=$1",
         Params().Bytes(key_id)));
   }
 

@@ -1,8 +1,12 @@
 #include "server/sqlite_store.h"
 
+#include <spdlog/spdlog.h>
 #include <sqlite3.h>
 
+#include <condition_variable>
 #include <mutex>
+#include <thread>
+#include <unordered_map>
 
 #include "proto/audit_chain.h"
 #include "server/store_sql.h"
@@ -33,7 +37,10 @@ CREATE TABLE IF NOT EXISTS devices(
   revoke_reason TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS devices_status ON devices(tampered, status, last_seen_ms);
+-- Rows in arrival order (rowid): a group commit appends to a few shared pages instead of
+-- writing one page (and an overflow page) per attestation, as a (device_id, sequence) key did.
 CREATE TABLE IF NOT EXISTS attestations(
+  id INTEGER PRIMARY KEY,
   device_id TEXT NOT NULL,
   sequence INTEGER NOT NULL,
   digest BLOB NOT NULL,
@@ -43,8 +50,8 @@ CREATE TABLE IF NOT EXISTS attestations(
   failing_checks TEXT NOT NULL,
   envelope BLOB NOT NULL,
   live INTEGER NOT NULL DEFAULT 1,
-  PRIMARY KEY(device_id, sequence)
-) WITHOUT ROWID;
+  UNIQUE(device_id, sequence)
+);
 CREATE TABLE IF NOT EXISTS events(
   id INTEGER PRIMARY KEY,
   device_id TEXT NOT NULL,
@@ -98,10 +105,64 @@ constexpr const char* kMigrations[][2] = {
      "ALTER TABLE attestations ADD COLUMN live INTEGER NOT NULL DEFAULT 1;"},
 };
 
+// The prepared statements of one connection, kept for its lifetime: preparing (parsing and
+// planning) costs more than running most of the store's statements. Used only under the
+// connection's mutex.
+class StmtCache {
+ public:
+  struct Entry {
+    sqlite3_stmt* stmt = nullptr;
+    bool busy = false;
+  };
+  void Reset(sqlite3* db) {
+    Clear();
+    db_ = db;
+  }
+  void Clear() {
+    for (auto& [sql, e] : map_) sqlite3_finalize(e.stmt);
+    map_.clear();
+  }
+  ~StmtCache() { Clear(); }
+  sqlite3* db() const { return db_; }
+  Entry& At(const char* sql) { return map_[sql]; }
+
+ private:
+  sqlite3* db_ = nullptr;
+  std::unordered_map<std::string, Entry> map_;
+};
+
 class Stmt {
  public:
-  Stmt(sqlite3* db, const char* sql) { rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr); }
-  ~Stmt() { sqlite3_finalize(stmt_); }
+  // The cached statement for `sql`; a private one while the cached one is in use further up the
+  // stack (or could not be prepared, so the error is this statement's).
+  Stmt(StmtCache& cache, const char* sql) {
+    StmtCache::Entry& e = cache.At(sql);
+    if (e.stmt == nullptr) {
+      rc_ = sqlite3_prepare_v3(cache.db(), sql, -1, SQLITE_PREPARE_PERSISTENT, &e.stmt, nullptr);
+      if (rc_ != SQLITE_OK) {
+        sqlite3_finalize(e.stmt);
+        e.stmt = nullptr;
+        return;
+      }
+    }
+    if (e.busy) {
+      rc_ = sqlite3_prepare_v2(cache.db(), sql, -1, &stmt_, nullptr);
+      return;
+    }
+    e.busy = true;
+    entry_ = &e;
+    stmt_ = e.stmt;
+    rc_ = SQLITE_OK;
+  }
+  ~Stmt() {
+    if (entry_ == nullptr) {
+      sqlite3_finalize(stmt_);
+      return;
+    }
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+    entry_->busy = false;
+  }
   Stmt(const Stmt&) = delete;
   Stmt& operator=(const Stmt&) = delete;
   bool ok() const { return rc_ == SQLITE_OK; }
@@ -130,12 +191,19 @@ class Stmt {
 
  private:
   sqlite3_stmt* stmt_ = nullptr;
+  StmtCache::Entry* entry_ = nullptr;
   int rc_ = SQLITE_ERROR;
 };
 
 constexpr const char* kDeviceColumns =
     "id, key_id, public_key, hostname, platform, enrolled_at_ms, last_seen_ms, last_sequence, "
     "status, status_reason, failing_checks, tampered, tamper_reason, policy_version, latest, "
+    "pending, revoked_at_ms, revoke_reason";
+// The same columns without the latest attestation (kilobytes), which neither listings nor the
+// ingest path need.
+constexpr const char* kDeviceLeanColumns =
+    "id, key_id, public_key, hostname, platform, enrolled_at_ms, last_seen_ms, last_sequence, "
+    "status, status_reason, failing_checks, tampered, tamper_reason, policy_version, NULL, "
     "pending, revoked_at_ms, revoke_reason";
 
 DeviceRecord ReadDevice(Stmt& s) {
@@ -167,8 +235,24 @@ class SqliteStore final : public Store {
   // it reads the last committed state without waiting for a writer's commit and fsync), else
   // through `db` as well (an in-memory database has no second connection to it).
   SqliteStore(sqlite3* db, sqlite3* reader)
-      : db_(db), rdb_(reader ? reader : db), rmu_(reader ? &own_rmu_ : &mu_) {}
+      : db_(db), rdb_(reader ? reader : db), rmu_(reader ? &own_rmu_ : &mu_) {
+    w_.Reset(db_);
+    own_r_.Reset(reader);
+    r_ = reader ? &own_r_ : &w_;
+  }
   ~SqliteStore() override {
+    if (ckpt_thread_.joinable()) {
+      {
+        std::lock_guard<std::mutex> lock(ckpt_mu_);
+        ckpt_stop_ = true;
+      }
+      ckpt_cv_.notify_one();
+      ckpt_thread_.join();
+      sqlite3_close(ckpt_db_);
+    }
+    // Statements first: a connection with unfinalized statements does not close.
+    own_r_.Clear();
+    w_.Clear();
     if (rdb_ != db_) sqlite3_close(rdb_);
     sqlite3_close(db_);
   }
@@ -177,7 +261,53 @@ class SqliteStore final : public Store {
   Status AttachReader(sqlite3* reader) {
     rdb_ = reader;
     rmu_ = &own_rmu_;
+    own_r_.Reset(reader);
+    r_ = &own_r_;
     return InitReader();
+  }
+
+  // Checkpoints (copying the WAL into the database file) run on their own connection and thread,
+  // so the writer, which is the group committer, only appends to the WAL and fsyncs it. When the
+  // checkpointer falls far behind, the writer checkpoints itself: backpressure, and a bound on
+  // the WAL's size.
+  void StartCheckpointer(sqlite3* ckpt) {
+    ckpt_db_ = ckpt;
+    sqlite3_wal_hook(db_, &SqliteStore::WalHook, this);  // replaces SQLite's auto-checkpoint
+    ckpt_thread_ = std::thread([this] { CheckpointLoop(); });
+  }
+
+  static constexpr int kCheckpointFrames = 1000;  // SQLite's default auto-checkpoint (~4 MB)
+  static constexpr int kWriterCheckpointFrames = 50000;
+
+  static int WalHook(void* self, sqlite3* db, const char* name, int frames) {
+    auto* me = static_cast<SqliteStore*>(self);
+    if (frames >= kWriterCheckpointFrames) {
+      sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+    } else if (frames >= kCheckpointFrames) {
+      {
+        std::lock_guard<std::mutex> lock(me->ckpt_mu_);
+        me->ckpt_wanted_ = true;
+      }
+      me->ckpt_cv_.notify_one();
+    }
+    return SQLITE_OK;
+  }
+
+  void CheckpointLoop() {
+    std::unique_lock<std::mutex> lock(ckpt_mu_);
+    while (!ckpt_stop_) {
+      ckpt_cv_.wait_for(lock, std::chrono::seconds(1),
+                        [this] { return ckpt_stop_ || ckpt_wanted_; });
+      if (ckpt_stop_) break;
+      ckpt_wanted_ = false;
+      lock.unlock();
+      int rc =
+          sqlite3_wal_checkpoint_v2(ckpt_db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+      if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+        spdlog::warn("store: checkpoint failed: {}", sqlite3_errmsg(ckpt_db_));
+      }
+      lock.lock();
+    }
   }
 
   Status InitReader() {
@@ -197,18 +327,42 @@ class SqliteStore final : public Store {
     if (Status s = Exec(pragmas); !s.ok()) return s;
     // Only a table from an earlier release lacks a column; a fresh one gets it from kSchema.
     for (const auto& m : kMigrations) {
-      Stmt probe(db_, m[0]);
+      Stmt probe(w_, m[0]);
       if (probe.ok()) continue;
       if (std::string(sqlite3_errmsg(db_)).find("no such table") != std::string::npos) continue;
       if (Status s = Exec(m[1]); !s.ok()) return s;
     }
-    return Exec(kSchema);
+    // The first release keyed attestations by (device_id, sequence) WITHOUT ROWID; move its rows
+    // into the arrival-ordered table in one transaction.
+    bool rebuild = false;
+    {
+      Stmt st(w_, "SELECT sql FROM sqlite_master WHERE type='table' AND name='attestations'");
+      rebuild = st.Step() == SQLITE_ROW && st.Text(0).find("WITHOUT ROWID") != std::string::npos;
+    }
+    if (!rebuild) return Exec(kSchema);
+    if (Status s = Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
+    if (Status s = Exec("ALTER TABLE attestations RENAME TO attestations_v1; "
+                        "DROP INDEX IF EXISTS attestations_received;");
+        !s.ok()) {
+      return Rollback(s);
+    }
+    if (Status s = Exec(kSchema); !s.ok()) return Rollback(s);
+    if (Status s = Exec("INSERT INTO attestations(device_id, sequence, digest, issued_at_ms, "
+                        "received_at_ms, status, failing_checks, envelope, live) SELECT "
+                        "device_id, sequence, digest, issued_at_ms, received_at_ms, status, "
+                        "failing_checks, envelope, live FROM attestations_v1 ORDER BY "
+                        "received_at_ms, device_id, sequence; DROP TABLE attestations_v1;");
+        !s.ok()) {
+      return Rollback(s);
+    }
+    spdlog::info("store: attestations moved to the arrival-ordered table");
+    return Commit();
   }
 
   Status InsertDevice(const DeviceRecord& d, const AuditRecord& audit) override {
     std::lock_guard<std::mutex> lock(mu_);
     if (Status s = Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
-    Stmt st(db_,
+    Stmt st(w_,
             "INSERT INTO devices(id, key_id, public_key, hostname, os, platform, enrolled_at_ms, "
             "status, pending) VALUES(?,?,?,?,?,?,?,?,?)");
     if (!st.ok()) return Rollback(Err("prepare insert device"));
@@ -238,7 +392,7 @@ class SqliteStore final : public Store {
   Status ApproveDevice(const std::string& device_id, const AuditRecord& audit) override {
     return WriteTx(
         [&]() -> Status {
-          Stmt up(db_, "UPDATE devices SET pending=0 WHERE id=? AND revoked_at_ms=0");
+          Stmt up(w_, "UPDATE devices SET pending=0 WHERE id=? AND revoked_at_ms=0");
           up.Bind(1, device_id);
           if (up.Step() != SQLITE_DONE) return Err("approve device");
           if (sqlite3_changes(db_) == 0) return NotFoundOrRevoked(device_id);
@@ -251,7 +405,7 @@ class SqliteStore final : public Store {
                       const AuditRecord& audit) override {
     return WriteTx(
         [&]() -> Status {
-          Stmt up(db_,
+          Stmt up(w_,
                   "UPDATE devices SET revoked_at_ms=CASE WHEN revoked_at_ms=0 THEN ? ELSE "
                   "revoked_at_ms END, revoke_reason=CASE WHEN revoked_at_ms=0 THEN ? ELSE "
                   "revoke_reason END WHERE id=?");
@@ -270,7 +424,7 @@ class SqliteStore final : public Store {
                           int64_t at_ms, const AuditRecord& audit) override {
     return WriteTx(
         [&]() -> Status {
-          Stmt up(db_, "UPDATE devices SET key_id=?, public_key=? WHERE id=? AND key_id=?");
+          Stmt up(w_, "UPDATE devices SET key_id=?, public_key=? WHERE id=? AND key_id=?");
           up.BindBlob(1, new_key_id);
           up.BindBlob(2, new_public_key);
           up.Bind(3, device_id);
@@ -291,8 +445,9 @@ class SqliteStore final : public Store {
 
   Result<std::optional<DeviceRecord>> FindDeviceByKeyId(const std::string& key_id) override {
     std::lock_guard<std::mutex> lock(*rmu_);
-    std::string sql = std::string("SELECT ") + kDeviceColumns + " FROM devices WHERE key_id=?";
-    Stmt st(rdb_, sql.c_str());
+    // Lean: the ingest path needs the device's state, not its latest evidence.
+    std::string sql = std::string("SELECT ") + kDeviceLeanColumns + " FROM devices WHERE key_id=?";
+    Stmt st(*r_, sql.c_str());
     st.BindBlob(1, key_id);
     return OneDevice(st);
   }
@@ -300,7 +455,7 @@ class SqliteStore final : public Store {
   Result<std::optional<DeviceRecord>> GetDevice(const std::string& id) override {
     std::lock_guard<std::mutex> lock(*rmu_);
     std::string sql = std::string("SELECT ") + kDeviceColumns + " FROM devices WHERE id=?";
-    Stmt st(rdb_, sql.c_str());
+    Stmt st(*r_, sql.c_str());
     st.Bind(1, id);
     return OneDevice(st);
   }
@@ -308,7 +463,7 @@ class SqliteStore final : public Store {
   Result<std::optional<std::string>> AttestationDigest(const std::string& device_id,
                                                        uint64_t sequence) override {
     std::lock_guard<std::mutex> lock(*rmu_);
-    Stmt st(rdb_, "SELECT digest FROM attestations WHERE device_id=? AND sequence=?");
+    Stmt st(*r_, "SELECT digest FROM attestations WHERE device_id=? AND sequence=?");
     st.Bind(1, device_id);
     st.Bind(2, static_cast<int64_t>(sequence));
     int rc = st.Step();
@@ -334,7 +489,7 @@ class SqliteStore final : public Store {
 
   Status UpdateVerdict(const DeviceRecord& d) override {
     std::lock_guard<std::mutex> lock(mu_);
-    Stmt up(db_,
+    Stmt up(w_,
             "UPDATE devices SET status=?, status_reason=?, failing_checks=?, policy_version=?, "
             "latest=? WHERE id=?");
     up.Bind(1, static_cast<int64_t>(d.status));
@@ -353,7 +508,7 @@ class SqliteStore final : public Store {
     // the caller but add no rows.
     return WriteTx(
         [&]() -> Status {
-          Stmt up(db_, "UPDATE devices SET tampered=1, tamper_reason=? WHERE id=? AND tampered=0");
+          Stmt up(w_, "UPDATE devices SET tampered=1, tamper_reason=? WHERE id=? AND tampered=0");
           up.Bind(1, reason);
           up.Bind(2, device_id);
           if (up.Step() != SQLITE_DONE) return Err("mark tampered");
@@ -366,14 +521,14 @@ class SqliteStore final : public Store {
 
   Result<std::vector<DeviceRecord>> ListDevices(const DeviceFilter& f) override {
     std::lock_guard<std::mutex> lock(*rmu_);
-    std::string sql = std::string("SELECT ") + kDeviceColumns + " FROM devices WHERE id > ?1";
+    std::string sql = std::string("SELECT ") + kDeviceLeanColumns + " FROM devices WHERE id > ?1";
     sql += store_sql::StatusFilter(f.status, '?');
     // Exact, case-sensitive match of one whole id inside ",a,b," (LIKE would treat % and _ as
     // wildcards and ignore case).
     if (!f.failing_check.empty()) sql += " AND instr(failing_checks, ?4) > 0";
     if (!f.os.empty()) sql += " AND os=?5";
     sql += " ORDER BY id LIMIT ?6";
-    Stmt st(rdb_, sql.c_str());
+    Stmt st(*r_, sql.c_str());
     if (!st.ok()) return RErr("prepare list devices");
     st.Bind(1, f.after_id);
     st.Bind(2, f.stale_before_ms);
@@ -385,7 +540,6 @@ class SqliteStore final : public Store {
     int rc;
     while ((rc = st.Step()) == SQLITE_ROW) {
       out.push_back(ReadDevice(st));
-      out.back().latest_attestation.clear();
     }
     if (rc != SQLITE_DONE) return RErr("list devices");
     return out;
@@ -393,7 +547,7 @@ class SqliteStore final : public Store {
 
   Result<std::vector<HistoryRow>> History(const std::string& device_id, uint32_t limit) override {
     std::lock_guard<std::mutex> lock(*rmu_);
-    Stmt st(rdb_,
+    Stmt st(*r_,
             "SELECT sequence, issued_at_ms, received_at_ms, status, failing_checks FROM "
             "attestations WHERE device_id=? ORDER BY sequence DESC LIMIT ?");
     st.Bind(1, device_id);
@@ -415,7 +569,7 @@ class SqliteStore final : public Store {
 
   Result<std::vector<EventRow>> Events(const std::string& device_id, uint32_t limit) override {
     std::lock_guard<std::mutex> lock(*rmu_);
-    Stmt st(rdb_,
+    Stmt st(*r_,
             "SELECT at_ms, kind, detail FROM events WHERE device_id=? ORDER BY id DESC LIMIT ?");
     st.Bind(1, device_id);
     st.Bind(2, static_cast<int64_t>(limit));
@@ -429,7 +583,7 @@ class SqliteStore final : public Store {
   Result<std::vector<std::pair<v1::DeviceStatus, uint64_t>>> CountByStatus(
       int64_t stale_before_ms) override {
     std::lock_guard<std::mutex> lock(*rmu_);
-    Stmt st(rdb_,
+    Stmt st(*r_,
             "SELECT CASE WHEN revoked_at_ms>0 THEN ?5 WHEN tampered=1 THEN ?2 WHEN pending=1 "
             "THEN ?6 WHEN last_seen_ms=0 THEN ?3 WHEN last_seen_ms<?1 THEN ?4 ELSE status END AS "
             "s, COUNT(*) FROM devices GROUP BY s");
@@ -451,7 +605,7 @@ class SqliteStore final : public Store {
   Status InsertCredential(const CredentialRecord& c, const AuditRecord& audit) override {
     return WriteTx(
         [&]() -> Status {
-          Stmt st(db_,
+          Stmt st(w_,
                   "INSERT INTO credentials(kind, id, name, role, hash, created_at_ms, "
                   "expires_at_ms) VALUES(?,?,?,?,?,?,?)");
           st.Bind(1, static_cast<int64_t>(c.kind));
@@ -475,7 +629,7 @@ class SqliteStore final : public Store {
     std::lock_guard<std::mutex> lock(*rmu_);
     std::string sql =
         std::string("SELECT ") + kCredentialColumns + " FROM credentials WHERE kind=? AND id=?";
-    Stmt st(rdb_, sql.c_str());
+    Stmt st(*r_, sql.c_str());
     st.Bind(1, static_cast<int64_t>(kind));
     st.Bind(2, id);
     int rc = st.Step();
@@ -488,7 +642,7 @@ class SqliteStore final : public Store {
     std::lock_guard<std::mutex> lock(*rmu_);
     std::string sql = std::string("SELECT ") + kCredentialColumns +
                       " FROM credentials WHERE kind=? ORDER BY created_at_ms, name";
-    Stmt st(rdb_, sql.c_str());
+    Stmt st(*r_, sql.c_str());
     st.Bind(1, static_cast<int64_t>(kind));
     std::vector<CredentialRecord> out;
     int rc;
@@ -501,7 +655,7 @@ class SqliteStore final : public Store {
                           const AuditRecord& audit) override {
     return WriteTx(
         [&]() -> Status {
-          Stmt up(db_,
+          Stmt up(w_,
                   "UPDATE credentials SET revoked_at_ms=? WHERE kind=? AND (id=? OR name=?) AND "
                   "revoked_at_ms=0");
           up.Bind(1, at_ms);
@@ -521,10 +675,10 @@ class SqliteStore final : public Store {
     bool claimed = false;
     Status st = WriteTx(
         [&]() -> Status {
-          Stmt ins(db_, "INSERT OR IGNORE INTO jobs(name, last_run_ms) VALUES(?, 0)");
+          Stmt ins(w_, "INSERT OR IGNORE INTO jobs(name, last_run_ms) VALUES(?, 0)");
           ins.Bind(1, name);
           if (ins.Step() != SQLITE_DONE) return Err("insert job");
-          Stmt up(db_, "UPDATE jobs SET last_run_ms=? WHERE name=? AND last_run_ms<=?");
+          Stmt up(w_, "UPDATE jobs SET last_run_ms=? WHERE name=? AND last_run_ms<=?");
           up.Bind(1, now_ms);
           up.Bind(2, name);
           up.Bind(3, now_ms - period_ms);
@@ -541,7 +695,7 @@ class SqliteStore final : public Store {
     uint64_t deleted = 0;
     Status st = WriteTx(
         [&]() -> Status {
-          Stmt del(db_,
+          Stmt del(w_,
                    "DELETE FROM attestations WHERE received_at_ms < ? AND sequence < (SELECT "
                    "last_sequence FROM devices WHERE devices.id = attestations.device_id)");
           del.Bind(1, before_ms);
@@ -560,7 +714,7 @@ class SqliteStore final : public Store {
 
   Result<std::vector<v1::AuditEntry>> ListAudit(uint64_t after_id, uint32_t limit) override {
     std::lock_guard<std::mutex> lock(*rmu_);
-    Stmt st(rdb_,
+    Stmt st(*r_,
             "SELECT id, at_ms, actor, action, target, detail, success, prev_hash, hash FROM audit "
             "WHERE id > ? ORDER BY id LIMIT ?");
     st.Bind(1, static_cast<int64_t>(after_id));
@@ -587,7 +741,7 @@ class SqliteStore final : public Store {
  private:
   // One attestation inside the caller's write transaction.
   Status CommitOne(const AcceptedAttestation& a) {
-    Stmt ins(db_,
+    Stmt ins(w_,
              "INSERT INTO attestations(device_id, sequence, digest, issued_at_ms, received_at_ms, "
              "status, failing_checks, envelope, live) VALUES(?,?,?,?,?,?,?,?,?)");
     ins.Bind(1, a.device_id);
@@ -604,7 +758,7 @@ class SqliteStore final : public Store {
     if (rc != SQLITE_DONE) return Err("insert attestation");
     const DeviceRecord& d = a.device_after;
     if (!a.live) {
-      Stmt seq(db_,
+      Stmt seq(w_,
                "UPDATE devices SET last_sequence=MAX(last_sequence, ?) WHERE id=? AND "
                "revoked_at_ms=0");
       seq.Bind(1, static_cast<int64_t>(a.sequence));
@@ -613,7 +767,7 @@ class SqliteStore final : public Store {
       if (sqlite3_changes(db_) == 0) return NotFoundOrRevoked(d.id);
       return Status::Ok();
     }
-    Stmt up(db_,
+    Stmt up(w_,
             "UPDATE devices SET last_seen_ms=?, last_sequence=?, status=?, status_reason=?, "
             "failing_checks=?, policy_version=?, latest=?, platform=?, hostname=?, os=? "
             "WHERE id=? AND revoked_at_ms=0 AND last_sequence < ?");
@@ -670,14 +824,14 @@ class SqliteStore final : public Store {
   }
 
   bool Revoked(const std::string& device_id) {
-    Stmt st(db_, "SELECT revoked_at_ms FROM devices WHERE id=?");
+    Stmt st(w_, "SELECT revoked_at_ms FROM devices WHERE id=?");
     st.Bind(1, device_id);
     return st.Step() == SQLITE_ROW && st.Int(0) != 0;
   }
 
   // After an UPDATE guarded by revoked_at_ms=0 changed nothing (caller holds mu_).
   Status NotFoundOrRevoked(const std::string& device_id) {
-    Stmt st(db_, "SELECT revoked_at_ms FROM devices WHERE id=?");
+    Stmt st(w_, "SELECT revoked_at_ms FROM devices WHERE id=?");
     st.Bind(1, device_id);
     if (st.Step() != SQLITE_ROW) return Status::NotFound("no device '" + device_id + "'");
     return Status::FailedPrecondition("device " + device_id + " is revoked");
@@ -686,7 +840,7 @@ class SqliteStore final : public Store {
   // Appends one chained entry; the caller holds mu_ and an open write transaction, so the read
   // of the previous hash and the insert cannot interleave with another writer.
   Status Audit(const AuditRecord& r) {
-    Stmt last(db_, "SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1");
+    Stmt last(w_, "SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1");
     v1::AuditEntry e;
     int rc = last.Step();
     if (rc == SQLITE_ROW) {
@@ -705,7 +859,7 @@ class SqliteStore final : public Store {
     e.set_detail(r.detail);
     e.set_success(r.success);
     e.set_hash(audit::EntryHash(e));
-    Stmt ins(db_,
+    Stmt ins(w_,
              "INSERT INTO audit(id, at_ms, actor, action, target, detail, success, prev_hash, "
              "hash) VALUES(?,?,?,?,?,?,?,?,?)");
     ins.Bind(1, static_cast<int64_t>(e.id()));
@@ -723,7 +877,7 @@ class SqliteStore final : public Store {
 
   Status AddEvent(const std::string& device_id, int64_t at_ms, const std::string& kind,
                   const std::string& detail) {
-    Stmt st(db_, "INSERT INTO events(device_id, at_ms, kind, detail) VALUES(?,?,?,?)");
+    Stmt st(w_, "INSERT INTO events(device_id, at_ms, kind, detail) VALUES(?,?,?,?)");
     st.Bind(1, device_id);
     st.Bind(2, at_ms);
     st.Bind(3, kind);
@@ -773,16 +927,24 @@ class SqliteStore final : public Store {
   sqlite3* db_;
   sqlite3* rdb_;
   std::mutex own_rmu_;
-  std::mutex* rmu_;  // the read connection's
+  std::mutex* rmu_;             // the read connection's
+  StmtCache w_;                 // statements of db_
+  StmtCache own_r_;             // statements of the second connection, when there is one
+  StmtCache* r_;                // statements of rdb_
+  sqlite3* ckpt_db_ = nullptr;  // the checkpointer's connection
+  std::thread ckpt_thread_;
+  std::mutex ckpt_mu_;
+  std::condition_variable ckpt_cv_;
+  bool ckpt_wanted_ = false;
+  bool ckpt_stop_ = false;
 };
 
 }  // namespace
 
 Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path) {
   sqlite3* db = nullptr;
-  int rc =
-      sqlite3_open_v2(path.c_str(), &db,
-                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
+  int rc = sqlite3_open_v2(
+      path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     std::string m = db ? sqlite3_errmsg(db) : "out of memory";
     sqlite3_close(db);
@@ -794,13 +956,21 @@ Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path) {
   if (Status s = store->Init(); !s.ok()) return s;
   if (path != ":memory:") {
     sqlite3* reader = nullptr;
-    if (sqlite3_open_v2(path.c_str(), &reader, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX,
+    if (sqlite3_open_v2(path.c_str(), &reader, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
                         nullptr) != SQLITE_OK) {
       std::string m = reader ? sqlite3_errmsg(reader) : "out of memory";
       sqlite3_close(reader);
       return Status::IoError("cannot open database " + path + " for reading: " + m);
     }
     if (Status s = store->AttachReader(reader); !s.ok()) return s;
+    sqlite3* ckpt = nullptr;
+    if (sqlite3_open_v2(path.c_str(), &ckpt, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+                        nullptr) != SQLITE_OK) {
+      std::string m = ckpt ? sqlite3_errmsg(ckpt) : "out of memory";
+      sqlite3_close(ckpt);
+      return Status::IoError("cannot open database " + path + " for checkpoints: " + m);
+    }
+    store->StartCheckpointer(ckpt);
   }
   return std::unique_ptr<Store>(std::move(store));
 }

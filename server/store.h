@@ -114,6 +114,7 @@ class Store {
   virtual Status ReplaceDeviceKey(const std::string& device_id, const std::string& old_key_id,
                                   const std::string& new_public_key, const std::string& new_key_id,
                                   int64_t at_ms, const AuditRecord& audit) = 0;
+  // The device holding this key, without latest_attestation (the ingest path's read).
   virtual Result<std::optional<DeviceRecord>> FindDeviceByKeyId(const std::string& key_id) = 0;
   virtual Result<std::optional<DeviceRecord>> GetDevice(const std::string& device_id) = 0;
   // Digest of the stored attestation (device, sequence), if any.
@@ -129,6 +130,7 @@ class Store {
   // Flags a device TAMPERED (sticky) and records the event.
   virtual Status MarkTampered(const std::string& device_id, const std::string& reason,
                               int64_t at_ms, const AuditRecord& audit) = 0;
+  // In id order, without latest_attestation.
   virtual Result<std::vector<DeviceRecord>> ListDevices(const DeviceFilter& filter) = 0;
   virtual Result<std::vector<HistoryRow>> History(const std::string& device_id, uint32_t limit) = 0;
   virtual Result<std::vector<EventRow>> Events(const std::string& device_id, uint32_t limit) = 0;

@@ -4,6 +4,7 @@
 // so the PostgreSQL half can never silently not run.
 #include <doctest/doctest.h>
 #include <libpq-fe.h>
+#include <sqlite3.h>
 #include <stdlib.h>
 
 #include <atomic>
@@ -152,6 +153,9 @@ TEST_CASE("store: attestations are stored once; history-only ones move only the 
     CHECK(now.last_sequence == 2);
     CHECK(now.status == v1::COMPLIANT);
     CHECK(now.latest_attestation == "latest-1");
+    // The ingest path's read and listings leave the latest evidence (kilobytes) out.
+    CHECK(s->FindDeviceByKeyId(d.key_id)->value().latest_attestation.empty());
+    CHECK(s->ListDevices(DeviceFilter{})->at(0).latest_attestation.empty());
     auto h = s->History("dev-a", 2);
     REQUIRE(h->size() == 2);
     CHECK(h->at(0).sequence == 2);  // newest first
@@ -398,6 +402,51 @@ TEST_CASE(
     CHECK(on_second.RunDue() + on_first.RunDue() == 1);
     CHECK(first->ListAudit(0, 100)->size() == audit);  // the audit log is never pruned
   }
+}
+
+TEST_CASE("sqlite store: a database of the first release keeps its attestations") {
+  char tmpl[] = "/tmp/vigil-store-XXXXXX";
+  REQUIRE(::mkdtemp(tmpl) != nullptr);
+  std::string path = std::string(tmpl) + "/vigil.db";
+  {
+    // The first release's layout: attestations keyed by (device_id, sequence), WITHOUT ROWID.
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+    const char* old = R"sql(
+      CREATE TABLE devices(id TEXT PRIMARY KEY, key_id BLOB NOT NULL UNIQUE,
+        public_key BLOB NOT NULL, hostname TEXT NOT NULL DEFAULT '', os TEXT NOT NULL DEFAULT '',
+        platform BLOB, enrolled_at_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL DEFAULT 0,
+        last_sequence INTEGER NOT NULL DEFAULT 0, status INTEGER NOT NULL,
+        status_reason TEXT NOT NULL DEFAULT '', failing_checks TEXT NOT NULL DEFAULT ',',
+        tampered INTEGER NOT NULL DEFAULT 0, tamper_reason TEXT NOT NULL DEFAULT '',
+        policy_version TEXT NOT NULL DEFAULT '', latest BLOB);
+      CREATE TABLE attestations(device_id TEXT NOT NULL, sequence INTEGER NOT NULL,
+        digest BLOB NOT NULL, issued_at_ms INTEGER NOT NULL, received_at_ms INTEGER NOT NULL,
+        status INTEGER NOT NULL, failing_checks TEXT NOT NULL, envelope BLOB NOT NULL,
+        PRIMARY KEY(device_id, sequence)) WITHOUT ROWID;
+      CREATE INDEX attestations_received ON attestations(received_at_ms);
+      INSERT INTO devices(id, key_id, public_key, enrolled_at_ms, last_seen_ms, last_sequence,
+        status) VALUES('dev-old', x'6b6b', x'6b6b', 1, 5, 7, 1);
+      INSERT INTO attestations VALUES('dev-old', 7, x'0707', 5, 5, 1, ',', x'00');
+    )sql";
+    REQUIRE(sqlite3_exec(db, old, nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(db);
+  }
+  auto s = OpenSqliteStore(path);
+  REQUIRE_MESSAGE(s.ok(), s.status().ToString());
+  CHECK((*s)->AttestationDigest("dev-old", 7)->value() == "\x07\x07");
+  DeviceRecord d = (*s)->GetDevice("dev-old")->value();
+  REQUIRE((*s)->CommitAttestation(Accepted(d, 8, v1::COMPLIANT)).ok());
+  CHECK((*s)->CommitAttestation(Accepted(d, 8, v1::COMPLIANT)).code() ==
+        Status::Code::kAlreadyExists);  // (device, sequence) is still unique
+  auto h = (*s)->History("dev-old", 10);
+  REQUIRE(h->size() == 2);
+  CHECK(h->at(1).sequence == 7);
+  s = Status::Internal("closed");
+  // Opened again: nothing to move, nothing lost.
+  auto again = OpenSqliteStore(path);
+  REQUIRE(again.ok());
+  CHECK((*again)->History("dev-old", 10)->size() == 2);
 }
 
 }  // namespace
