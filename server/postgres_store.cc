@@ -46,7 +46,14 @@ CREATE TABLE IF NOT EXISTS devices(
   revoked_at_ms BIGINT NOT NULL DEFAULT 0,
   revoke_reason TEXT COLLATE "C" NOT NULL DEFAULT ''
 );
-CREATE INDEX IF NOT EXISTS devices_status ON devices(tampered, status, last_seen_ms);
+-- The effective-status indexes (see the SQLite store: the same three, the same WHERE clauses).
+DROP INDEX IF EXISTS devices_status;
+CREATE INDEX IF NOT EXISTS devices_verdict ON devices(status, id)
+  WHERE revoked_at_ms=0 AND tampered=0 AND pending=0;
+CREATE INDEX IF NOT EXISTS devices_seen ON devices(last_seen_ms, status)
+  WHERE revoked_at_ms=0 AND tampered=0 AND pending=0;
+CREATE INDEX IF NOT EXISTS devices_flagged ON devices(id)
+  WHERE revoked_at_ms>0 OR tampered=1 OR pending=1;
 CREATE TABLE IF NOT EXISTS attestations(
   device_id TEXT COLLATE "C" NOT NULL,
   sequence BIGINT NOT NULL,
@@ -124,10 +131,60 @@ $$;
 constexpr const char* kSchemaPresent = R"sql(
 SELECT (SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()
           AND tablename IN ('devices', 'attestations', 'events', 'credentials', 'audit',
-                            'jobs')) = 6
+                            'jobs', 'status_counts')) = 7
    AND (SELECT count(*) FROM pg_trigger WHERE tgrelid = to_regclass('audit')
           AND tgname IN ('audit_no_update_delete', 'audit_no_truncate')) = 2
+   AND (SELECT count(*) FROM pg_trigger WHERE tgrelid = to_regclass('devices')
+          AND tgname = 'devices_count') = 1
+   AND to_regclass('devices_status') IS NULL
 )sql";
+
+// Devices per status bucket (store_sql::Bucket), kept current by a trigger in the transaction
+// that changes a device. The trigger comes before the first count: creating it locks the table
+// against writes, so no change falls between the two. Counter rows change only when a device
+// changes bucket; two replicas flipping devices in opposite directions at once can deadlock on
+// them, which PostgreSQL breaks by failing one group, and the group committer then retries its
+// attestations one by one.
+std::string CountingSchema() {
+  return R"sql(
+DO $$
+DECLARE
+  fresh BOOLEAN := to_regclass('status_counts') IS NULL;
+BEGIN
+  IF fresh THEN
+    CREATE TABLE status_counts(bucket INTEGER PRIMARY KEY, n BIGINT NOT NULL);
+  END IF;
+  CREATE OR REPLACE FUNCTION vigil_count_devices() RETURNS trigger LANGUAGE plpgsql AS $f$
+  DECLARE
+    o INTEGER;
+    nw INTEGER;
+  BEGIN
+    IF TG_OP <> 'INSERT' THEN o := )sql" +
+         store_sql::Bucket("OLD") + R"sql(; END IF;
+    IF TG_OP <> 'DELETE' THEN nw := )sql" +
+         store_sql::Bucket("NEW") + R"sql(; END IF;
+    IF o IS NOT DISTINCT FROM nw THEN RETURN NULL; END IF;
+    IF o IS NOT NULL THEN UPDATE status_counts SET n = n - 1 WHERE bucket = o; END IF;
+    IF nw IS NOT NULL THEN
+      INSERT INTO status_counts(bucket, n) VALUES (nw, 1)
+        ON CONFLICT (bucket) DO UPDATE SET n = status_counts.n + 1;
+    END IF;
+    RETURN NULL;
+  END;
+  $f$;
+  IF NOT EXISTS (SELECT 1 FROM pg_trigger
+                 WHERE tgrelid = 'devices'::regclass AND tgname = 'devices_count') THEN
+    CREATE TRIGGER devices_count AFTER INSERT OR UPDATE OR DELETE ON devices
+      FOR EACH ROW EXECUTE FUNCTION vigil_count_devices();
+  END IF;
+  IF fresh THEN
+    INSERT INTO status_counts(bucket, n) SELECT )sql" +
+         store_sql::Bucket("") + R"sql(, COUNT(*) FROM devices GROUP BY 1;
+  END IF;
+END
+$$;
+)sql";
+}
 
 constexpr const char* kUniqueViolation = "23505";
 
@@ -281,7 +338,7 @@ class PostgresStore final : public Store {
         !r.ok()) {
       return Rollback(r.status());
     }
-    PGresult* raw = PQexec(conn_, kSchema);
+    PGresult* raw = PQexec(conn_, (kSchema + CountingSchema()).c_str());
     if (Reply r = Check("create schema", raw); !r.ok()) return Rollback(r.status());
     return Commit();
   }
@@ -367,9 +424,10 @@ class PostgresStore final : public Store {
 
   Result<std::optional<DeviceRecord>> FindDeviceByKeyId(const std::string& key_id) override {
     std::lock_guard<std::mutex> lock(mu_);
-    return OneDevice(ExecFromIdle(
-        "read device", std::string("SELECT ") + kDeviceListColumns + " FROM devices WHERE key_id=$1",
-        Params().Bytes(key_id)));
+    return OneDevice(
+        ExecFromIdle("read device",
+                     std::string("SELECT ") + kDeviceListColumns + " FROM devices WHERE key_id=$1",
+                     Params().Bytes(key_id)));
   }
 
   Result<std::optional<DeviceRecord>> GetDevice(const std::string& id) override {
@@ -500,25 +558,12 @@ class PostgresStore final : public Store {
   Result<std::vector<std::pair<v1::DeviceStatus, uint64_t>>> CountByStatus(
       int64_t stale_before_ms) override {
     std::lock_guard<std::mutex> lock(mu_);
-    Reply r = ExecFromIdle(
-        "count devices",
-        "SELECT CASE WHEN revoked_at_ms>0 THEN $5 WHEN tampered=1 THEN $2 WHEN pending=1 THEN $6 "
-        "WHEN last_seen_ms=0 THEN $3 WHEN last_seen_ms<$1 THEN $4 ELSE status END AS s, COUNT(*) "
-        "FROM devices GROUP BY s ORDER BY s",
-        Params()
-            .Int(stale_before_ms)
-            .Int(v1::TAMPERED)
-            .Int(v1::UNKNOWN)
-            .Int(v1::STALE)
-            .Int(v1::REVOKED)
-            .Int(v1::PENDING));
+    Reply r =
+        ExecFromIdle("count devices", store_sql::CountsQuery('$'), Params().Int(stale_before_ms));
     if (!r.ok()) return r.status();
-    std::vector<std::pair<v1::DeviceStatus, uint64_t>> out;
-    for (int i = 0; i < r.rows(); ++i) {
-      out.emplace_back(static_cast<v1::DeviceStatus>(r.Int(i, 0)),
-                       static_cast<uint64_t>(r.Int(i, 1)));
-    }
-    return out;
+    std::vector<std::pair<int64_t, int64_t>> rows;
+    for (int i = 0; i < r.rows(); ++i) rows.emplace_back(r.Int(i, 0), r.Int(i, 1));
+    return store_sql::CountsFromRows(rows);
   }
 
   Status InsertCredential(const CredentialRecord& c, const AuditRecord& audit) override {

@@ -36,7 +36,17 @@ CREATE TABLE IF NOT EXISTS devices(
   revoked_at_ms INTEGER NOT NULL DEFAULT 0,
   revoke_reason TEXT NOT NULL DEFAULT ''
 );
-CREATE INDEX IF NOT EXISTS devices_status ON devices(tampered, status, last_seen_ms);
+-- The effective-status indexes. Their WHERE clauses are terms store_sql::StatusFilter writes, so
+-- the planner can use them: the verdict index changes only when a verdict does (a report that
+-- changes nothing but the time rewrites no page of it); the last-seen one finds the stale and
+-- never-seen devices; the flagged one the few revoked, tampered and pending ones.
+DROP INDEX IF EXISTS devices_status;
+CREATE INDEX IF NOT EXISTS devices_verdict ON devices(status, id)
+  WHERE revoked_at_ms=0 AND tampered=0 AND pending=0;
+CREATE INDEX IF NOT EXISTS devices_seen ON devices(last_seen_ms, status)
+  WHERE revoked_at_ms=0 AND tampered=0 AND pending=0;
+CREATE INDEX IF NOT EXISTS devices_flagged ON devices(id)
+  WHERE revoked_at_ms>0 OR tampered=1 OR pending=1;
 -- Rows in arrival order (rowid): a group commit appends to a few shared pages instead of
 -- writing one page (and an overflow page) per attestation, as a (device_id, sequence) key did.
 CREATE TABLE IF NOT EXISTS attestations(
@@ -108,6 +118,26 @@ constexpr const char* kMigrations[][2] = {
 // The prepared statements of one connection, kept for its lifetime: preparing (parsing and
 // planning) costs more than running most of the store's statements. Used only under the
 // connection's mutex.
+// Devices per status bucket (store_sql::Bucket), kept current by triggers in the transaction
+// that changes a device, so counts cost a few rows at any fleet size.
+std::string CountingSchema() {
+  const std::string o = store_sql::Bucket("OLD"), n = store_sql::Bucket("NEW");
+  const std::string add = "INSERT INTO status_counts(bucket, n) VALUES(" + n +
+                          ", 1) ON CONFLICT(bucket) DO UPDATE SET n = n + 1;";
+  return "CREATE TABLE IF NOT EXISTS status_counts(bucket INTEGER PRIMARY KEY, n INTEGER NOT "
+         "NULL);\n"
+         "CREATE TRIGGER IF NOT EXISTS devices_count_insert AFTER INSERT ON devices BEGIN " +
+         add +
+         " END;\n"
+         "CREATE TRIGGER IF NOT EXISTS devices_count_update AFTER UPDATE ON devices WHEN " +
+         o + " <> " + n + " BEGIN UPDATE status_counts SET n = n - 1 WHERE bucket = " + o + "; " +
+         add +
+         " END;\n"
+         "CREATE TRIGGER IF NOT EXISTS devices_count_delete AFTER DELETE ON devices BEGIN "
+         "UPDATE status_counts SET n = n - 1 WHERE bucket = " +
+         o + "; END;\n";
+}
+
 class StmtCache {
  public:
   struct Entry {
@@ -332,30 +362,42 @@ class SqliteStore final : public Store {
       if (std::string(sqlite3_errmsg(db_)).find("no such table") != std::string::npos) continue;
       if (Status s = Exec(m[1]); !s.ok()) return s;
     }
-    // The first release keyed attestations by (device_id, sequence) WITHOUT ROWID; move its rows
-    // into the arrival-ordered table in one transaction.
-    bool rebuild = false;
-    {
-      Stmt st(w_, "SELECT sql FROM sqlite_master WHERE type='table' AND name='attestations'");
-      rebuild = st.Step() == SQLITE_ROW && st.Text(0).find("WITHOUT ROWID") != std::string::npos;
-    }
-    if (!rebuild) return Exec(kSchema);
+    // One transaction: the first release's attestations move to the arrival-ordered table, and
+    // counters created now start from the devices already there.
     if (Status s = Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
-    if (Status s = Exec("ALTER TABLE attestations RENAME TO attestations_v1; "
-                        "DROP INDEX IF EXISTS attestations_received;");
-        !s.ok()) {
-      return Rollback(s);
+    // The first release keyed attestations by (device_id, sequence) WITHOUT ROWID.
+    const bool rebuild = [&] {
+      Stmt st(w_, "SELECT sql FROM sqlite_master WHERE type='table' AND name='attestations'");
+      return st.Step() == SQLITE_ROW && st.Text(0).find("WITHOUT ROWID") != std::string::npos;
+    }();
+    const bool counted = [&] {
+      Stmt st(w_, "SELECT 1 FROM sqlite_master WHERE type='table' AND name='status_counts'");
+      return st.Step() == SQLITE_ROW;
+    }();
+    if (rebuild) {
+      if (Status s = Exec("ALTER TABLE attestations RENAME TO attestations_v1; "
+                          "DROP INDEX IF EXISTS attestations_received;");
+          !s.ok()) {
+        return Rollback(s);
+      }
     }
-    if (Status s = Exec(kSchema); !s.ok()) return Rollback(s);
-    if (Status s = Exec("INSERT INTO attestations(device_id, sequence, digest, issued_at_ms, "
-                        "received_at_ms, status, failing_checks, envelope, live) SELECT "
-                        "device_id, sequence, digest, issued_at_ms, received_at_ms, status, "
-                        "failing_checks, envelope, live FROM attestations_v1 ORDER BY "
-                        "received_at_ms, device_id, sequence; DROP TABLE attestations_v1;");
-        !s.ok()) {
-      return Rollback(s);
+    if (Status s = Exec((kSchema + CountingSchema()).c_str()); !s.ok()) return Rollback(s);
+    if (rebuild) {
+      if (Status s = Exec("INSERT INTO attestations(device_id, sequence, digest, issued_at_ms, "
+                          "received_at_ms, status, failing_checks, envelope, live) SELECT "
+                          "device_id, sequence, digest, issued_at_ms, received_at_ms, status, "
+                          "failing_checks, envelope, live FROM attestations_v1 ORDER BY "
+                          "received_at_ms, device_id, sequence; DROP TABLE attestations_v1;");
+          !s.ok()) {
+        return Rollback(s);
+      }
+      spdlog::info("store: attestations moved to the arrival-ordered table");
     }
-    spdlog::info("store: attestations moved to the arrival-ordered table");
+    if (!counted) {
+      std::string fill = "INSERT INTO status_counts(bucket, n) SELECT " + store_sql::Bucket("") +
+                         ", COUNT(*) FROM devices GROUP BY 1";
+      if (Status s = Exec(fill.c_str()); !s.ok()) return Rollback(s);
+    }
     return Commit();
   }
 
@@ -583,23 +625,13 @@ class SqliteStore final : public Store {
   Result<std::vector<std::pair<v1::DeviceStatus, uint64_t>>> CountByStatus(
       int64_t stale_before_ms) override {
     std::lock_guard<std::mutex> lock(*rmu_);
-    Stmt st(*r_,
-            "SELECT CASE WHEN revoked_at_ms>0 THEN ?5 WHEN tampered=1 THEN ?2 WHEN pending=1 "
-            "THEN ?6 WHEN last_seen_ms=0 THEN ?3 WHEN last_seen_ms<?1 THEN ?4 ELSE status END AS "
-            "s, COUNT(*) FROM devices GROUP BY s");
+    Stmt st(*r_, store_sql::CountsQuery('?').c_str());
     st.Bind(1, stale_before_ms);
-    st.Bind(2, static_cast<int64_t>(v1::TAMPERED));
-    st.Bind(3, static_cast<int64_t>(v1::UNKNOWN));
-    st.Bind(4, static_cast<int64_t>(v1::STALE));
-    st.Bind(5, static_cast<int64_t>(v1::REVOKED));
-    st.Bind(6, static_cast<int64_t>(v1::PENDING));
-    std::vector<std::pair<v1::DeviceStatus, uint64_t>> out;
+    std::vector<std::pair<int64_t, int64_t>> rows;
     int rc;
-    while ((rc = st.Step()) == SQLITE_ROW) {
-      out.emplace_back(static_cast<v1::DeviceStatus>(st.Int(0)), static_cast<uint64_t>(st.Int(1)));
-    }
+    while ((rc = st.Step()) == SQLITE_ROW) rows.emplace_back(st.Int(0), st.Int(1));
     if (rc != SQLITE_DONE) return RErr("count devices");
-    return out;
+    return store_sql::CountsFromRows(rows);
   }
 
   Status InsertCredential(const CredentialRecord& c, const AuditRecord& audit) override {

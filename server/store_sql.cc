@@ -1,5 +1,7 @@
 #include "server/store_sql.h"
 
+#include <map>
+
 namespace vigil::server::store_sql {
 
 std::string StatusFilter(v1::DeviceStatus status, char p) {
@@ -22,6 +24,40 @@ std::string StatusFilter(v1::DeviceStatus status, char p) {
     default:
       return clean + " AND status=" + p + "3 AND last_seen_ms>=" + stale_before;
   }
+}
+
+std::string Bucket(const std::string& row) {
+  const std::string r = row.empty() ? "" : row + ".";
+  return "(CASE WHEN " + r + "revoked_at_ms>0 THEN " + std::to_string(v1::REVOKED) + " WHEN " + r +
+         "tampered=1 THEN " + std::to_string(v1::TAMPERED) + " WHEN " + r + "pending=1 THEN " +
+         std::to_string(v1::PENDING) + " WHEN " + r + "last_seen_ms=0 THEN " +
+         std::to_string(v1::UNKNOWN) + " ELSE " + r + "status END)";
+}
+
+std::string CountsQuery(char p) {
+  return std::string("SELECT bucket, n FROM status_counts WHERE n<>0 UNION ALL SELECT ") +
+         std::to_string(kStaleOffset) +
+         " + status, COUNT(*) FROM devices WHERE revoked_at_ms=0 AND tampered=0 AND pending=0 "
+         "AND last_seen_ms>0 AND last_seen_ms<" +
+         p + "1 GROUP BY status";
+}
+
+std::vector<std::pair<v1::DeviceStatus, uint64_t>> CountsFromRows(
+    const std::vector<std::pair<int64_t, int64_t>>& rows) {
+  std::map<int64_t, int64_t> by;
+  for (const auto& [bucket, n] : rows) {
+    if (bucket >= kStaleOffset) {
+      by[bucket - kStaleOffset] -= n;  // counted under its verdict, but it is stale
+      by[v1::STALE] += n;
+    } else {
+      by[bucket] += n;
+    }
+  }
+  std::vector<std::pair<v1::DeviceStatus, uint64_t>> out;
+  for (const auto& [bucket, n] : by) {
+    if (n > 0) out.emplace_back(static_cast<v1::DeviceStatus>(bucket), static_cast<uint64_t>(n));
+  }
+  return out;
 }
 
 std::string JoinChecks(const std::vector<std::string>& checks) {

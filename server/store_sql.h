@@ -3,7 +3,9 @@
 // verdict), the ",a,b," encoding of failing checks, and short key prefixes for events.
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "vigil/v1/attestation.pb.h"
@@ -14,6 +16,19 @@ namespace vigil::server::store_sql {
 // `status`; empty for DEVICE_STATUS_UNSPECIFIED. `p` is the parameter marker ('?' for SQLite,
 // '$' for PostgreSQL): parameter 2 is the stale-before time, 3 the status number.
 std::string StatusFilter(v1::DeviceStatus status, char p);
+
+// The status a device row counts under, without staleness (which depends on the clock): REVOKED,
+// TAMPERED, PENDING, UNKNOWN or the verdict. `row` is "NEW", "OLD" or "" (the row itself).
+std::string Bucket(const std::string& row);
+
+// Counts by effective status in ONE statement (one snapshot): the per-bucket counters that
+// triggers keep current as devices change (rows `bucket, n`), and the stale devices by verdict
+// (rows `kStaleOffset + verdict, n`), found through the partial index on last_seen_ms, so the cost
+// is the number of stale devices, not the fleet's size. Parameter 1 is the stale-before time.
+inline constexpr int kStaleOffset = 100;
+std::string CountsQuery(char p);
+std::vector<std::pair<v1::DeviceStatus, uint64_t>> CountsFromRows(
+    const std::vector<std::pair<int64_t, int64_t>>& rows);
 
 // failing_checks is stored as ",a,b," so a search for ",a," matches whole names only.
 std::string JoinChecks(const std::vector<std::string>& checks);
