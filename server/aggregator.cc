@@ -245,6 +245,26 @@ Result<v1::ReportResponse> Aggregator::Report(const v1::ReportRequest& req, cons
                                    std::to_string(options_.max_batch));
   }
   v1::ReportResponse resp;
+  *resp.mutable_policy() = policy_;
+  const uint32_t n = static_cast<uint32_t>(req.attestations_size());
+  const uint32_t before = inflight_.fetch_add(n);
+  struct Release {
+    std::atomic<uint32_t>& inflight;
+    uint32_t n;
+    ~Release() { inflight -= n; }
+  } release{inflight_, n};
+  if (options_.max_inflight != 0 && before + n > options_.max_inflight) {
+    // Refused before any work: cheap, and nothing of it is stored, so the agent's retry (with
+    // its backoff and jitter) is judged afresh.
+    counters_.Inc("report.rejected.overloaded", n);
+    for (uint32_t i = 0; i < n; ++i) {
+      auto* ack = resp.add_acks();
+      ack->set_code(kAckResourceExhausted);
+      ack->set_message("server busy (" + std::to_string(before) +
+                       " attestations in flight); keep it queued and retry later");
+    }
+    return resp;
+  }
   int32_t stopped = 0;
   for (const auto& signed_att : req.attestations()) {
     if (stopped != 0) {
@@ -261,7 +281,6 @@ Result<v1::ReportResponse> Aggregator::Report(const v1::ReportRequest& req, cons
       stopped = code;
     }
   }
-  *resp.mutable_policy() = policy_;
   return resp;
 }
 

@@ -6,6 +6,7 @@
 // rotation are serialized under one mutex.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <future>
@@ -50,6 +51,10 @@ struct AggregatorOptions {
   // Live reports must be issued within this much of the server clock. Older ones (an agent's
   // queue after days offline) are kept as history only; newer ones are refused.
   int64_t live_window_ms = 10 * 60 * 1000;
+  // Admission control: attestations being verified or waiting for their commit, server-wide.
+  // Beyond it a report is answered at once with code 8 (busy: keep it queued, retry later), so
+  // saturation bounds the wait (at most this many ahead of you) instead of growing a queue.
+  uint32_t max_inflight = 2000;
   uint32_t reports_per_minute = 60;  // per device; 0 = unlimited
   uint32_t report_burst = 120;
   uint32_t failed_auth_per_minute = 10;  // per peer address, enrollment and tokens
@@ -137,6 +142,7 @@ class Aggregator {
   const std::string policy_version_;
   const AggregatorOptions options_;
   std::mutex ingest_mu_;
+  std::atomic<uint32_t> inflight_{0};
 };
 
 }  // namespace vigil::server

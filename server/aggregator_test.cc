@@ -3,6 +3,10 @@
 #include <doctest/doctest.h>
 #include <stdlib.h>
 
+#include <atomic>
+#include <latch>
+#include <thread>
+
 #include "collectors/collectors.h"
 #include "proto/signing.h"
 #include "server/fleet.h"
@@ -416,6 +420,67 @@ TEST_CASE("a storage failure stops the batch, and the agent's retry is accepted,
   CHECK(r->acks(0).code() == kAckOk);
   CHECK(r->acks(1).code() == kAckOk);
   CHECK(h.Device(id).status() == v1::COMPLIANT);
+}
+
+// Holds every group commit until released, to keep attestations in flight.
+class HeldStore : public ForwardingStore {
+ public:
+  using ForwardingStore::ForwardingStore;
+  Status CommitAttestations(const std::vector<const AcceptedAttestation*>& batch) override {
+    if (!signalled_.exchange(true)) entered_.count_down();
+    released_.wait();
+    return ForwardingStore::CommitAttestations(batch);
+  }
+  void WaitEntered() { entered_.wait(); }
+  void Release() { released_.count_down(); }
+
+ private:
+  std::atomic<bool> signalled_{false};
+  std::latch entered_{1};
+  std::latch released_{1};
+};
+
+TEST_CASE("admission control: beyond max_inflight a report is answered busy at once") {
+  Harness h;
+  auto key = signing::DeviceKey::Generate();
+  auto other = signing::DeviceKey::Generate();
+  REQUIRE(key.ok());
+  REQUIRE(other.ok());
+  std::string id = h.Enroll(*key);
+  std::string other_id = h.Enroll(*other);
+  HeldStore held(*h.store);
+  AggregatorOptions opts;
+  opts.max_inflight = 2;
+  opts.reports_per_minute = 0;
+  Aggregator agg(held, h.clock, *h.credentials, h.counters, h.policy, opts);
+  auto report = [&](std::vector<v1::SignedAttestation> atts) {
+    v1::ReportRequest req;
+    for (auto& a : atts) *req.add_attestations() = std::move(a);
+    auto r = agg.Report(req);
+    REQUIRE(r.ok());
+    return *r;
+  };
+  // One attestation is held in its commit: one more fits, a batch of two does not.
+  std::thread first([&] { CHECK(report({Sign(Att(id, 1), *key)}).acks(0).code() == kAckOk); });
+  held.WaitEntered();
+  v1::ReportResponse busy =
+      report({Sign(Att(other_id, 1), *other), Sign(Att(other_id, 2), *other)});
+  REQUIRE(busy.acks_size() == 2);
+  for (const auto& ack : busy.acks()) {
+    CHECK(ack.code() == kAckResourceExhausted);
+    CHECK(ack.message().find("busy") != std::string::npos);
+  }
+  CHECK(busy.has_policy());
+  CHECK(h.counters.Get("report.rejected.overloaded") == 2);
+  CHECK(h.HistorySize(other_id) == 0);  // nothing of a refused report is stored
+  held.Release();
+  first.join();
+  // Capacity is back: the agent's retry of the same batch is accepted, not taken for a replay.
+  v1::ReportResponse retried =
+      report({Sign(Att(other_id, 1), *other), Sign(Att(other_id, 2), *other)});
+  CHECK(retried.acks(0).code() == kAckOk);
+  CHECK(retried.acks(1).code() == kAckOk);
+  CHECK(h.HistorySize(other_id) == 2);
 }
 
 TEST_CASE("device-chosen check ids cannot smuggle separators into storage") {

@@ -4,6 +4,7 @@
 // while a server runs on it: SQLite serializes the writes).
 #include <arpa/inet.h>
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/resource_quota.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
@@ -59,6 +60,9 @@ with TLS 1.3, using the CA and certificate that `init` put in DIR/tls.
                               to count as live (default 600); older ones are kept as history
   --report-rate N             attestations per minute per device (default 60, burst 2N; 0 = off)
   --max-batch N               attestations per report (default 100)
+  --max-inflight N            attestations being verified or committed at once, server-wide
+                              (default 2000; 0 = no limit); beyond it reports are answered
+                              "busy" (code 8) at once and agents retry later
   --retention-days N          keep attestation history for N days (default 365; 0 = forever);
                               each device's latest attestation and the audit log are always kept
   --store URL                 postgresql://USER@HOST:PORT/DB to share one database between several
@@ -301,9 +305,10 @@ int Serve(const Flags& flags) {
     uint64_t* out;
   } numbers[] = {{"max-batch", 100, 1, 10000, nullptr},
                  {"live-window", 600, 10, 7 * 86400, nullptr},
-                 {"report-rate", 60, 0, 1000000, nullptr}};
-  uint64_t values[3];
-  for (size_t i = 0; i < 3; ++i) {
+                 {"report-rate", 60, 0, 1000000, nullptr},
+                 {"max-inflight", 2000, 0, 1000000, nullptr}};
+  uint64_t values[4];
+  for (size_t i = 0; i < 4; ++i) {
     auto v = flags.GetUint(numbers[i].flag, numbers[i].fallback);
     if (!v.ok() || *v < numbers[i].min || *v > numbers[i].max) {
       return Fail(2, std::string("--") + numbers[i].flag + ": must be " +
@@ -315,6 +320,7 @@ int Serve(const Flags& flags) {
   opts.live_window_ms = static_cast<int64_t>(values[1]) * 1000;
   opts.reports_per_minute = static_cast<uint32_t>(values[2]);
   opts.report_burst = static_cast<uint32_t>(std::min<uint64_t>(values[2] * 2, 2000000));
+  opts.max_inflight = static_cast<uint32_t>(values[3]);
   opts.approve_devices = flags.Has("approve-devices");
   auto retention_days = flags.GetUint("retention-days", 365);
   if (!retention_days.ok() || *retention_days > 36500) {
@@ -372,6 +378,11 @@ int Serve(const Flags& flags) {
   builder.AddChannelArgument("grpc.server_handshake_timeout_ms", 10000);
   builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS, 5 * 60 * 1000);
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, 64);
+  // A bounded pool of request threads: beyond it gRPC refuses new calls (RESOURCE_EXHAUSTED)
+  // instead of starting threads without limit; --max-inflight bounds the work they queue.
+  grpc::ResourceQuota quota("vigil-server");
+  quota.SetMaxThreads(256);
+  builder.SetResourceQuota(quota);
   builder.RegisterService(&agent_service);
   builder.RegisterService(&fleet_service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
@@ -419,8 +430,8 @@ int Main(int argc, char** argv) {
   // Everything this process creates (database, WAL, keys) is private to the server's user.
   ::umask(077);
   FlagSpec spec{{"listen", "data-dir", "policy", "ready-file", "max-batch", "live-window",
-                 "report-rate", "server-address", "san", "bundle", "secret-expires", "expires",
-                 "role", "name", "enroll-secret-file", "store", "retention-days"},
+                 "report-rate", "max-inflight", "server-address", "san", "bundle", "secret-expires",
+                 "expires", "role", "name", "enroll-secret-file", "store", "retention-days"},
                 {"help", "insecure", "require-client-cert", "approve-devices"}};
   auto flags = Flags::Parse(argc, argv, 1, spec);
   if (!flags.ok()) return Fail(2, flags.status().message() + "\n" + kUsage);
