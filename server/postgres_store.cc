@@ -2,10 +2,14 @@
 
 #include <libpq-fe.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <utility>
+#include <vector>
 
 #include "proto/audit_chain.h"
 #include "server/store_sql.h"
@@ -188,6 +192,10 @@ $$;
 
 constexpr const char* kUniqueViolation = "23505";
 
+// Connections per server: one writer (every transaction, including the group commits) and this
+// many readers.
+constexpr int kReaders = 3;
+
 // Type OIDs of the parameters we send (from pg_type; stable across releases).
 constexpr Oid kInt8Oid = 20;
 constexpr Oid kTextOid = 25;
@@ -316,14 +324,25 @@ CredentialRecord ReadCredential(const Reply& r, int row) {
   return c;
 }
 
+// The connection the calling thread holds (set by PostgresStore::ConnLock for the duration of
+// one store call), so the statement helpers need no connection argument.
+thread_local PGconn* tl_conn = nullptr;
+
 class PostgresStore final : public Store {
  public:
-  explicit PostgresStore(PGconn* conn) : conn_(conn) {}
-  ~PostgresStore() override { PQfinish(conn_); }
+  // `writer` carries every transaction; `readers` serve reads in parallel with it, so a read
+  // never waits for a group commit and its fsync (each sees the last committed state).
+  PostgresStore(PGconn* writer, std::vector<PGconn*> readers) : writer_{writer} {
+    for (PGconn* r : readers) readers_.push_back(std::make_unique<Pooled>(r));
+  }
+  ~PostgresStore() override {
+    for (auto& r : readers_) PQfinish(r->pg);
+    PQfinish(writer_.pg);
+  }
 
   Status Init() {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (PQserverVersion(conn_) < kMinServerVersion) {
+    ConnLock lock(Writer());
+    if (PQserverVersion(tl_conn) < kMinServerVersion) {
       return Status::FailedPrecondition("PostgreSQL " + std::to_string(kMinServerVersion / 10000) +
                                         " or newer is required");
     }
@@ -338,7 +357,7 @@ class PostgresStore final : public Store {
         !r.ok()) {
       return Rollback(r.status());
     }
-    PGresult* raw = PQexec(conn_, (kSchema + CountingSchema()).c_str());
+    PGresult* raw = PQexec(tl_conn, (kSchema + CountingSchema()).c_str());
     if (Reply r = Check("create schema", raw); !r.ok()) return Rollback(r.status());
     return Commit();
   }
@@ -423,7 +442,7 @@ class PostgresStore final : public Store {
   }
 
   Result<std::optional<DeviceRecord>> FindDeviceByKeyId(const std::string& key_id) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    ConnLock lock(Reader());
     return OneDevice(
         ExecFromIdle("read device",
                      std::string("SELECT ") + kDeviceListColumns + " FROM devices WHERE key_id=$1",
@@ -431,7 +450,7 @@ class PostgresStore final : public Store {
   }
 
   Result<std::optional<DeviceRecord>> GetDevice(const std::string& id) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    ConnLock lock(Reader());
     return OneDevice(ExecFromIdle(
         "read device", std::string("SELECT ") + kDeviceColumns + " FROM devices WHERE id=$1",
         Params().Text(id)));
@@ -439,7 +458,7 @@ class PostgresStore final : public Store {
 
   Result<std::optional<std::string>> AttestationDigest(const std::string& device_id,
                                                        uint64_t sequence) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    ConnLock lock(Reader());
     Reply r = ExecFromIdle("read attestation digest",
                            "SELECT digest FROM attestations WHERE device_id=$1 AND sequence=$2",
                            Params().Text(device_id).Int(static_cast<int64_t>(sequence)));
@@ -453,14 +472,7 @@ class PostgresStore final : public Store {
   }
 
   Status CommitAttestations(const std::vector<const AcceptedAttestation*>& batch) override {
-    return WriteTx(
-        [&]() -> Status {
-          for (const AcceptedAttestation* a : batch) {
-            if (Status s = CommitOne(*a); !s.ok()) return s;
-          }
-          return Status::Ok();
-        },
-        nullptr);
+    return WriteTx([&] { return CommitPipelined(batch); }, nullptr);
   }
 
   Status UpdateVerdict(const DeviceRecord& d) override {
@@ -508,7 +520,7 @@ class PostgresStore final : public Store {
     if (!f.failing_check.empty()) sql += " AND strpos(failing_checks, $4) > 0";
     if (!f.os.empty()) sql += " AND os=$5";
     sql += " ORDER BY id LIMIT $6";
-    std::lock_guard<std::mutex> lock(mu_);
+    ConnLock lock(Reader());
     Reply r = ExecFromIdle("list devices", sql,
                            Params()
                                .Text(f.after_id)
@@ -524,7 +536,7 @@ class PostgresStore final : public Store {
   }
 
   Result<std::vector<HistoryRow>> History(const std::string& device_id, uint32_t limit) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    ConnLock lock(Reader());
     Reply r = ExecFromIdle("read history",
                            "SELECT sequence, issued_at_ms, received_at_ms, status, failing_checks "
                            "FROM attestations WHERE device_id=$1 ORDER BY sequence DESC LIMIT $2",
@@ -544,7 +556,7 @@ class PostgresStore final : public Store {
   }
 
   Result<std::vector<EventRow>> Events(const std::string& device_id, uint32_t limit) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    ConnLock lock(Reader());
     Reply r = ExecFromIdle(
         "read events",
         "SELECT at_ms, kind, detail FROM events WHERE device_id=$1 ORDER BY id DESC LIMIT $2",
@@ -557,7 +569,7 @@ class PostgresStore final : public Store {
 
   Result<std::vector<std::pair<v1::DeviceStatus, uint64_t>>> CountByStatus(
       int64_t stale_before_ms) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    ConnLock lock(Reader());
     Reply r =
         ExecFromIdle("count devices", store_sql::CountsQuery('$'), Params().Int(stale_before_ms));
     if (!r.ok()) return r.status();
@@ -590,7 +602,7 @@ class PostgresStore final : public Store {
 
   Result<std::optional<CredentialRecord>> FindCredential(CredentialKind kind,
                                                          const std::string& id) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    ConnLock lock(Reader());
     Reply r = ExecFromIdle(
         "read credential",
         std::string("SELECT ") + kCredentialColumns + " FROM credentials WHERE kind=$1 AND id=$2",
@@ -601,7 +613,7 @@ class PostgresStore final : public Store {
   }
 
   Result<std::vector<CredentialRecord>> ListCredentials(CredentialKind kind) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    ConnLock lock(Reader());
     Reply r = ExecFromIdle("list credentials",
                            std::string("SELECT ") + kCredentialColumns +
                                " FROM credentials WHERE kind=$1 ORDER BY created_at_ms, name",
@@ -675,7 +687,7 @@ class PostgresStore final : public Store {
   }
 
   Result<std::vector<v1::AuditEntry>> ListAudit(uint64_t after_id, uint32_t limit) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    ConnLock lock(Reader());
     Reply r = ExecFromIdle("read audit log",
                            "SELECT id, at_ms, actor, action, target, detail, success, prev_hash, "
                            "hash FROM audit WHERE id > $1 ORDER BY id LIMIT $2",
@@ -703,7 +715,7 @@ class PostgresStore final : public Store {
   // any failure, so a change is never stored without its audit entry or vice versa.
   template <typename Body>
   Status WriteTx(Body body, const AuditRecord* audit) {
-    std::lock_guard<std::mutex> lock(mu_);
+    ConnLock lock(Writer());
     if (Status s = Begin(); !s.ok()) return s;
     if (Status s = body(); !s.ok()) return Rollback(s);
     if (audit != nullptr) {
@@ -715,54 +727,121 @@ class PostgresStore final : public Store {
   // After an UPDATE guarded by revoked_at_ms=0 changed nothing (caller holds mu_, in the
   // transaction). The read sees commits made since the UPDATE; a device that appeared only now
   // was enrolled concurrently and is neither missing nor revoked, so the caller should retry.
-  // One attestation inside the caller's write transaction.
-  Status CommitOne(const AcceptedAttestation& a) {
+  // The two statements that store one attestation: its row, then the device's new state (or,
+  // for a history-only one, just its sequence). Both stores judge them the same way (Judge).
+  struct Statement {
+    const char* what;
+    const char* sql;
+    Params params;
+  };
+  static std::pair<Statement, Statement> CommitStatements(const AcceptedAttestation& a) {
     const DeviceRecord& d = a.device_after;
-    Reply ins = Exec("insert attestation",
-                     "INSERT INTO attestations(device_id, sequence, digest, issued_at_ms, "
-                     "received_at_ms, status, failing_checks, envelope, live) "
-                     "VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9)",
-                     Params()
-                         .Text(a.device_id)
-                         .Int(static_cast<int64_t>(a.sequence))
-                         .Bytes(a.digest)
-                         .Int(a.issued_at_ms)
-                         .Int(a.received_at_ms)
-                         .Int(static_cast<int64_t>(d.status))
-                         .Text(store_sql::JoinChecks(d.failing_checks))
-                         .Bytes(a.envelope.SerializeAsString())
-                         .Int(a.live ? 1 : 0));
+    Statement ins{"insert attestation",
+                  "INSERT INTO attestations(device_id, sequence, digest, issued_at_ms, "
+                  "received_at_ms, status, failing_checks, envelope, live) "
+                  "VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9)",
+                  Params()
+                      .Text(a.device_id)
+                      .Int(static_cast<int64_t>(a.sequence))
+                      .Bytes(a.digest)
+                      .Int(a.issued_at_ms)
+                      .Int(a.received_at_ms)
+                      .Int(static_cast<int64_t>(d.status))
+                      .Text(store_sql::JoinChecks(d.failing_checks))
+                      .Bytes(a.envelope.SerializeAsString())
+                      .Int(a.live ? 1 : 0)};
+    if (!a.live) {
+      return {std::move(ins), Statement{"update device sequence",
+                                        "UPDATE devices SET last_sequence=GREATEST(last_sequence, "
+                                        "$1) WHERE id=$2 AND revoked_at_ms=0",
+                                        Params().Int(static_cast<int64_t>(a.sequence)).Text(d.id)}};
+    }
+    return {std::move(ins),
+            Statement{"update device",
+                      "UPDATE devices SET last_seen_ms=$1, last_sequence=$2, status=$3, "
+                      "status_reason=$4, failing_checks=$5, policy_version=$6, latest=$7, "
+                      "platform=$8, hostname=$9, os=$10 WHERE id=$11 AND revoked_at_ms=0 "
+                      "AND last_sequence < $2",
+                      Params()
+                          .Int(d.last_seen_ms)
+                          .Int(static_cast<int64_t>(d.last_sequence))
+                          .Int(static_cast<int64_t>(d.status))
+                          .Text(d.status_reason)
+                          .Text(store_sql::JoinChecks(d.failing_checks))
+                          .Text(d.policy_version)
+                          .Bytes(d.latest_attestation)
+                          .Bytes(d.platform.SerializeAsString())
+                          .Text(d.hostname)
+                          .Text(d.platform.os())
+                          .Text(d.id)}};
+  }
+
+  // What the replies of CommitStatements mean (inside the caller's transaction).
+  Status Judge(const AcceptedAttestation& a, const Reply& ins, const Reply& up) {
     if (ins.sqlstate() == kUniqueViolation)
       return Status::AlreadyExists("attestation already stored");
     if (!ins.ok()) return ins.status();
-    if (!a.live) {
-      Reply seq = Exec("update device sequence",
-                       "UPDATE devices SET last_sequence=GREATEST(last_sequence, $1) "
-                       "WHERE id=$2 AND revoked_at_ms=0",
-                       Params().Int(static_cast<int64_t>(a.sequence)).Text(d.id));
-      if (!seq.ok()) return seq.status();
-      if (seq.affected() == 0) return NotFoundOrRevoked(d.id);
-      return Status::Ok();
-    }
-    Reply up = Exec("update device",
-                    "UPDATE devices SET last_seen_ms=$1, last_sequence=$2, status=$3, "
-                    "status_reason=$4, failing_checks=$5, policy_version=$6, latest=$7, "
-                    "platform=$8, hostname=$9, os=$10 WHERE id=$11 AND revoked_at_ms=0 "
-                    "AND last_sequence < $2",
-                    Params()
-                        .Int(d.last_seen_ms)
-                        .Int(static_cast<int64_t>(d.last_sequence))
-                        .Int(static_cast<int64_t>(d.status))
-                        .Text(d.status_reason)
-                        .Text(store_sql::JoinChecks(d.failing_checks))
-                        .Text(d.policy_version)
-                        .Bytes(d.latest_attestation)
-                        .Bytes(d.platform.SerializeAsString())
-                        .Text(d.hostname)
-                        .Text(d.platform.os())
-                        .Text(d.id));
     if (!up.ok()) return up.status();
-    if (up.affected() == 0) return RevokedOrOvertaken(d.id);
+    if (up.affected() != 0) return Status::Ok();
+    return a.live ? RevokedOrOvertaken(a.device_id) : NotFoundOrRevoked(a.device_id);
+  }
+
+  // One attestation inside the caller's write transaction.
+  Status CommitOne(const AcceptedAttestation& a) {
+    auto [ins, up] = CommitStatements(a);
+    Reply i = Exec(ins.what, ins.sql, ins.params);
+    if (!i.ok()) return Judge(a, i, Reply());
+    return Judge(a, i, Exec(up.what, up.sql, up.params));
+  }
+
+  // A group inside the caller's write transaction, its statements pipelined: sent together and
+  // answered together (one round trip per chunk instead of two per attestation). After a
+  // failure the server skips the rest of the chunk; the group fails as a whole, as it would
+  // statement by statement.
+  Status CommitPipelined(const std::vector<const AcceptedAttestation*>& batch) {
+    constexpr size_t kChunk = 128;  // bounds what either side buffers
+    for (size_t from = 0; from < batch.size(); from += kChunk) {
+      size_t to = std::min(batch.size(), from + kChunk);
+      if (PQenterPipelineMode(tl_conn) != 1) return Status::IoError("postgres: no pipeline mode");
+      std::vector<Reply> replies;
+      Status sent = Status::Ok();
+      for (size_t k = from; k < to && sent.ok(); ++k) {
+        auto [ins, up] = CommitStatements(*batch[k]);
+        for (const Statement* st : {&ins, &up}) {
+          std::vector<const char*> values = st->params.pointers();
+          std::vector<int> lengths = st->params.lengths();
+          if (PQsendQueryParams(tl_conn, st->sql, st->params.size(), st->params.types(),
+                                values.data(), lengths.data(), st->params.formats(), 1) != 1) {
+            sent = Status::Unavailable(std::string("postgres send: ") + PQerrorMessage(tl_conn));
+            break;
+          }
+        }
+      }
+      if (sent.ok() && PQpipelineSync(tl_conn) != 1) {
+        sent = Status::Unavailable(std::string("postgres sync: ") + PQerrorMessage(tl_conn));
+      }
+      // Every result up to the sync, each followed by a null: drained even after a failure, so
+      // the connection leaves pipeline mode clean.
+      for (;;) {
+        PGresult* r = PQgetResult(tl_conn);
+        if (r == nullptr) {
+          if (!sent.ok() || PQstatus(tl_conn) != CONNECTION_OK) break;
+          continue;
+        }
+        if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
+          PQclear(r);
+          break;
+        }
+        replies.push_back(Check("commit group", r));
+      }
+      PQexitPipelineMode(tl_conn);
+      if (!sent.ok()) return sent;
+      for (size_t k = from; k < to; ++k) {
+        size_t at = 2 * (k - from);
+        if (at + 1 >= replies.size()) return Status::Unavailable("postgres: replies missing");
+        if (Status s = Judge(*batch[k], replies[at], replies[at + 1]); !s.ok()) return s;
+      }
+    }
     return Status::Ok();
   }
 
@@ -852,7 +931,7 @@ class PostgresStore final : public Store {
   Reply Exec(const char* what, const std::string& sql, const Params& p) {
     std::vector<const char*> values = p.pointers();
     std::vector<int> lengths = p.lengths();
-    PGresult* r = PQexecParams(conn_, sql.c_str(), p.size(), p.types(), values.data(),
+    PGresult* r = PQexecParams(tl_conn, sql.c_str(), p.size(), p.types(), values.data(),
                                lengths.data(), p.formats(), /*resultFormat=*/1);
     return Check(what, r);
   }
@@ -861,13 +940,13 @@ class PostgresStore final : public Store {
   // transaction), so repeating it is safe: a connection found dropped is re-established once.
   Reply ExecFromIdle(const char* what, const std::string& sql, const Params& p) {
     bool reset = false;
-    if (PQstatus(conn_) != CONNECTION_OK) {
-      PQreset(conn_);
+    if (PQstatus(tl_conn) != CONNECTION_OK) {
+      PQreset(tl_conn);
       reset = true;
     }
     Reply r = Exec(what, sql, p);
-    if (!r.ok() && !reset && PQstatus(conn_) != CONNECTION_OK) {
-      PQreset(conn_);
+    if (!r.ok() && !reset && PQstatus(tl_conn) != CONNECTION_OK) {
+      PQreset(tl_conn);
       r = Exec(what, sql, p);
     }
     return r;
@@ -882,11 +961,11 @@ class PostgresStore final : public Store {
     const char* state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
     std::string sqlstate = state ? state : "";
     const char* primary = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : nullptr;
-    std::string msg = primary ? primary : PQerrorMessage(conn_);
+    std::string msg = primary ? primary : PQerrorMessage(tl_conn);
     while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
     std::string text = std::string("postgres ") + what + ": " + msg;
     Status s;
-    if (PQstatus(conn_) != CONNECTION_OK || sqlstate.rfind("08", 0) == 0 ||
+    if (PQstatus(tl_conn) != CONNECTION_OK || sqlstate.rfind("08", 0) == 0 ||
         sqlstate.rfind("57P", 0) == 0 || sqlstate == "40001" || sqlstate == "40P01") {
       s = Status::Unavailable(text);
     } else if (sqlstate == "22021" || sqlstate == "22P05") {
@@ -899,8 +978,8 @@ class PostgresStore final : public Store {
 
   Status Begin() {
     // A transaction left open (never expected) would swallow this one's statements.
-    if (PQstatus(conn_) == CONNECTION_OK && PQtransactionStatus(conn_) != PQTRANS_IDLE) {
-      PQclear(PQexec(conn_, "ROLLBACK"));
+    if (PQstatus(tl_conn) == CONNECTION_OK && PQtransactionStatus(tl_conn) != PQTRANS_IDLE) {
+      PQclear(PQexec(tl_conn, "ROLLBACK"));
     }
     return ExecFromIdle("begin", "BEGIN", Params()).status();
   }
@@ -918,12 +997,45 @@ class PostgresStore final : public Store {
   }
 
   Status Rollback(Status s) {
-    if (PQstatus(conn_) == CONNECTION_OK) PQclear(PQexec(conn_, "ROLLBACK"));
+    if (PQstatus(tl_conn) == CONNECTION_OK) PQclear(PQexec(tl_conn, "ROLLBACK"));
     return s;
   }
 
-  std::mutex mu_;
-  PGconn* conn_;
+  // A connection and its lock; the thread holding the lock uses it through tl_conn.
+  struct Pooled {
+    explicit Pooled(PGconn* c) : pg(c) {}
+    PGconn* pg;
+    std::mutex mu;
+  };
+  class ConnLock {
+   public:
+    explicit ConnLock(Pooled& c) : lock_(c.mu, std::adopt_lock), prev_(tl_conn) { tl_conn = c.pg; }
+    ~ConnLock() { tl_conn = prev_; }
+    ConnLock(const ConnLock&) = delete;
+    ConnLock& operator=(const ConnLock&) = delete;
+
+   private:
+    std::unique_lock<std::mutex> lock_;
+    PGconn* prev_;
+  };
+  // Locks and returns a free reader, or waits for one in turn when all are busy.
+  Pooled& Reader() {
+    for (auto& r : readers_) {
+      if (r->mu.try_lock()) return *r;
+    }
+    Pooled& r = *readers_[next_reader_++ % readers_.size()];
+    r.mu.lock();
+    return r;
+  }
+  // Locks the writer (see Reader(): ConnLock adopts the lock taken here).
+  Pooled& Writer() {
+    writer_.mu.lock();
+    return writer_;
+  }
+
+  Pooled writer_;
+  std::vector<std::unique_ptr<Pooled>> readers_;
+  std::atomic<size_t> next_reader_{0};
 };
 
 void IgnoreNotice(void*, const char*) {}
@@ -945,17 +1057,29 @@ Result<std::unique_ptr<Store>> OpenPostgresStore(const std::string& url) {
   const char* keys[] = {"connect_timeout", "dbname", "client_encoding", "application_name",
                         nullptr};
   const char* values[] = {"10", url.c_str(), "UTF8", "vigil-server", nullptr};
-  PGconn* conn = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
-  if (conn == nullptr) return Status::Unavailable("cannot connect to PostgreSQL: out of memory");
-  if (PQstatus(conn) != CONNECTION_OK) {
-    std::string m = PQerrorMessage(conn);
-    PQfinish(conn);
-    while (!m.empty() && m.back() == '\n') m.pop_back();
-    return Status::Unavailable("cannot connect to PostgreSQL: " + m);
+  std::vector<PGconn*> conns;
+  auto close_all = [&] {
+    for (PGconn* c : conns) PQfinish(c);
+  };
+  for (int i = 0; i < 1 + kReaders; ++i) {
+    PGconn* conn = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
+    if (conn == nullptr) {
+      close_all();
+      return Status::Unavailable("cannot connect to PostgreSQL: out of memory");
+    }
+    if (PQstatus(conn) != CONNECTION_OK) {
+      std::string m = PQerrorMessage(conn);
+      PQfinish(conn);
+      close_all();
+      while (!m.empty() && m.back() == '\n') m.pop_back();
+      return Status::Unavailable("cannot connect to PostgreSQL: " + m);
+    }
+    // "relation already exists, skipping" and the like are not for the server's log.
+    PQsetNoticeProcessor(conn, &IgnoreNotice, nullptr);
+    conns.push_back(conn);
   }
-  // "relation already exists, skipping" and the like are not for the server's log.
-  PQsetNoticeProcessor(conn, &IgnoreNotice, nullptr);
-  auto store = std::make_unique<PostgresStore>(conn);
+  auto store = std::make_unique<PostgresStore>(
+      conns[0], std::vector<PGconn*>(conns.begin() + 1, conns.end()));
   if (Status s = store->Init(); !s.ok()) return s;
   return std::unique_ptr<Store>(std::move(store));
 }

@@ -176,6 +176,70 @@ TEST_CASE("store: attestations are stored once; history-only ones move only the 
   }
 }
 
+TEST_CASE("store: a group commit is all or none, in order, across pipeline chunks") {
+  FOR_EACH_BACKEND(b) {
+    CAPTURE(b.name);
+    auto s = b.open();
+    DeviceRecord a = Device("dev-a", 'a'), c = Device("dev-c", 'c'), r = Device("dev-r", 'r');
+    for (const DeviceRecord* d : {&a, &c, &r}) REQUIRE(s->InsertDevice(*d, Audit("e")).ok());
+    REQUIRE(s->RevokeDevice("dev-r", "lost", kNow, Audit("r")).ok());
+    // Many devices, so the group spans more than one pipeline chunk.
+    std::vector<DeviceRecord> many;
+    for (int i = 0; i < 150; ++i) {
+      many.push_back(Device("dev-m" + std::to_string(1000 + i), static_cast<char>(i)));
+      many.back().key_id = "key-m" + std::to_string(1000 + i);
+      REQUIRE(s->InsertDevice(many.back(), Audit("e")).ok());
+    }
+    std::vector<AcceptedAttestation> group = {Accepted(a, 1, v1::COMPLIANT),
+                                              Accepted(a, 2, v1::NON_COMPLIANT, {"usb_storage"})};
+    AcceptedAttestation history = Accepted(c, 5, v1::NON_COMPLIANT);
+    history.live = false;
+    group.push_back(history);
+    for (const auto& d : many) group.push_back(Accepted(d, 1, v1::COMPLIANT));
+    auto pointers = [](const std::vector<AcceptedAttestation>& g) {
+      std::vector<const AcceptedAttestation*> out;
+      for (const auto& x : g) out.push_back(&x);
+      return out;
+    };
+    REQUIRE(s->CommitAttestations(pointers(group)).ok());
+    DeviceRecord now_a = s->GetDevice("dev-a")->value();
+    CHECK(now_a.last_sequence == 2);  // the later one in the group wins
+    CHECK(now_a.status == v1::NON_COMPLIANT);
+    DeviceRecord now_c = s->GetDevice("dev-c")->value();
+    CHECK(now_c.last_sequence == 5);  // history only: the sequence, not the state
+    CHECK(now_c.last_seen_ms == 0);
+    CHECK(s->GetDevice("dev-m1149")->value().last_sequence == 1);
+    CHECK(s->History("dev-m1149", 10)->size() == 1);
+
+    // A duplicate anywhere fails the whole group: nothing of it is stored.
+    std::vector<AcceptedAttestation> dup = {Accepted(many[0], 2, v1::COMPLIANT),
+                                            Accepted(a, 2, v1::NON_COMPLIANT, {"usb_storage"})};
+    CHECK(s->CommitAttestations(pointers(dup)).code() == Status::Code::kAlreadyExists);
+    CHECK(s->GetDevice("dev-m1000")->value().last_sequence == 1);
+    // So does a revoked device.
+    std::vector<AcceptedAttestation> revoked = {Accepted(many[1], 2, v1::COMPLIANT),
+                                                Accepted(r, 1, v1::COMPLIANT)};
+    CHECK(s->CommitAttestations(pointers(revoked)).code() == Status::Code::kFailedPrecondition);
+    CHECK(s->GetDevice("dev-m1001")->value().last_sequence == 1);
+    CHECK(s->History("dev-r", 10)->empty());
+    // And the store is usable afterwards.
+    std::vector<AcceptedAttestation> after = {Accepted(many[1], 2, v1::COMPLIANT)};
+    CHECK(s->CommitAttestations(pointers(after)).ok());
+    CHECK(s->GetDevice("dev-m1001")->value().last_sequence == 2);
+    // Overtaken inside a group (a replica committed a newer sequence first): kept as history,
+    // the newer state stays.
+    auto replica = b.open();
+    REQUIRE(replica->CommitAttestation(Accepted(a, 9, v1::COMPLIANT)).ok());
+    std::vector<AcceptedAttestation> late = {Accepted(many[2], 2, v1::COMPLIANT),
+                                             Accepted(a, 8, v1::NON_COMPLIANT, {"usb_storage"})};
+    CHECK(s->CommitAttestations(pointers(late)).ok());
+    now_a = s->GetDevice("dev-a")->value();
+    CHECK(now_a.last_sequence == 9);
+    CHECK(now_a.status == v1::COMPLIANT);
+    CHECK(s->History("dev-a", 10)->size() == 4);  // 1, 2, 8 and 9
+  }
+}
+
 TEST_CASE("store: revocation wins over a commit and over approval; tamper flags once") {
   FOR_EACH_BACKEND(b) {
     CAPTURE(b.name);

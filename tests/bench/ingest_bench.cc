@@ -5,7 +5,8 @@
 // test: the baseline for the scale work (group commit, parallel verification).
 //
 // Usage: ingest_bench [SECONDS_PER_VERIFY_FIGURE (default 3)] [DEVICES (default 64)]
-//                     [ATTESTATIONS_PER_RUN (default 10000)]
+//                     [ATTESTATIONS_PER_RUN (default 10000)] [POSTGRESQL_URL]
+// With a PostgreSQL URL (of an empty database or schema) the ingest runs are repeated on it.
 #include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 #include <stdlib.h>
@@ -24,6 +25,7 @@
 #include "proto/signing.h"
 #include "server/aggregator.h"
 #include "server/auth.h"
+#include "server/postgres_store.h"
 #include "server/sqlite_store.h"
 
 namespace {
@@ -127,6 +129,7 @@ int main(int argc, char** argv) {
   double seconds = argc > 1 ? std::atof(argv[1]) : 3.0;
   int devices = argc > 2 ? std::atoi(argv[2]) : 64;
   int per_run = argc > 3 ? std::atoi(argv[3]) : 10000;
+  std::string postgres = argc > 4 ? argv[4] : "";  // an empty database (or schema) to fill
   if (seconds <= 0 || devices <= 0 || per_run <= 0) {
     std::fprintf(stderr, "usage: ingest_bench [SECONDS] [DEVICES]\n");
     return 2;
@@ -153,72 +156,89 @@ int main(int argc, char** argv) {
       "%.1f us CPU each\n",
       sodium_one, sodium_all, cores, 1e6 / sodium_one);
 
+  // The same fleet and reporters on one store: enroll, then 1, `cores` and one-per-device
+  // reporting threads. With PostgreSQL the database's own CPU and writes are another process's.
+  auto run = [&](const char* label, Store& store) {
+    Counters counters;
+    Credentials credentials(store, clock);
+    std::string secret = *credentials.Create(CredentialKind::kEnrollSecret, "bench", 0, 0, "bench");
+    AggregatorOptions opts;
+    opts.reports_per_minute = 0;
+    v1::Policy policy;
+    policy.set_checkin_window_seconds(3600);
+    Aggregator aggregator(store, clock, credentials, counters, policy, opts);
+
+    struct Device {
+      signing::DeviceKey key;
+      std::string id;
+      uint64_t seq = 0;
+    };
+    std::vector<Device> fleet;
+    for (int i = 0; i < devices; ++i) {
+      auto k = *signing::DeviceKey::Generate();
+      v1::EnrollRequest req;
+      req.set_enroll_secret(secret);
+      req.set_public_key(k.PublicKey());
+      fleet.push_back({k, aggregator.Enroll(req)->device_id()});
+    }
+
+    // Signed ahead of time (agents sign, not the server): each thread owns a slice of the fleet
+    // and reports one attestation per call, as agents do, until its share is done.
+    // 1 and `cores` reporters show the per-call cost; one reporter per device (as many agents
+    // reporting at once through gRPC's thread pool) shows what group commit does with concurrency.
+    for (int threads : {1, cores, devices}) {
+      std::vector<std::vector<v1::ReportRequest>> work(static_cast<size_t>(threads));
+      for (int i = 0; i < per_run; ++i) {
+        Device& d = fleet[static_cast<size_t>(i) % fleet.size()];
+        size_t owner = (static_cast<size_t>(i) % fleet.size()) % static_cast<size_t>(threads);
+        v1::ReportRequest req;
+        *req.add_attestations() =
+            *signing::SignAttestation(Sample(d.id, ++d.seq, clock.NowMillis()), d.key);
+        work[owner].push_back(std::move(req));
+      }
+      std::atomic<uint64_t> committed{0}, failed{0};
+      std::vector<std::thread> pool;
+      auto t0 = Steady::now();
+      double cpu0 = CpuSeconds();
+      double written0 = WrittenBytes();
+      for (int t = 0; t < threads; ++t) {
+        pool.emplace_back([&, t] {
+          for (const auto& req : work[static_cast<size_t>(t)]) {
+            auto r = aggregator.Report(req);
+            (r.ok() && r->acks(0).code() == kAckOk ? committed : failed)++;
+          }
+        });
+      }
+      for (auto& th : pool) th.join();
+      double rate = static_cast<double>(committed.load()) / Since(t0);
+      double n = static_cast<double>(committed.load());
+      double cpu_us = 1e6 * (CpuSeconds() - cpu0) / n;
+      double written_kb = (WrittenBytes() - written0) / 1024 / n;
+      std::printf(
+          "%s ingest, %d reporting threads, %d attestations one per report: %.0f verified and "
+          "committed/s, %llu failed; %.1f%% of the %d-core OpenSSL verify ceiling; %.0f us CPU "
+          "and %.1f KiB written per attestation by this process\n",
+          label, threads, per_run, rate, static_cast<unsigned long long>(failed.load()),
+          100.0 * rate / all, cores, cpu_us, written_kb);
+    }
+  };
+
   char tmpl[] = "/tmp/vigil-ingest-bench-XXXXXX";
   if (::mkdtemp(tmpl) == nullptr) return 1;
   std::string dir = tmpl;
-  auto store = std::move(OpenSqliteStore(dir + "/vigil.db")).value();
-  Counters counters;
-  Credentials credentials(*store, clock);
-  std::string secret = *credentials.Create(CredentialKind::kEnrollSecret, "bench", 0, 0, "bench");
-  AggregatorOptions opts;
-  opts.reports_per_minute = 0;
-  v1::Policy policy;
-  policy.set_checkin_window_seconds(3600);
-  Aggregator aggregator(*store, clock, credentials, counters, policy, opts);
-
-  struct Device {
-    signing::DeviceKey key;
-    std::string id;
-    uint64_t seq = 0;
-  };
-  std::vector<Device> fleet;
-  for (int i = 0; i < devices; ++i) {
-    auto k = *signing::DeviceKey::Generate();
-    v1::EnrollRequest req;
-    req.set_enroll_secret(secret);
-    req.set_public_key(k.PublicKey());
-    fleet.push_back({k, aggregator.Enroll(req)->device_id()});
-  }
-
-  // Signed ahead of time (agents sign, not the server): each thread owns a slice of the fleet
-  // and reports one attestation per call, as agents do, until its share is done.
-  // 1 and `cores` reporters show the per-call cost; one reporter per device (as many agents
-  // reporting at once through gRPC's thread pool) shows what group commit does with concurrency.
-  for (int threads : {1, cores, devices}) {
-    std::vector<std::vector<v1::ReportRequest>> work(static_cast<size_t>(threads));
-    for (int i = 0; i < per_run; ++i) {
-      Device& d = fleet[static_cast<size_t>(i) % fleet.size()];
-      size_t owner = (static_cast<size_t>(i) % fleet.size()) % static_cast<size_t>(threads);
-      v1::ReportRequest req;
-      *req.add_attestations() =
-          *signing::SignAttestation(Sample(d.id, ++d.seq, clock.NowMillis()), d.key);
-      work[owner].push_back(std::move(req));
-    }
-    std::atomic<uint64_t> committed{0}, failed{0};
-    std::vector<std::thread> pool;
-    auto t0 = Steady::now();
-    double cpu0 = CpuSeconds();
-    double written0 = WrittenBytes();
-    for (int t = 0; t < threads; ++t) {
-      pool.emplace_back([&, t] {
-        for (const auto& req : work[static_cast<size_t>(t)]) {
-          auto r = aggregator.Report(req);
-          (r.ok() && r->acks(0).code() == kAckOk ? committed : failed)++;
-        }
-      });
-    }
-    for (auto& th : pool) th.join();
-    double rate = static_cast<double>(committed.load()) / Since(t0);
-    double n = static_cast<double>(committed.load());
-    double cpu_us = 1e6 * (CpuSeconds() - cpu0) / n;
-    double written_kb = (WrittenBytes() - written0) / 1024 / n;
-    std::printf(
-        "SQLite ingest, %d reporting threads, %d attestations one per report: %.0f verified and "
-        "committed/s, %llu failed; %.1f%% of the %d-core OpenSSL verify ceiling; %.0f us CPU "
-        "and %.1f KiB written per attestation\n",
-        threads, per_run, rate, static_cast<unsigned long long>(failed.load()), 100.0 * rate / all,
-        cores, cpu_us, written_kb);
+  {
+    auto store = OpenSqliteStore(dir + "/vigil.db");
+    if (!store.ok()) return 1;
+    run("SQLite", **store);
   }
   std::filesystem::remove_all(dir);
+  if (!postgres.empty()) {
+    auto store = OpenPostgresStore(postgres);
+    if (!store.ok()) {
+      std::fprintf(stderr, "ingest_bench: %s\n", store.status().ToString().c_str());
+      return 1;
+    }
+    run("PostgreSQL", **store);
+  }
   return 0;
 }
