@@ -600,6 +600,8 @@ Status Aggregator::ReevaluateFleet() {
   for (;;) {
     auto page = store_.ListDevices(f);
     if (!page.ok()) return page.status();
+    // One transaction per page: a new policy on a large fleet is minutes of fsyncs otherwise.
+    std::vector<DeviceRecord> judged;
     for (const auto& summary : *page) {
       if (summary.last_seen_ms == 0 || summary.policy_version == policy_version_) continue;
       auto full = store_.GetDevice(summary.id);
@@ -611,8 +613,11 @@ Status Aggregator::ReevaluateFleet() {
       ApplyVerdicts(policy_, &att, &d);
       d.policy_version = policy_version_;
       att.SerializeToString(&d.latest_attestation);
-      if (Status s = store_.UpdateVerdict(d); !s.ok()) return s;
-      ++changed;
+      judged.push_back(std::move(d));
+    }
+    if (!judged.empty()) {
+      if (Status s = store_.UpdateVerdicts(judged); !s.ok()) return s;
+      changed += judged.size();
     }
     if (page->size() < f.limit) break;
     f.after_id = page->back().id;

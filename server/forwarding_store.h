@@ -41,7 +41,9 @@ class ForwardingStore : public Store {
   Status CommitAttestations(const std::vector<const AcceptedAttestation*>& batch) override {
     return base_.CommitAttestations(batch);
   }
-  Status UpdateVerdict(const DeviceRecord& d) override { return base_.UpdateVerdict(d); }
+  Status UpdateVerdicts(const std::vector<DeviceRecord>& d) override {
+    return base_.UpdateVerdicts(d);
+  }
   Status MarkTampered(const std::string& id, const std::string& r, int64_t at,
                       const AuditRecord& a) override {
     return base_.MarkTampered(id, r, at, a);

@@ -475,20 +475,24 @@ class PostgresStore final : public Store {
     return WriteTx([&] { return CommitPipelined(batch); }, nullptr);
   }
 
-  Status UpdateVerdict(const DeviceRecord& d) override {
+  Status UpdateVerdicts(const std::vector<DeviceRecord>& devices) override {
     return WriteTx(
         [&]() -> Status {
-          return Exec("update verdict",
-                      "UPDATE devices SET status=$1, status_reason=$2, failing_checks=$3, "
-                      "policy_version=$4, latest=$5 WHERE id=$6",
-                      Params()
-                          .Int(static_cast<int64_t>(d.status))
-                          .Text(d.status_reason)
-                          .Text(store_sql::JoinChecks(d.failing_checks))
-                          .Text(d.policy_version)
-                          .Bytes(d.latest_attestation)
-                          .Text(d.id))
-              .status();
+          for (const DeviceRecord& d : devices) {
+            Reply r = Exec("update verdict",
+                           "UPDATE devices SET status=$1, status_reason=$2, failing_checks=$3, "
+                           "policy_version=$4, latest=$5 WHERE id=$6 AND last_sequence=$7",
+                           Params()
+                               .Int(static_cast<int64_t>(d.status))
+                               .Text(d.status_reason)
+                               .Text(store_sql::JoinChecks(d.failing_checks))
+                               .Text(d.policy_version)
+                               .Bytes(d.latest_attestation)
+                               .Text(d.id)
+                               .Int(static_cast<int64_t>(d.last_sequence)));
+            if (!r.ok()) return r.status();
+          }
+          return Status::Ok();
         },
         nullptr);
   }

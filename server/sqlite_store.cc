@@ -529,19 +529,25 @@ class SqliteStore final : public Store {
         nullptr);
   }
 
-  Status UpdateVerdict(const DeviceRecord& d) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    Stmt up(w_,
-            "UPDATE devices SET status=?, status_reason=?, failing_checks=?, policy_version=?, "
-            "latest=? WHERE id=?");
-    up.Bind(1, static_cast<int64_t>(d.status));
-    up.Bind(2, d.status_reason);
-    up.Bind(3, store_sql::JoinChecks(d.failing_checks));
-    up.Bind(4, d.policy_version);
-    up.BindBlob(5, d.latest_attestation);
-    up.Bind(6, d.id);
-    if (up.Step() != SQLITE_DONE) return Err("update verdict");
-    return Status::Ok();
+  Status UpdateVerdicts(const std::vector<DeviceRecord>& devices) override {
+    return WriteTx(
+        [&]() -> Status {
+          for (const DeviceRecord& d : devices) {
+            Stmt up(w_,
+                    "UPDATE devices SET status=?, status_reason=?, failing_checks=?, "
+                    "policy_version=?, latest=? WHERE id=? AND last_sequence=?");
+            up.Bind(1, static_cast<int64_t>(d.status));
+            up.Bind(2, d.status_reason);
+            up.Bind(3, store_sql::JoinChecks(d.failing_checks));
+            up.Bind(4, d.policy_version);
+            up.BindBlob(5, d.latest_attestation);
+            up.Bind(6, d.id);
+            up.Bind(7, static_cast<int64_t>(d.last_sequence));
+            if (up.Step() != SQLITE_DONE) return Err("update verdict");
+          }
+          return Status::Ok();
+        },
+        nullptr);
   }
 
   Status MarkTampered(const std::string& device_id, const std::string& reason, int64_t at_ms,

@@ -125,8 +125,10 @@ class Store {
   // Group commit: several attestations in ONE transaction (one fsync), all or none. In order, so
   // a later sequence of a device overtakes an earlier one in the same batch as across batches.
   virtual Status CommitAttestations(const std::vector<const AcceptedAttestation*>& batch) = 0;
-  // Updates a device's verdict fields (re-evaluation under a new policy).
-  virtual Status UpdateVerdict(const DeviceRecord& device) = 0;
+  // Updates devices' verdict fields (re-evaluation under a new policy), in one transaction. A
+  // device whose last_sequence is no longer the one read is skipped: a newer report committed
+  // meanwhile and its verdict stands.
+  virtual Status UpdateVerdicts(const std::vector<DeviceRecord>& devices) = 0;
   // Flags a device TAMPERED (sticky) and records the event.
   virtual Status MarkTampered(const std::string& device_id, const std::string& reason,
                               int64_t at_ms, const AuditRecord& audit) = 0;

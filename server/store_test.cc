@@ -171,8 +171,15 @@ TEST_CASE("store: attestations are stored once; history-only ones move only the 
     d.status = v1::NON_COMPLIANT;
     d.failing_checks = {"screen_lock"};
     d.policy_version = "v2";
-    REQUIRE(s->UpdateVerdict(d).ok());
+    d.last_sequence = 4;
+    REQUIRE(s->UpdateVerdicts({d}).ok());
     CHECK(s->GetDevice("dev-a")->value().policy_version == "v2");
+    // Judged from sequence 4, but 5 arrived meanwhile: its verdict stands.
+    REQUIRE(s->CommitAttestation(Accepted(d, 5, v1::COMPLIANT)).ok());
+    d.policy_version = "v3";
+    REQUIRE(s->UpdateVerdicts({d}).ok());
+    CHECK(s->GetDevice("dev-a")->value().policy_version != "v3");
+    CHECK(s->GetDevice("dev-a")->value().status == v1::COMPLIANT);
   }
 }
 
@@ -405,7 +412,7 @@ TEST_CASE("store: status counters stay equal to a full scan through every kind o
       } else {
         auto now = on.GetDevice(d.id).value().value();
         now.status = now.status == v1::COMPLIANT ? v1::NON_COMPLIANT : v1::COMPLIANT;
-        REQUIRE(on.UpdateVerdict(now).ok());  // re-evaluation under another policy
+        REQUIRE(on.UpdateVerdicts({now}).ok());  // re-evaluation under another policy
       }
       REQUIRE(Counted(*s, stale_before) == ScanCounts(*s, stale_before));
     }
