@@ -512,7 +512,7 @@ TEST_CASE(
     std::atomic<int> wins{0};
     std::vector<std::thread> racers;
     for (Store* s : {first.get(), second.get(), first.get(), second.get()}) {
-      racers.emplace_back([s, &wins, hour] {
+      racers.emplace_back([s, &wins] {
         auto c = s->ClaimJob("history_retention", kNow, hour);
         REQUIRE(c.ok());
         if (*c) ++wins;
