@@ -297,9 +297,10 @@ class SqliteStore final : public Store {
   }
 
   // Checkpoints (copying the WAL into the database file) run on their own connection and thread,
-  // so the writer, which is the group committer, only appends to the WAL and fsyncs it. When the
-  // checkpointer falls far behind, the writer checkpoints itself: backpressure, and a bound on
-  // the WAL's size.
+  // so the writer, which is the group committer, only appends to the WAL and fsyncs it. Under
+  // continuous writes the checkpointer never catches the WAL's end, so SQLite never starts the
+  // WAL over; at 4x the checkpointer's threshold the writer copies the rest itself (a few MB: the
+  // checkpointer copied everything before it), the WAL restarts, and its size stays bounded.
   void StartCheckpointer(sqlite3* ckpt) {
     ckpt_db_ = ckpt;
     sqlite3_wal_hook(db_, &SqliteStore::WalHook, this);  // replaces SQLite's auto-checkpoint
@@ -307,7 +308,7 @@ class SqliteStore final : public Store {
   }
 
   static constexpr int kCheckpointFrames = 1000;  // SQLite's default auto-checkpoint (~4 MB)
-  static constexpr int kWriterCheckpointFrames = 50000;
+  static constexpr int kWriterCheckpointFrames = 4 * kCheckpointFrames;
 
   static int WalHook(void* self, sqlite3* db, const char* name, int frames) {
     auto* me = static_cast<SqliteStore*>(self);
