@@ -67,14 +67,46 @@ GroupCommitter::~GroupCommitter() {
 }
 
 Status GroupCommitter::Commit(const AcceptedAttestation& accepted) {
-  Item item{&accepted, {}};
-  std::future<Status> done = item.done.get_future();
+  return CommitChain({&accepted}).front();
+}
+
+std::vector<Status> GroupCommitter::CommitChain(
+    const std::vector<const AcceptedAttestation*>& chain) {
+  std::vector<Item> items(chain.size());
+  auto shared = chain.size() > 1 ? std::make_shared<Chain>() : nullptr;
+  std::vector<std::future<Status>> done;
+  for (size_t i = 0; i < chain.size(); ++i) {
+    items[i].accepted = chain[i];
+    items[i].chain = shared;
+    done.push_back(items[i].done.get_future());
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
-    queue_.push_back(&item);
+    for (Item& item : items) queue_.push_back(&item);
   }
   cv_.notify_one();
-  return done.get();
+  std::vector<Status> out;
+  for (auto& d : done) out.push_back(d.get());
+  return out;
+}
+
+void GroupCommitter::Settle(Item* item, Status s) {
+  if (item->chain && !s.ok() && s.code() != Status::Code::kAlreadyExists)
+    item->chain->failed = true;
+  item->done.set_value(std::move(s));
+}
+
+std::vector<GroupCommitter::Item*> GroupCommitter::DropFailedChains(std::vector<Item*> batch) {
+  std::vector<Item*> keep;
+  for (Item* item : batch) {
+    if (item->chain && item->chain->failed) {
+      item->done.set_value(
+          Status::Unavailable("an earlier attestation of this report was not stored"));
+    } else {
+      keep.push_back(item);
+    }
+  }
+  return keep;
 }
 
 void GroupCommitter::Run() {
@@ -88,15 +120,23 @@ void GroupCommitter::Run() {
       queue_.pop_front();
     }
     lock.unlock();
+    batch = DropFailedChains(std::move(batch));
     std::vector<const AcceptedAttestation*> group;
     group.reserve(batch.size());
     for (Item* item : batch) group.push_back(item->accepted);
-    Status s = store_.CommitAttestations(group);
+    Status s = group.empty() ? Status::Ok() : store_.CommitAttestations(group);
     if (s.ok() || batch.size() == 1) {
-      for (Item* item : batch) item->done.set_value(s);
+      for (Item* item : batch) Settle(item, s);
     } else {
-      // One bad apple (a duplicate, a revoked device) fails the group: answer each on its own.
-      for (Item* item : batch) item->done.set_value(store_.CommitAttestation(*item->accepted));
+      // One bad apple (a duplicate, a revoked device) fails the group: answer each on its own,
+      // in order, skipping what follows a failure in the same report.
+      for (Item* item : batch) {
+        if (item->chain && item->chain->failed) {
+          Settle(item, Status::Unavailable("an earlier attestation of this report was not stored"));
+        } else {
+          Settle(item, store_.CommitAttestation(*item->accepted));
+        }
+      }
     }
     lock.lock();
   }
@@ -265,22 +305,68 @@ Result<v1::ReportResponse> Aggregator::Report(const v1::ReportRequest& req, cons
     }
     return resp;
   }
+  // The report's attestations are prepared (verified, judged) in order, then committed together
+  // as one chain (one group commit for the lot instead of one per attestation). A device seen
+  // twice is judged against its state after the earlier one; an attestation that does not move
+  // its device forward (a repeat inside the report) first waits for what is pending, so it is
+  // judged against the store exactly as if the report had been processed one by one.
+  std::vector<Step> steps;
+  steps.reserve(n);             // PendingStates points into the steps
+  std::vector<size_t> pending;  // indexes into steps of prepared attestations not yet committed
+  PendingStates pending_state;
+  // Commits what is pending; false when any of it was not stored (a storage failure).
+  auto flush = [&] {
+    std::vector<const AcceptedAttestation*> chain;
+    for (size_t i : pending) chain.push_back(&steps[i].prepared->accepted);
+    std::vector<Status> results = committer_.CommitChain(chain);
+    bool stored = true;
+    for (size_t k = 0; k < pending.size(); ++k) {
+      Step& st = steps[pending[k]];
+      st.ack = Finish(*st.prepared, results[k]);
+      if (st.ack.code() == kAckInternal) stored = false;
+    }
+    pending.clear();
+    pending_state.clear();
+    return stored;
+  };
   int32_t stopped = 0;
   for (const auto& signed_att : req.attestations()) {
     if (stopped != 0) {
       // Nothing later in the batch is committed after a transient refusal: committing a later
       // sequence would make the agent's retry of the refused one look like a replay.
-      auto* ack = resp.add_acks();
-      ack->set_code(stopped);
-      ack->set_message("not processed: an earlier attestation in this batch was not stored");
+      v1::AttestationAck ack;
+      ack.set_code(stopped);
+      ack.set_message("not processed: an earlier attestation in this batch was not stored");
+      steps.emplace_back(std::move(ack));
       continue;
     }
-    *resp.add_acks() = Ingest(signed_att, call);
-    int32_t code = resp.acks(resp.acks_size() - 1).code();
-    if (code == kAckInternal || code == kAckResourceExhausted || code == kAckFailedPrecondition) {
-      stopped = code;
+    Step st = Prepare(signed_att, call, pending_state);
+    if (st.needs_flush) {
+      if (!flush()) {
+        stopped = kAckInternal;
+        v1::AttestationAck ack;
+        ack.set_code(stopped);
+        ack.set_message("not processed: an earlier attestation in this batch was not stored");
+        steps.emplace_back(std::move(ack));
+        continue;
+      }
+      st = Prepare(signed_att, call, pending_state);
+    }
+    if (!st.prepared) {
+      int32_t code = st.ack.code();
+      if (code == kAckInternal || code == kAckResourceExhausted || code == kAckFailedPrecondition) {
+        stopped = code;
+      }
+    }
+    steps.push_back(std::move(st));
+    if (steps.back().prepared) {
+      pending.push_back(steps.size() - 1);
+      const AcceptedAttestation& a = steps.back().prepared->accepted;
+      pending_state[a.device_id] = &a.device_after;
     }
   }
+  if (!pending.empty()) flush();
+  for (Step& st : steps) *resp.add_acks() = std::move(st.ack);
   return resp;
 }
 
@@ -305,8 +391,8 @@ v1::AttestationAck Aggregator::Reject(const std::string& device_id, int32_t code
   return ack;
 }
 
-v1::AttestationAck Aggregator::Ingest(const v1::SignedAttestation& signed_att,
-                                      const CallInfo& call) {
+Aggregator::Step Aggregator::Prepare(const v1::SignedAttestation& signed_att, const CallInfo& call,
+                                     const PendingStates& pending) {
   if (signed_att.key_id().size() != 32) {
     return Reject("", kAckInvalidArgument, "bad_key_id",
                   "key_id must be 32 bytes (SHA-256 of the public key)", false);
@@ -342,6 +428,11 @@ v1::AttestationAck Aggregator::Ingest(const v1::SignedAttestation& signed_att,
                   "attestation signed by an unknown key (not enrolled)", !victim.empty());
   }
   DeviceRecord device = std::move(**found);
+  // A device with an attestation earlier in this report, prepared but not committed yet: judge
+  // this one against that state, as if it had committed (Report commits them together).
+  auto earlier = pending.find(device.id);
+  const bool from_pending = earlier != pending.end();
+  if (from_pending) device = *earlier->second;
   if (device.revoked_at_ms != 0) {
     v1::AttestationAck ack =
         Reject("", kAckPermissionDenied, "revoked", "device " + device.id + " is revoked", false);
@@ -389,29 +480,14 @@ v1::AttestationAck Aggregator::Ingest(const v1::SignedAttestation& signed_att,
                                 false));
   }
   std::string digest = signing::Sha256(signed_att.attestation());
-  // A used sequence: the same bytes again (a lost acknowledgement) or a replay.
-  auto used_sequence = [&]() -> v1::AttestationAck {
-    auto stored = store_.AttestationDigest(device.id, att.sequence());
-    if (!stored.ok())
-      return with_sequence(Reject("", kAckInternal, "storage", stored.status().ToString(), false));
-    if (stored->has_value() && **stored == digest) {
-      // The agent lost our acknowledgement and sent the same bytes again: acknowledge again.
-      counters_.Inc("report.duplicate");
-      v1::AttestationAck ack;
-      ack.set_code(kAckAlreadyExists);
-      ack.set_message("already stored");
-      ack.set_device_status(device.tampered ? v1::TAMPERED : device.status);
-      return with_sequence(ack);
+  if (att.sequence() <= device.last_sequence) {
+    if (from_pending) {
+      Step again;
+      again.needs_flush = true;
+      return again;
     }
-    return with_sequence(Reject(
-        device.id, kAckPermissionDenied, "replay",
-        "replay: sequence " + std::to_string(att.sequence()) +
-            (stored->has_value()
-                 ? " was already used by a different attestation"
-                 : " is not newer than the last accepted " + std::to_string(device.last_sequence)),
-        true));
-  };
-  if (att.sequence() <= device.last_sequence) return used_sequence();
+    return with_sequence(UsedSequence(device, att.sequence(), digest));
+  }
   if (device.pending) {
     return with_sequence(Reject("", kAckFailedPrecondition, "pending",
                                 "device " + device.id + " is waiting for an admin's approval",
@@ -434,7 +510,8 @@ v1::AttestationAck Aggregator::Ingest(const v1::SignedAttestation& signed_att,
                                 false));
   }
 
-  AcceptedAttestation accepted;
+  auto prepared = std::make_unique<Prepared>();
+  AcceptedAttestation& accepted = prepared->accepted;
   accepted.device_id = device.id;
   accepted.sequence = att.sequence();
   accepted.digest = digest;
@@ -444,7 +521,9 @@ v1::AttestationAck Aggregator::Ingest(const v1::SignedAttestation& signed_att,
   // An attestation issued long ago (an agent's queue after days offline) is history: it cannot
   // speak for the device's state now, so it neither sets the status nor refreshes last-seen.
   accepted.live = issued >= now - options_.live_window_ms;
-  const v1::DeviceStatus status_before = device.tampered ? v1::TAMPERED : device.status;
+  prepared->status_before = device.tampered ? v1::TAMPERED : device.status;
+  prepared->age_ms = now - issued;
+  prepared->device_before = device;
   device.last_sequence = att.sequence();
   if (accepted.live) {
     device.last_seen_ms = now;
@@ -454,35 +533,63 @@ v1::AttestationAck Aggregator::Ingest(const v1::SignedAttestation& signed_att,
   ApplyVerdicts(policy_, &att, &device);
   device.policy_version = policy_version_;
   att.SerializeToString(&device.latest_attestation);
-  accepted.device_after = device;
+  accepted.device_after = std::move(device);
+  Step step;
+  step.prepared = std::move(prepared);
+  return step;
+}
+
+v1::AttestationAck Aggregator::UsedSequence(const DeviceRecord& device, uint64_t sequence,
+                                            const std::string& digest) {
+  // A used sequence: the same bytes again (a lost acknowledgement) or a replay.
+  auto stored = store_.AttestationDigest(device.id, sequence);
+  if (!stored.ok()) return Reject("", kAckInternal, "storage", stored.status().ToString(), false);
+  if (stored->has_value() && **stored == digest) {
+    // The agent lost our acknowledgement and sent the same bytes again: acknowledge again.
+    counters_.Inc("report.duplicate");
+    v1::AttestationAck ack;
+    ack.set_code(kAckAlreadyExists);
+    ack.set_message("already stored");
+    ack.set_device_status(device.tampered ? v1::TAMPERED : device.status);
+    return ack;
+  }
+  return Reject(device.id, kAckPermissionDenied, "replay",
+                "replay: sequence " + std::to_string(sequence) +
+                    (stored->has_value() ? " was already used by a different attestation"
+                                         : " is not newer than the last accepted " +
+                                               std::to_string(device.last_sequence)),
+                true);
+}
+
+v1::AttestationAck Aggregator::Finish(const Prepared& p, const Status& committed) {
+  const AcceptedAttestation& accepted = p.accepted;
+  const DeviceRecord& device = accepted.device_after;
   v1::AttestationAck ack;
-  Status committed = committer_.Commit(accepted);
   if (committed.code() == Status::Code::kAlreadyExists) {
     // The same sequence committed meanwhile (a resend racing the original): judge it as used.
-    return used_sequence();
-  }
-  if (Status s = committed; s.code() == Status::Code::kFailedPrecondition) {
+    ack = UsedSequence(p.device_before, accepted.sequence, accepted.digest);
+  } else if (committed.code() == Status::Code::kFailedPrecondition) {
     // Revoked between our read and the commit: refused like any report of a revoked device.
-    v1::AttestationAck revoked =
-        Reject("", kAckPermissionDenied, "revoked", "device " + device.id + " is revoked", false);
-    revoked.set_device_status(v1::REVOKED);
-    return with_sequence(revoked);
-  } else if (!s.ok()) {
-    spdlog::error("cannot store attestation {} of {}: {}", att.sequence(), device.id, s.ToString());
+    ack = Reject("", kAckPermissionDenied, "revoked", "device " + device.id + " is revoked", false);
+    ack.set_device_status(v1::REVOKED);
+  } else if (!committed.ok()) {
+    spdlog::error("cannot store attestation {} of {}: {}", accepted.sequence, device.id,
+                  committed.ToString());
     counters_.Inc("report.rejected.storage");
     ack.set_code(kAckInternal);
-    ack.set_message("not stored: " + s.message());
-    return with_sequence(ack);
+    ack.set_message("not stored: " + committed.message());
+  } else {
+    counters_.Inc(accepted.live ? "report.accepted" : "report.accepted_history");
+    ack.set_code(kAckOk);
+    ack.set_device_status(device.tampered ? v1::TAMPERED : device.status);
+    if (!accepted.live) {
+      ack.set_message("stored as history: issued " + Seconds(p.age_ms) +
+                      " ago, outside the live window");
+      ack.set_device_status(p.status_before);
+    }
   }
-  counters_.Inc(accepted.live ? "report.accepted" : "report.accepted_history");
-  ack.set_code(kAckOk);
-  ack.set_device_status(device.tampered ? v1::TAMPERED : device.status);
-  if (!accepted.live) {
-    ack.set_message("stored as history: issued " + Seconds(now - issued) +
-                    " ago, outside the live window");
-    ack.set_device_status(status_before);
-  }
-  return with_sequence(ack);
+  ack.set_sequence(accepted.sequence);
+  return ack;
 }
 
 Result<v1::RotateKeyResponse> Aggregator::RotateKey(const v1::RotateKeyRequest& req,

@@ -10,9 +10,11 @@
 #include <condition_variable>
 #include <deque>
 #include <future>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "common/clock.h"
@@ -84,12 +86,23 @@ class GroupCommitter {
   GroupCommitter& operator=(const GroupCommitter&) = delete;
 
   Status Commit(const AcceptedAttestation& accepted);
+  // Several attestations of one report, queued together and in order so they share a group.
+  // A chain: once one fails (other than AlreadyExists), the later ones are not committed and
+  // answer Unavailable, so an agent's retry of the failed one is never taken for a replay.
+  std::vector<Status> CommitChain(const std::vector<const AcceptedAttestation*>& chain);
 
  private:
+  struct Chain {
+    bool failed = false;  // touched only by the committer thread
+  };
   struct Item {
     const AcceptedAttestation* accepted;
     std::promise<Status> done;
+    std::shared_ptr<Chain> chain;  // null for a lone attestation
   };
+  // Answers items of a chain that already failed; the rest are returned to be committed.
+  static std::vector<Item*> DropFailedChains(std::vector<Item*> batch);
+  static void Settle(Item* item, Status s);
   void Run();
 
   Store& store_;
@@ -125,7 +138,31 @@ class Aggregator {
                             DeviceRecord* device);
 
  private:
-  v1::AttestationAck Ingest(const v1::SignedAttestation& signed_att, const CallInfo& call);
+  // Everything decided about an attestation before its commit.
+  struct Prepared {
+    AcceptedAttestation accepted;  // with the device's state after it
+    DeviceRecord device_before;
+    v1::DeviceStatus status_before = v1::UNKNOWN;
+    int64_t age_ms = 0;  // receipt minus issue time
+  };
+  // An immediate answer, or an attestation prepared for commit.
+  struct Step {
+    Step() = default;
+    Step(v1::AttestationAck a) : ack(std::move(a)) {}  // NOLINT: implicit, for `return Reject()`
+    v1::AttestationAck ack;
+    std::unique_ptr<Prepared> prepared;
+    // Its sequence does not move a device with attestations pending in this report forward:
+    // commit those first, then prepare it again against the store.
+    bool needs_flush = false;
+  };
+  using PendingStates = std::unordered_map<std::string, const DeviceRecord*>;
+  // Verifies and judges one attestation; a device in `pending` is judged by its state after the
+  // attestations earlier in the same report, which are prepared but not committed yet.
+  Step Prepare(const v1::SignedAttestation& signed_att, const CallInfo& call,
+               const PendingStates& pending);
+  v1::AttestationAck Finish(const Prepared& prepared, const Status& committed);
+  v1::AttestationAck UsedSequence(const DeviceRecord& device, uint64_t sequence,
+                                  const std::string& digest);
   v1::AttestationAck Reject(const std::string& device_id, int32_t code, const std::string& counter,
                             const std::string& message, bool tamper);
   Result<std::string> IssueClientCert(const std::string& csr, const std::string& public_key,

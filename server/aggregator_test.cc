@@ -373,24 +373,18 @@ TEST_CASE("list filters: status, failing check, os") {
   CHECK(r->devices_size() == 0);
 }
 
-// Fails CommitAttestation for one chosen sequence; forwards everything else.
-class FailOnceStore : public ForwardingStore {
+// Fails every commit that includes one chosen sequence until healed; forwards everything else.
+class FailingStore : public ForwardingStore {
  public:
-  FailOnceStore(Store& base, uint64_t fail_sequence)
-      : ForwardingStore(base), fail_(fail_sequence) {}
+  FailingStore(Store& base, uint64_t fail_sequence) : ForwardingStore(base), fail_(fail_sequence) {}
+  void Heal() { fail_ = 0; }
   Status CommitAttestation(const AcceptedAttestation& a) override {
-    if (a.sequence == fail_) {
-      fail_ = 0;
-      return Status::IoError("disk full");
-    }
+    if (a.sequence == fail_) return Status::IoError("disk full");
     return ForwardingStore::CommitAttestation(a);
   }
   Status CommitAttestations(const std::vector<const AcceptedAttestation*>& batch) override {
     for (const auto* a : batch) {
-      if (a->sequence == fail_) {
-        fail_ = 0;
-        return Status::IoError("disk full");
-      }
+      if (a->sequence == fail_) return Status::IoError("disk full");
     }
     return ForwardingStore::CommitAttestations(batch);
   }
@@ -404,22 +398,86 @@ TEST_CASE("a storage failure stops the batch, and the agent's retry is accepted,
   auto key = signing::DeviceKey::Generate();
   REQUIRE(key.ok());
   std::string id = h.Enroll(*key);
-  FailOnceStore failing(*h.store, 1);
+  FailingStore failing(*h.store, 2);
   AggregatorOptions opts;
   Aggregator agg(failing, h.clock, *h.credentials, h.counters, h.policy, opts);
   v1::ReportRequest req;
-  *req.add_attestations() = Sign(Att(id, 1), *key);
-  *req.add_attestations() = Sign(Att(id, 2), *key);
+  for (uint64_t seq : {1, 2, 3}) *req.add_attestations() = Sign(Att(id, seq), *key);
+  // The three are committed as one chain: the group fails, each is retried alone, 1 is stored,
+  // 2 fails, and 3 must then not be committed (the retry of 2 would look like a replay).
   auto r = agg.Report(req);
   REQUIRE(r.ok());
-  CHECK(r->acks(0).code() == kAckInternal);
-  CHECK(r->acks(1).code() == kAckInternal);
-  CHECK(h.HistorySize(id) == 0);
-  r = agg.Report(req);  // the agent retries the same batch
-  REQUIRE(r.ok());
   CHECK(r->acks(0).code() == kAckOk);
+  CHECK(r->acks(1).code() == kAckInternal);
+  CHECK(r->acks(2).code() == kAckInternal);
+  CHECK(r->acks(2).message().find("not stored") != std::string::npos);
+  CHECK(h.HistorySize(id) == 1);
+  failing.Heal();
+  r = agg.Report(req);  // the agent retries what it still has: 2 and 3 (1 again, acknowledged)
+  REQUIRE(r.ok());
+  CHECK(r->acks(0).code() == kAckAlreadyExists);
   CHECK(r->acks(1).code() == kAckOk);
+  CHECK(r->acks(2).code() == kAckOk);
+  CHECK(h.HistorySize(id) == 3);
   CHECK(h.Device(id).status() == v1::COMPLIANT);
+}
+
+// Counts group commits and their sizes.
+class CountingStore : public ForwardingStore {
+ public:
+  using ForwardingStore::ForwardingStore;
+  Status CommitAttestations(const std::vector<const AcceptedAttestation*>& batch) override {
+    sizes.push_back(batch.size());
+    return ForwardingStore::CommitAttestations(batch);
+  }
+  std::vector<size_t> sizes;
+};
+
+TEST_CASE("a report's attestations are committed together, judged as if one by one") {
+  Harness h;
+  auto key = signing::DeviceKey::Generate();
+  REQUIRE(key.ok());
+  std::string id = h.Enroll(*key);
+  CountingStore counting(*h.store);
+  AggregatorOptions opts;
+  opts.reports_per_minute = 0;
+  Aggregator agg(counting, h.clock, *h.credentials, h.counters, h.policy, opts);
+  auto report = [&](std::vector<v1::SignedAttestation> atts) {
+    v1::ReportRequest req;
+    for (auto& a : atts) *req.add_attestations() = std::move(a);
+    auto r = agg.Report(req);
+    REQUIRE(r.ok());
+    REQUIRE(r->acks_size() == static_cast<int>(req.attestations_size()));
+    return *r;
+  };
+  SUBCASE("ten in one group commit, the device ends at the last") {
+    std::vector<v1::SignedAttestation> ten;
+    for (uint64_t seq = 1; seq <= 10; ++seq) ten.push_back(Sign(Att(id, seq, seq == 10), *key));
+    v1::ReportResponse r = report(ten);
+    for (const auto& ack : r.acks()) CHECK(ack.code() == kAckOk);
+    CHECK(counting.sizes == std::vector<size_t>{10});
+    CHECK(r.acks(9).device_status() == v1::NON_COMPLIANT);
+    CHECK(h.Device(id).status() == v1::NON_COMPLIANT);
+    CHECK(h.Device(id).last_sequence() == 10);
+    CHECK(h.HistorySize(id) == 10);
+  }
+  SUBCASE("the same attestation twice in a report: stored once, acknowledged twice") {
+    v1::SignedAttestation one = Sign(Att(id, 1), *key);
+    v1::ReportResponse r = report({one, one, Sign(Att(id, 2), *key)});
+    CHECK(r.acks(0).code() == kAckOk);
+    CHECK(r.acks(1).code() == kAckAlreadyExists);  // not a replay: nobody is flagged
+    CHECK(r.acks(2).code() == kAckOk);
+    CHECK(h.Device(id).status() == v1::COMPLIANT);
+    CHECK(h.HistorySize(id) == 2);
+    CHECK(counting.sizes == std::vector<size_t>{1, 1});  // committed before the repeat was judged
+  }
+  SUBCASE("a sequence going back inside a report is a replay, as it would be alone") {
+    v1::ReportResponse r = report({Sign(Att(id, 5), *key), Sign(Att(id, 3), *key)});
+    CHECK(r.acks(0).code() == kAckOk);
+    CHECK(r.acks(1).code() == kAckPermissionDenied);
+    CHECK(h.Device(id).status() == v1::TAMPERED);
+    CHECK(h.HistorySize(id) == 1);
+  }
 }
 
 // Holds every group commit until released, to keep attestations in flight.
