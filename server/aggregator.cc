@@ -311,7 +311,6 @@ Result<v1::ReportResponse> Aggregator::Report(const v1::ReportRequest& req, cons
   // its device forward (a repeat inside the report) first waits for what is pending, so it is
   // judged against the store exactly as if the report had been processed one by one.
   std::vector<Step> steps;
-  steps.reserve(n);             // PendingStates points into the steps
   std::vector<size_t> pending;  // indexes into steps of prepared attestations not yet committed
   PendingStates pending_state;
   // Commits what is pending; false when any of it was not stored (a storage failure).
