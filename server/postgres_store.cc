@@ -50,14 +50,6 @@ CREATE TABLE IF NOT EXISTS devices(
   revoked_at_ms BIGINT NOT NULL DEFAULT 0,
   revoke_reason TEXT COLLATE "C" NOT NULL DEFAULT ''
 );
--- The effective-status indexes (see the SQLite store: the same three, the same WHERE clauses).
-DROP INDEX IF EXISTS devices_status;
-CREATE INDEX IF NOT EXISTS devices_verdict ON devices(status, id)
-  WHERE revoked_at_ms=0 AND tampered=0 AND pending=0;
-CREATE INDEX IF NOT EXISTS devices_seen ON devices(last_seen_ms, status)
-  WHERE revoked_at_ms=0 AND tampered=0 AND pending=0;
-CREATE INDEX IF NOT EXISTS devices_flagged ON devices(id)
-  WHERE revoked_at_ms>0 OR tampered=1 OR pending=1;
 CREATE TABLE IF NOT EXISTS attestations(
   device_id TEXT COLLATE "C" NOT NULL,
   sequence BIGINT NOT NULL,
@@ -357,7 +349,8 @@ class PostgresStore final : public Store {
         !r.ok()) {
       return Rollback(r.status());
     }
-    PGresult* raw = PQexec(tl_conn, (kSchema + CountingSchema()).c_str());
+    PGresult* raw = PQexec(
+        tl_conn, (kSchema + std::string(store_sql::kDeviceIndexes) + CountingSchema()).c_str());
     if (Reply r = Check("create schema", raw); !r.ok()) return Rollback(r.status());
     return Commit();
   }

@@ -36,17 +36,6 @@ CREATE TABLE IF NOT EXISTS devices(
   revoked_at_ms INTEGER NOT NULL DEFAULT 0,
   revoke_reason TEXT NOT NULL DEFAULT ''
 );
--- The effective-status indexes. Their WHERE clauses are terms store_sql::StatusFilter writes, so
--- the planner can use them: the verdict index changes only when a verdict does (a report that
--- changes nothing but the time rewrites no page of it); the last-seen one finds the stale and
--- never-seen devices; the flagged one the few revoked, tampered and pending ones.
-DROP INDEX IF EXISTS devices_status;
-CREATE INDEX IF NOT EXISTS devices_verdict ON devices(status, id)
-  WHERE revoked_at_ms=0 AND tampered=0 AND pending=0;
-CREATE INDEX IF NOT EXISTS devices_seen ON devices(last_seen_ms, status)
-  WHERE revoked_at_ms=0 AND tampered=0 AND pending=0;
-CREATE INDEX IF NOT EXISTS devices_flagged ON devices(id)
-  WHERE revoked_at_ms>0 OR tampered=1 OR pending=1;
 -- Rows in arrival order (rowid): a group commit appends to a few shared pages instead of
 -- writing one page (and an overflow page) per attestation, as a (device_id, sequence) key did.
 CREATE TABLE IF NOT EXISTS attestations(
@@ -382,7 +371,10 @@ class SqliteStore final : public Store {
         return Rollback(s);
       }
     }
-    if (Status s = Exec((kSchema + CountingSchema()).c_str()); !s.ok()) return Rollback(s);
+    if (Status s =
+            Exec((kSchema + std::string(store_sql::kDeviceIndexes) + CountingSchema()).c_str());
+        !s.ok())
+      return Rollback(s);
     if (rebuild) {
       if (Status s = Exec("INSERT INTO attestations(device_id, sequence, digest, issued_at_ms, "
                           "received_at_ms, status, failing_checks, envelope, live) SELECT "
@@ -978,38 +970,33 @@ class SqliteStore final : public Store {
   bool ckpt_stop_ = false;
 };
 
+// One connection to `path`; each is used by one thread at a time under the store's locks.
+Result<sqlite3*> OpenConnection(const std::string& path, int flags, const char* purpose) {
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &db, flags | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
+    std::string m = db ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close(db);
+    return Status::IoError("cannot open database " + path + purpose + ": " + m);
+  }
+  return db;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path) {
-  sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(
-      path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
-  if (rc != SQLITE_OK) {
-    std::string m = db ? sqlite3_errmsg(db) : "out of memory";
-    sqlite3_close(db);
-    return Status::IoError("cannot open database " + path + ": " + m);
-  }
-  // The schema first, on the write connection; then the reader (not for in-memory databases,
-  // where another connection would be another database).
-  auto store = std::make_unique<SqliteStore>(db, nullptr);
+  auto db = OpenConnection(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, "");
+  if (!db.ok()) return db.status();
+  // The schema first, on the write connection; then the reader and the checkpointer's (not for
+  // in-memory databases, where another connection would be another database).
+  auto store = std::make_unique<SqliteStore>(*db, nullptr);
   if (Status s = store->Init(); !s.ok()) return s;
   if (path != ":memory:") {
-    sqlite3* reader = nullptr;
-    if (sqlite3_open_v2(path.c_str(), &reader, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
-                        nullptr) != SQLITE_OK) {
-      std::string m = reader ? sqlite3_errmsg(reader) : "out of memory";
-      sqlite3_close(reader);
-      return Status::IoError("cannot open database " + path + " for reading: " + m);
-    }
-    if (Status s = store->AttachReader(reader); !s.ok()) return s;
-    sqlite3* ckpt = nullptr;
-    if (sqlite3_open_v2(path.c_str(), &ckpt, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
-                        nullptr) != SQLITE_OK) {
-      std::string m = ckpt ? sqlite3_errmsg(ckpt) : "out of memory";
-      sqlite3_close(ckpt);
-      return Status::IoError("cannot open database " + path + " for checkpoints: " + m);
-    }
-    store->StartCheckpointer(ckpt);
+    auto reader = OpenConnection(path, SQLITE_OPEN_READWRITE, " for reading");
+    if (!reader.ok()) return reader.status();
+    if (Status s = store->AttachReader(*reader); !s.ok()) return s;
+    auto ckpt = OpenConnection(path, SQLITE_OPEN_READWRITE, " for checkpoints");
+    if (!ckpt.ok()) return ckpt.status();
+    store->StartCheckpointer(*ckpt);
   }
   return std::unique_ptr<Store>(std::move(store));
 }

@@ -17,6 +17,22 @@ namespace vigil::server::store_sql {
 // '$' for PostgreSQL): parameter 2 is the stale-before time, 3 the status number.
 std::string StatusFilter(v1::DeviceStatus status, char p);
 
+// The effective-status indexes, the same DDL for both stores (appended to their schemas). Their
+// WHERE clauses are terms StatusFilter writes, so the planner can use them: the verdict index
+// changes only when a verdict does (a report that changes nothing but the time rewrites no page
+// of it); the last-seen one finds the stale and never-seen devices and counts the stale ones by
+// verdict without reading the table; the flagged one finds the few revoked, tampered and
+// pending devices.
+inline constexpr const char* kDeviceIndexes = R"sql(
+DROP INDEX IF EXISTS devices_status;
+CREATE INDEX IF NOT EXISTS devices_verdict ON devices(status, id)
+  WHERE revoked_at_ms=0 AND tampered=0 AND pending=0;
+CREATE INDEX IF NOT EXISTS devices_seen ON devices(last_seen_ms, status)
+  WHERE revoked_at_ms=0 AND tampered=0 AND pending=0;
+CREATE INDEX IF NOT EXISTS devices_flagged ON devices(id)
+  WHERE revoked_at_ms>0 OR tampered=1 OR pending=1;
+)sql";
+
 // The status a device row counts under, without staleness (which depends on the clock): REVOKED,
 // TAMPERED, PENDING, UNKNOWN or the verdict. `row` is "NEW", "OLD" or "" (the row itself).
 std::string Bucket(const std::string& row);
