@@ -91,8 +91,12 @@ std::vector<Status> GroupCommitter::CommitChain(
 }
 
 void GroupCommitter::Settle(Item* item, Status s) {
-  if (item->chain && !s.ok() && s.code() != Status::Code::kAlreadyExists)
+  // A duplicate or a revoked device does not stop the rest: neither can make a later sequence
+  // of this report look like a replay (a revoked device's later ones are refused as well).
+  if (item->chain && !s.ok() && s.code() != Status::Code::kAlreadyExists &&
+      s.code() != Status::Code::kFailedPrecondition) {
     item->chain->failed = true;
+  }
   item->done.set_value(std::move(s));
 }
 
@@ -287,13 +291,21 @@ Result<v1::ReportResponse> Aggregator::Report(const v1::ReportRequest& req, cons
   v1::ReportResponse resp;
   *resp.mutable_policy() = policy_;
   const uint32_t n = static_cast<uint32_t>(req.attestations_size());
-  const uint32_t before = inflight_.fetch_add(n);
+  // Admitted unless it would take the server past max_inflight; an idle server admits any
+  // report, so no report is refused forever. Refused reports never count as in flight.
+  uint32_t before = inflight_.load();
+  bool admitted;
+  do {
+    admitted = options_.max_inflight == 0 || before == 0 || before + n <= options_.max_inflight;
+  } while (admitted && !inflight_.compare_exchange_weak(before, before + n));
   struct Release {
     std::atomic<uint32_t>& inflight;
     uint32_t n;
-    ~Release() { inflight -= n; }
-  } release{inflight_, n};
-  if (options_.max_inflight != 0 && before + n > options_.max_inflight) {
+    ~Release() {
+      if (n != 0) inflight -= n;
+    }
+  } release{inflight_, admitted ? n : 0};
+  if (!admitted) {
     // Refused before any work: cheap, and nothing of it is stored, so the agent's retry (with
     // its backoff and jitter) is judged afresh.
     counters_.Inc("report.rejected.overloaded", n);
@@ -361,7 +373,7 @@ Result<v1::ReportResponse> Aggregator::Report(const v1::ReportRequest& req, cons
     if (steps.back().prepared) {
       pending.push_back(steps.size() - 1);
       const AcceptedAttestation& a = steps.back().prepared->accepted;
-      pending_state[a.device_id] = &a.device_after;
+      pending_state[a.device_id] = &steps.back().prepared->state_after;
     }
   }
   if (!pending.empty()) flush();
@@ -431,7 +443,20 @@ Aggregator::Step Aggregator::Prepare(const v1::SignedAttestation& signed_att, co
   // this one against that state, as if it had committed (Report commits them together).
   auto earlier = pending.find(device.id);
   const bool from_pending = earlier != pending.end();
-  if (from_pending) device = *earlier->second;
+  if (from_pending) {
+    // Only what a commit changes comes from the pending state; flags, revocation and the key
+    // are as the store has them now (a tamper flag set by an earlier attestation of this report
+    // counts).
+    const DeviceRecord& p = *earlier->second;
+    device.last_sequence = p.last_sequence;
+    device.last_seen_ms = p.last_seen_ms;
+    device.status = p.status;
+    device.status_reason = p.status_reason;
+    device.failing_checks = p.failing_checks;
+    device.policy_version = p.policy_version;
+    device.platform = p.platform;
+    device.hostname = p.hostname;
+  }
   if (device.revoked_at_ms != 0) {
     v1::AttestationAck ack =
         Reject("", kAckPermissionDenied, "revoked", "device " + device.id + " is revoked", false);
@@ -533,6 +558,14 @@ Aggregator::Step Aggregator::Prepare(const v1::SignedAttestation& signed_att, co
   device.policy_version = policy_version_;
   att.SerializeToString(&device.latest_attestation);
   accepted.device_after = std::move(device);
+  // What the device looks like once this commits: a history-only attestation moves only the
+  // sequence (the store keeps its verdict in the history row, not on the device).
+  if (accepted.live) {
+    prepared->state_after = accepted.device_after;
+  } else {
+    prepared->state_after = prepared->device_before;
+    prepared->state_after.last_sequence = accepted.sequence;
+  }
   Step step;
   step.prepared = std::move(prepared);
   return step;

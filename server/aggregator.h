@@ -12,6 +12,7 @@
 #include <future>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -142,6 +143,7 @@ class Aggregator {
   struct Prepared {
     AcceptedAttestation accepted;  // with the device's state after it
     DeviceRecord device_before;
+    DeviceRecord state_after;  // the device once this commits (history moves only the sequence)
     v1::DeviceStatus status_before = v1::UNKNOWN;
     int64_t age_ms = 0;  // receipt minus issue time
   };

@@ -471,6 +471,29 @@ TEST_CASE("a report's attestations are committed together, judged as if one by o
     CHECK(h.HistorySize(id) == 2);
     CHECK(counting.sizes == std::vector<size_t>{1, 1});  // committed before the repeat was judged
   }
+  SUBCASE("history after history: the device keeps its live state") {
+    REQUIRE(report({Sign(Att(id, 1), *key)}).acks(0).code() == kAckOk);
+    const int64_t two_days_ago = kStart - 2 * 86400 * 1000;
+    v1::ReportResponse r = report(
+        {Sign(Att(id, 2, true, two_days_ago), *key), Sign(Att(id, 3, false, two_days_ago), *key)});
+    for (const auto& ack : r.acks()) {
+      CHECK(ack.code() == kAckOk);
+      CHECK(ack.message().find("history") != std::string::npos);
+      CHECK(ack.device_status() == v1::COMPLIANT);  // the failing one is history, not the state
+    }
+    CHECK(h.Device(id).status() == v1::COMPLIANT);
+    CHECK(h.Device(id).last_sequence() == 3);
+  }
+  SUBCASE("a tamper flag raised inside a report counts for the attestations after it") {
+    v1::SignedAttestation forged = Sign(Att(id, 2), *key);
+    forged.mutable_signature()->at(0) ^= 1;
+    v1::ReportResponse r = report({Sign(Att(id, 1), *key), forged, Sign(Att(id, 3), *key)});
+    CHECK(r.acks(0).code() == kAckOk);
+    CHECK(r.acks(1).code() == kAckPermissionDenied);
+    CHECK(r.acks(2).code() == kAckOk);
+    CHECK(r.acks(2).device_status() == v1::TAMPERED);
+    CHECK(h.Device(id).status() == v1::TAMPERED);
+  }
   SUBCASE("a sequence going back inside a report is a replay, as it would be alone") {
     v1::ReportResponse r = report({Sign(Att(id, 5), *key), Sign(Att(id, 3), *key)});
     CHECK(r.acks(0).code() == kAckOk);
@@ -478,6 +501,52 @@ TEST_CASE("a report's attestations are committed together, judged as if one by o
     CHECK(h.Device(id).status() == v1::TAMPERED);
     CHECK(h.HistorySize(id) == 1);
   }
+}
+
+// Revokes one device just before the first group commit (an admin acting between a report's
+// verification and its commit).
+class RevokeFirstStore : public ForwardingStore {
+ public:
+  RevokeFirstStore(Store& base, std::string victim)
+      : ForwardingStore(base), base_(base), victim_(std::move(victim)) {}
+  Status CommitAttestations(const std::vector<const AcceptedAttestation*>& batch) override {
+    if (!victim_.empty()) {
+      REQUIRE(base_
+                  .RevokeDevice(victim_, "stolen", kStart,
+                                {kStart, "admin", "revoke", victim_, "", true})
+                  .ok());
+      victim_.clear();
+    }
+    return ForwardingStore::CommitAttestations(batch);
+  }
+
+ private:
+  Store& base_;
+  std::string victim_;
+};
+
+TEST_CASE("a device revoked during a report's commit does not stop another device's attestations") {
+  Harness h;
+  auto a_key = signing::DeviceKey::Generate();
+  auto b_key = signing::DeviceKey::Generate();
+  REQUIRE(a_key.ok());
+  REQUIRE(b_key.ok());
+  std::string a = h.Enroll(*a_key);
+  std::string b = h.Enroll(*b_key);
+  RevokeFirstStore revoking(*h.store, a);
+  AggregatorOptions opts;
+  opts.reports_per_minute = 0;
+  Aggregator agg(revoking, h.clock, *h.credentials, h.counters, h.policy, opts);
+  v1::ReportRequest req;
+  *req.add_attestations() = Sign(Att(a, 1), *a_key);
+  *req.add_attestations() = Sign(Att(b, 1), *b_key);
+  auto r = agg.Report(req);
+  REQUIRE(r.ok());
+  CHECK(r->acks(0).code() == kAckPermissionDenied);
+  CHECK(r->acks(0).device_status() == v1::REVOKED);
+  CHECK(r->acks(1).code() == kAckOk);
+  CHECK(h.HistorySize(a) == 0);
+  CHECK(h.HistorySize(b) == 1);
 }
 
 // Holds every group commit until released, to keep attestations in flight.
@@ -539,6 +608,11 @@ TEST_CASE("admission control: beyond max_inflight a report is answered busy at o
   CHECK(retried.acks(0).code() == kAckOk);
   CHECK(retried.acks(1).code() == kAckOk);
   CHECK(h.HistorySize(other_id) == 2);
+  CHECK(h.counters.Get("report.rejected.overloaded") == 2);  // refusals never counted in flight
+  // A report larger than the limit is still taken by an idle server, never refused forever.
+  v1::ReportResponse large =
+      report({Sign(Att(id, 2), *key), Sign(Att(id, 3), *key), Sign(Att(id, 4), *key)});
+  for (const auto& ack : large.acks()) CHECK(ack.code() == kAckOk);
 }
 
 TEST_CASE("device-chosen check ids cannot smuggle separators into storage") {

@@ -814,15 +814,17 @@ class PostgresStore final : public Store {
           }
         }
       }
-      if (sent.ok() && PQpipelineSync(tl_conn) != 1) {
+      // A sync even after a failed send: without one the server need not answer what it got,
+      // and waiting for results would block. Then every result up to the sync, each followed
+      // by a null, so the connection leaves pipeline mode clean.
+      bool clean = PQpipelineSync(tl_conn) == 1;
+      if (!clean && sent.ok()) {
         sent = Status::Unavailable(std::string("postgres sync: ") + PQerrorMessage(tl_conn));
       }
-      // Every result up to the sync, each followed by a null: drained even after a failure, so
-      // the connection leaves pipeline mode clean.
-      for (;;) {
+      while (clean) {
         PGresult* r = PQgetResult(tl_conn);
         if (r == nullptr) {
-          if (!sent.ok() || PQstatus(tl_conn) != CONNECTION_OK) break;
+          if (PQstatus(tl_conn) != CONNECTION_OK) clean = false;
           continue;
         }
         if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
@@ -831,7 +833,13 @@ class PostgresStore final : public Store {
         }
         replies.push_back(Check("commit group", r));
       }
-      PQexitPipelineMode(tl_conn);
+      if (!clean || PQexitPipelineMode(tl_conn) != 1) {
+        // A connection stuck in pipeline mode would fail every later statement: start afresh
+        // (the open transaction is lost with it, so nothing of this group is committed).
+        std::string why = PQerrorMessage(tl_conn);
+        PQreset(tl_conn);
+        return sent.ok() ? Status::Unavailable("postgres pipeline: " + why) : sent;
+      }
       if (!sent.ok()) return sent;
       for (size_t k = from; k < to; ++k) {
         size_t at = 2 * (k - from);
