@@ -15,8 +15,11 @@ BUILD_DIR=build scripts/build.sh -DVIGIL_WERROR=ON
 # PostgreSQL for the store suite and the two-replica test: a throwaway cluster on 127.0.0.1,
 # stopped on exit. VIGIL_REQUIRE_POSTGRES makes those tests fail, not skip, without it.
 # Under /tmp: the postgres user must be able to reach it (a clone under /root is not).
+# The first free port from 55432 (another cluster, or another run's, may hold it).
 PG_DIR=$(mktemp -d /tmp/vigil-pg.XXXXXX)
-VIGIL_TEST_POSTGRES_URL=$(scripts/pg.sh start "$PG_DIR" "${VIGIL_PG_PORT:-55432}")
+pg_port=${VIGIL_PG_PORT:-55432}
+while (exec 3<>"/dev/tcp/127.0.0.1/$pg_port") 2>/dev/null; do pg_port=$((pg_port + 1)); done
+VIGIL_TEST_POSTGRES_URL=$(scripts/pg.sh start "$PG_DIR" "$pg_port")
 export VIGIL_TEST_POSTGRES_URL VIGIL_REQUIRE_POSTGRES=1
 trap 'scripts/pg.sh stop "$PG_DIR" >/dev/null 2>&1 || true; rm -rf "$PG_DIR"' EXIT
 echo "PostgreSQL for tests: $VIGIL_TEST_POSTGRES_URL"
