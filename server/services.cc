@@ -3,6 +3,10 @@
 #include <grpcpp/security/auth_context.h>
 #include <spdlog/spdlog.h>
 
+#include <mutex>
+#include <string_view>
+#include <unordered_map>
+
 #include "proto/pki.h"
 
 namespace vigil::server {
@@ -56,6 +60,32 @@ static grpc::Status Reply(Result<Resp> r, Resp* out) {
   return grpc::Status::OK;
 }
 
+namespace {
+
+// The Ed25519 key of a verified client certificate, by the certificate's exact PEM text:
+// decoding it with OpenSSL on every call was the largest cost of a report over mutual TLS. The
+// same bytes always give the same key, so caching the parse changes nothing else; bounded, and
+// emptied when full.
+std::string ClientCertKey(std::string_view pem) {
+  static std::mutex mu;
+  static std::unordered_map<std::string, std::string> keys;
+  constexpr size_t kMaxEntries = 16384;
+  std::string text(pem);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    if (auto it = keys.find(text); it != keys.end()) return it->second;
+  }
+  auto key = pki::CertEd25519PublicKey(text);
+  // A certificate from our CA always carries a device key; anything else binds to nothing.
+  std::string out = key.ok() ? *key : std::string("\0", 1);
+  std::lock_guard<std::mutex> lock(mu);
+  if (keys.size() >= kMaxEntries) keys.clear();
+  keys.emplace(std::move(text), out);
+  return out;
+}
+
+}  // namespace
+
 CallInfo CallInfoOf(const grpc::ServerContext& ctx) {
   CallInfo info;
   info.peer = ctx.peer();
@@ -67,9 +97,7 @@ CallInfo CallInfoOf(const grpc::ServerContext& ctx) {
       info.client_cert_device.assign(cn.data(), cn.size());
     }
     for (const auto& pem : auth->FindPropertyValues("x509_pem_cert")) {
-      auto key = pki::CertEd25519PublicKey(std::string(pem.data(), pem.size()));
-      // A certificate from our CA always carries a device key; anything else binds to nothing.
-      info.client_cert_key = key.ok() ? *key : std::string("\0", 1);
+      info.client_cert_key = ClientCertKey(std::string_view(pem.data(), pem.size()));
     }
   }
   return info;
