@@ -100,17 +100,10 @@ void GroupCommitter::Settle(Item* item, Status s) {
   item->done.set_value(std::move(s));
 }
 
-std::vector<GroupCommitter::Item*> GroupCommitter::DropFailedChains(std::vector<Item*> batch) {
-  std::vector<Item*> keep;
-  for (Item* item : batch) {
-    if (item->chain && item->chain->failed) {
-      item->done.set_value(
-          Status::Unavailable("an earlier attestation of this report was not stored"));
-    } else {
-      keep.push_back(item);
-    }
-  }
-  return keep;
+bool GroupCommitter::SkipIfChainFailed(Item* item) {
+  if (!item->chain || !item->chain->failed) return false;
+  item->done.set_value(Status::Unavailable("an earlier attestation of this report was not stored"));
+  return true;
 }
 
 void GroupCommitter::Run() {
@@ -124,7 +117,7 @@ void GroupCommitter::Run() {
       queue_.pop_front();
     }
     lock.unlock();
-    batch = DropFailedChains(std::move(batch));
+    std::erase_if(batch, [](Item* item) { return SkipIfChainFailed(item); });
     std::vector<const AcceptedAttestation*> group;
     group.reserve(batch.size());
     for (Item* item : batch) group.push_back(item->accepted);
@@ -135,11 +128,7 @@ void GroupCommitter::Run() {
       // One bad apple (a duplicate, a revoked device) fails the group: answer each on its own,
       // in order, skipping what follows a failure in the same report.
       for (Item* item : batch) {
-        if (item->chain && item->chain->failed) {
-          Settle(item, Status::Unavailable("an earlier attestation of this report was not stored"));
-        } else {
-          Settle(item, store_.CommitAttestation(*item->accepted));
-        }
+        if (!SkipIfChainFailed(item)) Settle(item, store_.CommitAttestation(*item->accepted));
       }
     }
     lock.lock();
@@ -342,6 +331,17 @@ Result<v1::ReportResponse> Aggregator::Report(const v1::ReportRequest& req, cons
   };
   int32_t stopped = 0;
   for (const auto& signed_att : req.attestations()) {
+    Step st;
+    if (stopped == 0) {
+      st = Prepare(signed_att, call, pending_state);
+      if (st.needs_flush) {
+        if (flush()) {
+          st = Prepare(signed_att, call, pending_state);
+        } else {
+          stopped = kAckInternal;
+        }
+      }
+    }
     if (stopped != 0) {
       // Nothing later in the batch is committed after a transient refusal: committing a later
       // sequence would make the agent's retry of the refused one look like a replay.
@@ -350,18 +350,6 @@ Result<v1::ReportResponse> Aggregator::Report(const v1::ReportRequest& req, cons
       ack.set_message("not processed: an earlier attestation in this batch was not stored");
       steps.emplace_back(std::move(ack));
       continue;
-    }
-    Step st = Prepare(signed_att, call, pending_state);
-    if (st.needs_flush) {
-      if (!flush()) {
-        stopped = kAckInternal;
-        v1::AttestationAck ack;
-        ack.set_code(stopped);
-        ack.set_message("not processed: an earlier attestation in this batch was not stored");
-        steps.emplace_back(std::move(ack));
-        continue;
-      }
-      st = Prepare(signed_att, call, pending_state);
     }
     if (!st.prepared) {
       int32_t code = st.ack.code();

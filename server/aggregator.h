@@ -101,8 +101,8 @@ class GroupCommitter {
     std::promise<Status> done;
     std::shared_ptr<Chain> chain;  // null for a lone attestation
   };
-  // Answers items of a chain that already failed; the rest are returned to be committed.
-  static std::vector<Item*> DropFailedChains(std::vector<Item*> batch);
+  // Answers an item whose chain already failed (true), without committing it.
+  static bool SkipIfChainFailed(Item* item);
   static void Settle(Item* item, Status s);
   void Run();
 
