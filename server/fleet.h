@@ -5,6 +5,10 @@
 // Authorization happens in the service layer; methods that change state take the actor to record.
 #pragma once
 
+#include <functional>
+#include <map>
+#include <string>
+
 #include "common/clock.h"
 #include "common/status.h"
 #include "server/limits.h"
@@ -27,6 +31,15 @@ class Fleet {
                                                 const std::string& actor);
   Result<v1::ListAuditResponse> ListAudit(const v1::ListAuditRequest& req);
   v1::ServerStatsResponse Stats() const;
+  Result<v1::DeviceHistoryResponse> DeviceHistory(const v1::DeviceHistoryRequest& req);
+  Result<v1::ListAlertsResponse> ListAlerts(const v1::ListAlertsRequest& req);
+  // Calls `emit` for each record in order; stops early (OK) when it returns false.
+  Status ExportEvidence(const v1::ExportRequest& req,
+                        const std::function<bool(const v1::ExportRecord&)>& emit);
+  Result<v1::DeviceActionResponse> SetDeviceTags(const v1::SetDeviceTagsRequest& req,
+                                                 const std::string& actor);
+  // The configured alert sinks' types by name, for ListAlerts ("webhook", "slack", "syslog").
+  void SetSinkTypes(std::map<std::string, std::string> types) { sink_types_ = std::move(types); }
 
   v1::DeviceStatus EffectiveStatus(const DeviceRecord& d) const;
 
@@ -39,6 +52,7 @@ class Fleet {
   const Clock& clock_;
   const v1::Policy& policy_;
   Counters& counters_;
+  std::map<std::string, std::string> sink_types_;
 };
 
 }  // namespace vigil::server

@@ -35,6 +35,7 @@ struct DeviceRecord {
   bool pending = false;            // waiting for an admin's approval (approval mode)
   int64_t revoked_at_ms = 0;       // 0 = not revoked
   std::string revoke_reason;
+  std::vector<std::string> tags;   // admin-set labels, sorted
 };
 
 // Enroll secrets and API tokens. Only the SHA-256 of the presented string is stored.
@@ -83,6 +84,45 @@ struct HistoryRow {
   std::vector<std::string> failing_checks;
 };
 
+// An alert as stored in the outbox (see v1::Alert). Device alerts are written by the store
+// itself, in the transaction that changes the device's status.
+struct AlertRecord {
+  uint64_t id = 0;
+  std::string kind;
+  std::string device_id;
+  std::string hostname;
+  v1::DeviceStatus status = v1::DEVICE_STATUS_UNSPECIFIED;
+  v1::DeviceStatus previous = v1::DEVICE_STATUS_UNSPECIFIED;
+  int64_t at_ms = 0;
+  std::string reason;
+  std::vector<std::string> failing_checks;
+};
+
+// Delivery progress of one alert sink. One replica at a time holds a sink's lease and delivers
+// its alerts in id order; every change is guarded by the lease.
+struct SinkCursor {
+  std::string sink;
+  uint64_t delivered_id = 0;  // every alert up to this id is delivered or given up
+  uint32_t attempts = 0;      // failed attempts at the next alert
+  int64_t next_attempt_ms = 0;
+  std::string last_error;
+  uint64_t failed = 0;        // alerts given up on
+  std::string owner;          // the replica holding the lease
+  int64_t lease_until_ms = 0;
+};
+
+// One stored attestation for the evidence export.
+struct ExportRow {
+  std::string device_id;
+  uint64_t sequence = 0;
+  int64_t issued_at_ms = 0;
+  int64_t received_at_ms = 0;
+  v1::DeviceStatus status = v1::UNKNOWN;
+  std::vector<std::string> failing_checks;
+  std::string digest;
+  v1::SignedAttestation envelope;
+};
+
 struct EventRow {
   int64_t at_ms = 0;
   std::string kind;
@@ -93,6 +133,8 @@ struct DeviceFilter {
   v1::DeviceStatus status = v1::DEVICE_STATUS_UNSPECIFIED;  // effective status, incl. STALE
   std::string failing_check;
   std::string os;
+  std::string tag;
+  int64_t not_seen_since_ms = 0;  // only last_seen_ms < this (0: any)
   int64_t stale_before_ms = 0;  // last_seen older than this is STALE
   std::string after_id;         // paging
   uint32_t limit = 1000;
@@ -135,6 +177,20 @@ class Store {
   // In id order, without latest_attestation.
   virtual Result<std::vector<DeviceRecord>> ListDevices(const DeviceFilter& filter) = 0;
   virtual Result<std::vector<HistoryRow>> History(const std::string& device_id, uint32_t limit) = 0;
+  // Newest first: sequence < before_sequence (0: any), received in [since_ms, until_ms)
+  // (until_ms 0: no bound).
+  virtual Result<std::vector<HistoryRow>> HistoryRange(const std::string& device_id,
+                                                       int64_t since_ms, int64_t until_ms,
+                                                       uint64_t before_sequence,
+                                                       uint32_t limit) = 0;
+  // The export: stored attestations received in [since_ms, until_ms) of devices with id >=
+  // from_device (and sequence > after_sequence for that device), in (device, sequence) order.
+  virtual Result<std::vector<ExportRow>> ExportRows(const std::string& from_device,
+                                                    uint64_t after_sequence, int64_t since_ms,
+                                                    int64_t until_ms, uint32_t limit) = 0;
+  // Replaces a device's tags. NotFound when there is no such device.
+  virtual Status SetDeviceTags(const std::string& device_id, const std::vector<std::string>& tags,
+                               const AuditRecord& audit) = 0;
   virtual Result<std::vector<EventRow>> Events(const std::string& device_id, uint32_t limit) = 0;
   // Counts devices by effective status (STALE computed with stale_before_ms).
   virtual Result<std::vector<std::pair<v1::DeviceStatus, uint64_t>>> CountByStatus(
@@ -156,6 +212,30 @@ class Store {
   // History retention: deletes stored attestations received before `before_ms`, except each
   // device's latest one. Returns how many were deleted. The audit log is never pruned.
   virtual Result<uint64_t> PruneHistory(int64_t before_ms) = 0;
+
+  // Alerts. Device status transitions (into NON_COMPLIANT or TAMPERED, back to COMPLIANT) are
+  // raised by the store in the transaction that makes them; STALE by RaiseStaleAlerts.
+  // Raises "device.stale" for every device that last reported before stale_before_ms and has
+  // not been announced stale since; returns how many.
+  virtual Result<uint64_t> RaiseStaleAlerts(int64_t stale_before_ms, int64_t now_ms) = 0;
+  // Appends an alert that is not about one device's status (e.g. enrollment failures).
+  virtual Result<uint64_t> InsertAlert(const AlertRecord& alert) = 0;
+  // Oldest first, id > after_id; only `device_id`'s when not empty.
+  virtual Result<std::vector<AlertRecord>> ListAlerts(uint64_t after_id, uint32_t limit,
+                                                      const std::string& device_id) = 0;
+  // The highest alert id (0 when none).
+  virtual Result<uint64_t> LastAlertId() = 0;
+  // Takes or renews the lease on `sink` for `owner` until now_ms + lease_ms. A sink seen for
+  // the first time starts after the newest alert (a new sink is not flooded with the past).
+  // nullopt when another owner's lease is still running.
+  virtual Result<std::optional<SinkCursor>> LeaseSink(const std::string& sink,
+                                                      const std::string& owner, int64_t now_ms,
+                                                      int64_t lease_ms) = 0;
+  // Records progress; FailedPrecondition when `owner` no longer holds the lease.
+  virtual Status UpdateSink(const SinkCursor& cursor) = 0;
+  virtual Result<std::vector<SinkCursor>> ListSinks() = 0;
+  // Failed audit entries with `action` at or after since_ms (enrollment-failure alerts).
+  virtual Result<uint64_t> CountFailedAudit(const std::string& action, int64_t since_ms) = 0;
 
   // Appends to the hash-chained audit log (for events that change nothing else).
   virtual Status AppendAudit(const AuditRecord& audit) = 0;
