@@ -1,7 +1,11 @@
 #include "server/fleet.h"
 
 #include "collectors/policy.h"
+#include <algorithm>
+#include <optional>
+
 #include "server/aggregator.h"
+#include "server/store_sql.h"
 
 namespace vigil::server {
 namespace {
@@ -13,7 +17,28 @@ google::protobuf::Timestamp FromMillis(int64_t ms) {
   return t;
 }
 
+int64_t ToMillis(const google::protobuf::Timestamp& t) {
+  return t.seconds() * 1000 + t.nanos() / 1000000;
+}
+
+std::string AlertIdempotencyKey(uint64_t id) { return "vigil-alert-" + std::to_string(id); }
+
 }  // namespace
+
+v1::Alert ToAlert(const AlertRecord& a) {
+  v1::Alert out;
+  out.set_id(a.id);
+  out.set_kind(a.kind);
+  out.set_device_id(a.device_id);
+  out.set_hostname(a.hostname);
+  out.set_status(a.status);
+  out.set_previous_status(a.previous);
+  *out.mutable_at() = FromMillis(a.at_ms);
+  out.set_reason(a.reason);
+  for (const auto& c : a.failing_checks) out.add_failing_checks(c);
+  out.set_idempotency_key(AlertIdempotencyKey(a.id));
+  return out;
+}
 
 Fleet::Fleet(Store& store, const Clock& clock, const v1::Policy& policy, Counters& counters)
     : store_(store), clock_(clock), policy_(policy), counters_(counters) {}
@@ -43,6 +68,7 @@ v1::DeviceSummary Fleet::ToSummary(const DeviceRecord& d) const {
   if (d.last_seen_ms) *s.mutable_last_seen() = FromMillis(d.last_seen_ms);
   s.set_last_sequence(d.last_sequence);
   for (const auto& c : d.failing_checks) s.add_failing_checks(c);
+  for (const auto& t : d.tags) s.add_tags(t);
   switch (s.status()) {
     case v1::REVOKED:
       s.set_status_reason("revoked: " + d.revoke_reason);
@@ -77,6 +103,14 @@ Result<v1::ListDevicesResponse> Fleet::ListDevices(const v1::ListDevicesRequest&
   f.failing_check = req.failing_check();
   f.os = req.os();
   f.after_id = req.page_token();
+  if (!req.tag().empty() && !store_sql::IsValidTag(req.tag())) {
+    return Status::InvalidArgument("tag: '" + req.tag() + "' is not a tag (1..64 of A-Z a-z 0-9 . _ : = -)");
+  }
+  f.tag = req.tag();
+  if (req.has_not_seen_since()) {
+    f.not_seen_since_ms = ToMillis(req.not_seen_since());
+    if (f.not_seen_since_ms <= 0) return Status::InvalidArgument("not_seen_since: before 1970");
+  }
   f.limit = req.limit() == 0 ? 1000 : std::min<uint32_t>(req.limit(), 10000);
   f.stale_before_ms = StaleBefore();
   if (f.status == v1::EXCEPTED) return v1::ListDevicesResponse();  // no exceptions exist yet
@@ -193,6 +227,143 @@ Result<v1::ListAuditResponse> Fleet::ListAudit(const v1::ListAuditRequest& req) 
   v1::ListAuditResponse resp;
   for (auto& e : *entries) *resp.add_entries() = std::move(e);
   return resp;
+}
+
+Result<v1::DeviceHistoryResponse> Fleet::DeviceHistory(const v1::DeviceHistoryRequest& req) {
+  if (req.device_id().empty()) return Status::InvalidArgument("device_id is required");
+  auto found = store_.GetDevice(req.device_id());
+  if (!found.ok()) return found.status();
+  if (!found->has_value()) return Status::NotFound("no device '" + req.device_id() + "'");
+  int64_t since = req.has_since() ? ToMillis(req.since()) : 0;
+  int64_t until = req.has_until() ? ToMillis(req.until()) : 0;
+  if (req.has_since() && req.has_until() && until <= since) {
+    return Status::InvalidArgument("until must be after since");
+  }
+  uint32_t limit = req.limit() == 0 ? 100 : std::min<uint32_t>(req.limit(), 10000);
+  auto rows = store_.HistoryRange(req.device_id(), since, until, req.before_sequence(), limit);
+  if (!rows.ok()) return rows.status();
+  v1::DeviceHistoryResponse resp;
+  for (const auto& h : *rows) {
+    auto* e = resp.add_entries();
+    e->set_sequence(h.sequence);
+    *e->mutable_issued_at() = FromMillis(h.issued_at_ms);
+    *e->mutable_received_at() = FromMillis(h.received_at_ms);
+    e->set_status(h.status);
+    for (const auto& c : h.failing_checks) e->add_failing_checks(c);
+  }
+  if (rows->size() == limit) resp.set_next_before_sequence(rows->back().sequence);
+  return resp;
+}
+
+Result<v1::ListAlertsResponse> Fleet::ListAlerts(const v1::ListAlertsRequest& req) {
+  uint32_t limit = req.limit() == 0 ? 100 : std::min<uint32_t>(req.limit(), 10000);
+  auto alerts = store_.ListAlerts(req.after_id(), limit, req.device_id());
+  if (!alerts.ok()) return alerts.status();
+  v1::ListAlertsResponse resp;
+  for (const auto& a : *alerts) *resp.add_alerts() = ToAlert(a);
+  auto sinks = store_.ListSinks();
+  if (!sinks.ok()) return sinks.status();
+  auto last = store_.LastAlertId();
+  if (!last.ok()) return last.status();
+  for (const auto& c : *sinks) {
+    auto type = sink_types_.find(c.sink);
+    if (type == sink_types_.end()) continue;  // no longer configured
+    auto* s = resp.add_sinks();
+    s->set_name(c.sink);
+    s->set_type(type->second);
+    s->set_delivered_id(c.delivered_id);
+    s->set_pending(*last > c.delivered_id ? *last - c.delivered_id : 0);
+    s->set_attempts(c.attempts);
+    s->set_last_error(c.last_error);
+    if (c.next_attempt_ms) *s->mutable_next_attempt() = FromMillis(c.next_attempt_ms);
+    s->set_failed(c.failed);
+  }
+  return resp;
+}
+
+Status Fleet::ExportEvidence(const v1::ExportRequest& req,
+                             const std::function<bool(const v1::ExportRecord&)>& emit) {
+  int64_t since = req.has_since() ? ToMillis(req.since()) : 0;
+  int64_t until = req.has_until() ? ToMillis(req.until()) : 0;
+  if (req.has_since() && req.has_until() && until <= since) {
+    return Status::InvalidArgument("until must be after since");
+  }
+  if (!req.tag().empty() && !store_sql::IsValidTag(req.tag())) {
+    return Status::InvalidArgument("tag: '" + req.tag() + "' is not a tag");
+  }
+  const std::string version = collectors::PolicyVersion(policy_);
+  // Pages of attestations in (device, sequence) order; a device's summary is read once, when
+  // its first row arrives, and filters by status and tag apply to it.
+  std::string device_id;
+  uint64_t sequence = 0;
+  std::string current;
+  std::optional<v1::DeviceSummary> summary;  // nullopt: the current device is filtered out
+  constexpr uint32_t kPage = 500;
+  for (;;) {
+    auto rows = store_.ExportRows(device_id, sequence, since, until, kPage);
+    if (!rows.ok()) return rows.status();
+    for (const auto& row : *rows) {
+      device_id = row.device_id;
+      sequence = row.sequence;
+      if (row.device_id != current) {
+        current = row.device_id;
+        summary.reset();
+        auto found = store_.GetDevice(row.device_id);
+        if (!found.ok()) return found.status();
+        if (found->has_value()) {
+          v1::DeviceSummary s = ToSummary(**found);
+          bool tagged = req.tag().empty() || std::find((*found)->tags.begin(),
+                                                       (*found)->tags.end(),
+                                                       req.tag()) != (*found)->tags.end();
+          if ((req.status() == v1::DEVICE_STATUS_UNSPECIFIED || s.status() == req.status()) &&
+              tagged) {
+            summary = std::move(s);
+          }
+        }
+      }
+      if (!summary) continue;
+      v1::ExportRecord rec;
+      *rec.mutable_device() = *summary;
+      rec.set_sequence(row.sequence);
+      *rec.mutable_issued_at() = FromMillis(row.issued_at_ms);
+      *rec.mutable_received_at() = FromMillis(row.received_at_ms);
+      rec.set_status(row.status);
+      for (const auto& c : row.failing_checks) rec.add_failing_checks(c);
+      v1::Attestation att;
+      if (att.ParseFromString(row.envelope.attestation())) {
+        DeviceRecord scratch;
+        Aggregator::ApplyVerdicts(policy_, &att, &scratch);
+        *rec.mutable_checks() = std::move(*att.mutable_checks());
+      }
+      rec.set_policy_version(version);
+      rec.set_digest(row.digest);
+      rec.set_key_id(row.envelope.key_id());
+      rec.set_signed_attestation(row.envelope.SerializeAsString());
+      if (!emit(rec)) return Status::Ok();
+    }
+    if (rows->size() < kPage) return Status::Ok();
+  }
+}
+
+Result<v1::DeviceActionResponse> Fleet::SetDeviceTags(const v1::SetDeviceTagsRequest& req,
+                                                      const std::string& actor) {
+  if (req.device_id().empty()) return Status::InvalidArgument("device_id is required");
+  if (req.tags_size() > 32) return Status::InvalidArgument("tags: at most 32");
+  std::vector<std::string> tags;
+  for (const auto& t : req.tags()) {
+    if (!store_sql::IsValidTag(t)) {
+      return Status::InvalidArgument("tag '" + t +
+                                     "': expected 1..64 of A-Z a-z 0-9 . _ : = -");
+    }
+    tags.push_back(t);
+  }
+  std::sort(tags.begin(), tags.end());
+  tags.erase(std::unique(tags.begin(), tags.end()), tags.end());
+  std::string detail;
+  for (const auto& t : tags) detail += (detail.empty() ? "" : ",") + t;
+  AuditRecord audit{clock_.NowMillis(), actor, "device.tags", req.device_id(), detail, true};
+  if (Status s = store_.SetDeviceTags(req.device_id(), tags, audit); !s.ok()) return s;
+  return Summarize(req.device_id());
 }
 
 v1::ServerStatsResponse Fleet::Stats() const {

@@ -18,6 +18,9 @@
 
 namespace vigil::server {
 
+// The API form of a stored alert, with its idempotency key ("vigil-alert-ID").
+v1::Alert ToAlert(const AlertRecord& alert);
+
 class Fleet {
  public:
   Fleet(Store& store, const Clock& clock, const v1::Policy& policy, Counters& counters);

@@ -84,6 +84,38 @@ class ForwardingStore : public Store {
   Result<std::vector<v1::AuditEntry>> ListAudit(uint64_t after, uint32_t limit) override {
     return base_.ListAudit(after, limit);
   }
+  Result<std::vector<HistoryRow>> HistoryRange(const std::string& id, int64_t since,
+                                               int64_t until, uint64_t before,
+                                               uint32_t limit) override {
+    return base_.HistoryRange(id, since, until, before, limit);
+  }
+  Result<std::vector<ExportRow>> ExportRows(const std::string& from, uint64_t after,
+                                            int64_t since, int64_t until,
+                                            uint32_t limit) override {
+    return base_.ExportRows(from, after, since, until, limit);
+  }
+  Status SetDeviceTags(const std::string& id, const std::vector<std::string>& tags,
+                       const AuditRecord& a) override {
+    return base_.SetDeviceTags(id, tags, a);
+  }
+  Result<uint64_t> RaiseStaleAlerts(int64_t stale_before, int64_t now) override {
+    return base_.RaiseStaleAlerts(stale_before, now);
+  }
+  Result<uint64_t> InsertAlert(const AlertRecord& a) override { return base_.InsertAlert(a); }
+  Result<std::vector<AlertRecord>> ListAlerts(uint64_t after, uint32_t limit,
+                                              const std::string& id) override {
+    return base_.ListAlerts(after, limit, id);
+  }
+  Result<uint64_t> LastAlertId() override { return base_.LastAlertId(); }
+  Result<std::optional<SinkCursor>> LeaseSink(const std::string& sink, const std::string& owner,
+                                              int64_t now, int64_t lease) override {
+    return base_.LeaseSink(sink, owner, now, lease);
+  }
+  Status UpdateSink(const SinkCursor& c) override { return base_.UpdateSink(c); }
+  Result<std::vector<SinkCursor>> ListSinks() override { return base_.ListSinks(); }
+  Result<uint64_t> CountAuthFailures(const std::string& action, int64_t since) override {
+    return base_.CountAuthFailures(action, since);
+  }
 
  private:
   Store& base_;

@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <ctime>
 #include <iostream>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -23,8 +24,10 @@
 #include "common/flags.h"
 #include "proto/json.h"
 #include "server/aggregator.h"
+#include "server/alerts.h"
 #include "server/auth.h"
 #include "server/fleet.h"
+#include "server/http_api.h"
 #include "server/jobs.h"
 #include "server/limits.h"
 #include "server/postgres_store.h"
@@ -53,6 +56,10 @@ with TLS 1.3, using the CA and certificate that `init` put in DIR/tls.
   --listen HOST:PORT          address to listen on (default 127.0.0.1:7400; port 0 = any free port)
   --policy FILE               policy JSON (default: the built-in example policy)
   --ready-file FILE           write the bound HOST:PORT here once serving (for scripts and tests)
+  --http-listen HOST:PORT     also serve the HTTPS API, /metrics and the dashboard on this address
+                              (TLS 1.3 with the same certificate and tokens; off by default; port
+                              0 = any free port; docs/api.md)
+  --http-ready-file FILE      write the HTTPS port's bound HOST:PORT here once serving
   --require-client-cert       agents must report over mutual TLS with the certificate issued at
                               enrollment (enrollment itself and vigilctl need no certificate)
   --approve-devices           new devices stay PENDING until `vigilctl device approve ID`
@@ -68,6 +75,8 @@ with TLS 1.3, using the CA and certificate that `init` put in DIR/tls.
   --store URL                 postgresql://USER@HOST:PORT/DB to share one database between several
                               replicas (default: SQLite in DATA_DIR/vigil.db). init, token and
                               secret take the same flag. TLS material stays in DATA_DIR.
+  --config FILE               server configuration (JSON): alert sinks (webhook, Slack, syslog)
+                              and their settings; see docs/alerts.md
   --insecure                  plaintext gRPC; refused unless --listen is a loopback address
 
 init: creates DIR (0700), its database, a private CA, a server certificate for --san (default:
@@ -272,6 +281,51 @@ int ManageCredentials(CredentialKind kind, const Flags& flags) {
   return Fail(2, what + ": unknown command '" + verb + "'");
 }
 
+// The --config file: the alert sinks and their settings (docs/alerts.md).
+Result<v1::ServerConfig> LoadServerConfig(const Flags& flags) {
+  v1::ServerConfig config;
+  auto path = flags.Get("config");
+  if (!path) return config;
+  auto text = ReadWholeFile(*path, 1u << 20);
+  if (!text.ok()) return text.status();
+  if (Status s = ParseJsonStrict(*text, &config, *path); !s.ok()) return s;
+  return config;
+}
+
+Result<std::unique_ptr<AlertDispatcher>> MakeAlerts(const v1::ServerConfig& config, Store& store,
+                                                    const Clock& clock, Counters& counters,
+                                                    const v1::Policy& policy, Fleet* fleet) {
+  std::vector<std::unique_ptr<AlertSink>> sinks;
+  std::map<std::string, std::string> types;
+  for (const auto& c : config.alert_sinks()) {
+    auto sink = MakeAlertSink(c, clock);
+    if (!sink.ok()) return sink.status();
+    if (!types.emplace((*sink)->name(), (*sink)->type()).second) {
+      return Status::InvalidArgument("alert sink \"" + (*sink)->name() + "\" is configured twice");
+    }
+    sinks.push_back(std::move(sink).value());
+  }
+  fleet->SetSinkTypes(types);
+  AlertOptions o;
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  o.owner = std::string(host) + ":" + std::to_string(::getpid()) + ":" +
+            std::to_string(clock.NowMillis());
+  if (config.alert_retry_max_seconds()) {
+    o.retry_max_ms = int64_t{config.alert_retry_max_seconds()} * 1000;
+  }
+  o.checkin_window_ms =
+      int64_t{policy.checkin_window_seconds() ? policy.checkin_window_seconds() : 3600} * 1000;
+  if (config.has_enroll_failure_threshold()) {
+    o.enroll_failure_threshold = config.enroll_failure_threshold();
+  }
+  if (config.enroll_failure_window_seconds()) {
+    o.enroll_failure_window_ms = int64_t{config.enroll_failure_window_seconds()} * 1000;
+  }
+  for (const auto& [name, type] : types) spdlog::info("alert sink {} ({})", name, type);
+  return std::make_unique<AlertDispatcher>(store, clock, counters, std::move(sinks), o);
+}
+
 int Serve(const Flags& flags) {
   if (!flags.positional().empty() && flags.positional()[0] != "serve") {
     return Fail(2, "unexpected argument '" + flags.positional()[0] + "'\n" + kUsage);
@@ -329,6 +383,9 @@ int Serve(const Flags& flags) {
   const int64_t retention_ms = static_cast<int64_t>(*retention_days) * 86400 * 1000;
   opts.require_client_cert = flags.Has("require-client-cert");
 
+  auto config = LoadServerConfig(flags);
+  if (!config.ok()) return Fail(2, "--config: " + config.status().message());
+
   v1::Policy policy = collectors::DefaultPolicy();
   if (auto p = flags.Get("policy")) {
     auto loaded = collectors::LoadPolicyFile(*p);
@@ -356,7 +413,10 @@ int Serve(const Flags& flags) {
   Aggregator aggregator(**store, clock, credentials, counters, policy, opts);
   if (Status st = aggregator.ReevaluateFleet(); !st.ok()) return Fail(1, st.ToString());
   Fleet fleet(**store, clock, aggregator.policy(), counters);
-  AgentServiceImpl agent_service(aggregator);
+  auto alerts = MakeAlerts(*config, **store, clock, counters, aggregator.policy(), &fleet);
+  if (!alerts.ok()) return Fail(2, alerts.status().message());
+  Histogram report_duration(Histogram::LatencyBuckets());  // /metrics: vigil_report_duration_seconds
+  AgentServiceImpl agent_service(aggregator, &report_duration);
   FleetServiceImpl fleet_service(fleet, credentials, aggregator);
 
   // Block the shutdown signals before gRPC starts its threads, then wait for them in one place.
@@ -395,14 +455,50 @@ int Serve(const Flags& flags) {
                tls ? "TLS 1.3" : "PLAINTEXT", collectors::PolicyVersion(policy), *data_dir,
                opts.require_client_cert ? ", client certificates required" : "",
                opts.approve_devices ? ", new devices need approval" : "");
+  // ---- HTTPS API, /metrics and the dashboard (server/http_api.h), with --http-listen ----
+  // Declared after everything it uses, so it is stopped first: on SIGTERM Serve returns and
+  // ~HttpServer stops serving and joins its threads.
+  HttpApi http_api(fleet, credentials, aggregator, counters, report_duration);
+  std::unique_ptr<HttpServer> http_server;
+  if (auto http_listen = flags.Get("http-listen")) {
+    if (!tls) {
+      server->Shutdown();
+      return Fail(2, "--http-listen needs the server's TLS certificate; drop --insecure");
+    }
+    HttpServerOptions http_options;
+    http_options.listen = *http_listen;
+    auto started = HttpServer::Start(http_options, tls->server, http_api, counters);
+    if (!started.ok()) {
+      server->Shutdown();
+      return Fail(started.status().code() == Status::Code::kInvalidArgument ? 2 : 1,
+                  started.status().message());
+    }
+    http_server = std::move(started).value();
+    spdlog::info("HTTPS API, /metrics and dashboard on https://{}/ (TLS 1.3)",
+                 http_server->bound_address());
+    if (auto ready = flags.Get("http-ready-file")) {
+      if (Status st = WriteFileAtomic(*ready, http_server->bound_address() + "\n", 0644);
+          !st.ok()) {
+        server->Shutdown();
+        return Fail(1, st.message());
+      }
+    }
+  } else if (flags.Has("http-ready-file")) {
+    server->Shutdown();
+    return Fail(2, "--http-ready-file needs --http-listen");
+  }
+  // ---- end of the HTTPS API ----
   if (auto ready = flags.Get("ready-file")) {
     if (Status st = WriteFileAtomic(*ready, bound + "\n", 0644); !st.ok()) {
       server->Shutdown();
       return Fail(1, st.message());
     }
   }
-  // Background jobs (history retention), claimed through the store so that one replica runs
-  // each per period. A minute's granularity is plenty for hourly sweeps.
+  // ---- alerts (server/alerts.h): sinks from --config, delivered by one thread per sink ----
+  (*alerts)->Start();
+  // ---- end of alerts ----
+  // Background jobs (history retention, stale and enrollment-failure alerts), claimed through
+  // the store so that one replica runs each per period. A minute's granularity is plenty.
   std::mutex jobs_mu;
   std::condition_variable jobs_cv;
   bool stopping = false;
@@ -412,6 +508,7 @@ int Serve(const Flags& flags) {
     while (!stopping) {
       lock.unlock();
       jobs.RunDue();
+      (*alerts)->RaiseDue();
       lock.lock();
       jobs_cv.wait_for(lock, std::chrono::minutes(1), [&] { return stopping; });
     }
@@ -425,6 +522,7 @@ int Serve(const Flags& flags) {
   }
   jobs_cv.notify_all();
   jobs_thread.join();
+  (*alerts)->Stop();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   return 0;
 }
@@ -432,9 +530,9 @@ int Serve(const Flags& flags) {
 int Main(int argc, char** argv) {
   // Everything this process creates (database, WAL, keys) is private to the server's user.
   ::umask(077);
-  FlagSpec spec{{"listen", "data-dir", "policy", "ready-file", "max-batch", "live-window",
+  FlagSpec spec{{"listen", "data-dir", "policy", "ready-file", "http-listen", "http-ready-file", "max-batch", "live-window",
                  "report-rate", "max-inflight", "server-address", "san", "bundle", "secret-expires",
-                 "expires", "role", "name", "enroll-secret-file", "store", "retention-days"},
+                 "expires", "role", "name", "enroll-secret-file", "store", "retention-days", "config"},
                 {"help", "insecure", "require-client-cert", "approve-devices"}};
   auto flags = Flags::Parse(argc, argv, 1, spec);
   if (!flags.ok()) return Fail(2, flags.status().message() + "\n" + kUsage);

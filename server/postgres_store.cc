@@ -21,6 +21,10 @@ namespace {
 // schema creation at start-up, one held by each transaction that appends to the audit chain.
 constexpr int64_t kSchemaLockKey = 0x5649474c00000001;  // "VIGL" 1
 constexpr int64_t kAuditLockKey = 0x5649474c00000002;   // "VIGL" 2
+// Held from an alert's insert to its commit, so alert ids commit in id order: a dispatcher that
+// has read up to id N never finds a smaller id committed after it (a sequence alone hands out
+// ids at insert time, and a slower transaction could commit a smaller one later).
+constexpr int64_t kAlertLockKey = 0x5649474c00000003;  // "VIGL" 3
 
 // PostgreSQL 11 added EXECUTE FUNCTION for triggers.
 constexpr int kMinServerVersion = 110000;
@@ -127,11 +131,11 @@ $$;
 constexpr const char* kSchemaPresent = R"sql(
 SELECT (SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()
           AND tablename IN ('devices', 'attestations', 'events', 'credentials', 'audit',
-                            'jobs', 'status_counts')) = 7
+                            'jobs', 'status_counts', 'alerts', 'alert_sinks')) = 9
    AND (SELECT count(*) FROM pg_trigger WHERE tgrelid = to_regclass('audit')
           AND tgname IN ('audit_no_update_delete', 'audit_no_truncate')) = 2
    AND (SELECT count(*) FROM pg_trigger WHERE tgrelid = to_regclass('devices')
-          AND tgname = 'devices_count') = 1
+          AND tgname IN ('devices_count', 'devices_alert')) = 2
    AND to_regclass('devices_status') IS NULL
 )sql";
 
@@ -176,6 +180,77 @@ BEGIN
   IF fresh THEN
     INSERT INTO status_counts(bucket, n) SELECT )sql" +
          store_sql::Bucket("") + R"sql(, COUNT(*) FROM devices GROUP BY 1;
+  END IF;
+END
+$$;
+)sql";
+}
+
+// The alert outbox and the trigger that fills it (store_sql.h), and device tags. Columns added
+// to a database from before them start from what was already announced.
+std::string AlertSchema() {
+  return R"sql(
+ALTER TABLE devices ADD COLUMN IF NOT EXISTS tags TEXT COLLATE "C" NOT NULL DEFAULT ',';
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()
+                 AND table_name = 'devices' AND column_name = 'alert_state') THEN
+    ALTER TABLE devices ADD COLUMN alert_state INTEGER NOT NULL DEFAULT 0;
+    UPDATE devices SET alert_state = CASE WHEN revoked_at_ms<>0 THEN 8 WHEN tampered<>0 THEN 5
+                                          WHEN status IN (1, 2) THEN status ELSE 0 END;
+  END IF;
+END
+$$;
+CREATE TABLE IF NOT EXISTS alerts(
+  id BIGSERIAL PRIMARY KEY,
+  kind TEXT COLLATE "C" NOT NULL,
+  device_id TEXT COLLATE "C" NOT NULL,
+  hostname TEXT COLLATE "C" NOT NULL,
+  status INTEGER NOT NULL,
+  previous INTEGER NOT NULL,
+  at_ms BIGINT NOT NULL,
+  reason TEXT COLLATE "C" NOT NULL,
+  failing_checks TEXT COLLATE "C" NOT NULL
+);
+CREATE INDEX IF NOT EXISTS alerts_device ON alerts(device_id, id);
+CREATE INDEX IF NOT EXISTS audit_action ON audit(action, at_ms);
+CREATE TABLE IF NOT EXISTS alert_sinks(
+  name TEXT COLLATE "C" PRIMARY KEY,
+  delivered_id BIGINT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_ms BIGINT NOT NULL DEFAULT 0,
+  last_error TEXT COLLATE "C" NOT NULL DEFAULT '',
+  failed BIGINT NOT NULL DEFAULT 0,
+  owner TEXT COLLATE "C" NOT NULL DEFAULT '',
+  lease_until_ms BIGINT NOT NULL DEFAULT 0
+);
+CREATE OR REPLACE FUNCTION vigil_device_alert() RETURNS trigger LANGUAGE plpgsql AS $f$
+DECLARE
+  s INTEGER;
+BEGIN
+  s := )sql" + store_sql::AlertState() +
+         R"sql(;
+  IF s = OLD.alert_state THEN RETURN NEW; END IF;
+  IF )sql" + store_sql::AlertRaised("s") +
+         R"sql( THEN
+    PERFORM pg_advisory_xact_lock()sql" + std::to_string(kAlertLockKey) +
+         R"sql();
+    INSERT INTO alerts(kind, device_id, hostname, status, previous, at_ms, reason, failing_checks)
+      VALUES ()sql" + store_sql::AlertKind("s") + ", NEW.id, NEW.hostname, s, OLD.alert_state, " +
+         store_sql::AlertAt("(extract(epoch FROM clock_timestamp()) * 1000)::BIGINT") + ", " +
+         store_sql::AlertReason("s") + R"sql(, NEW.failing_checks);
+  END IF;
+  NEW.alert_state := s;
+  RETURN NEW;
+END;
+$f$;
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_trigger
+                 WHERE tgrelid = 'devices'::regclass AND tgname = 'devices_alert') THEN
+    CREATE TRIGGER devices_alert BEFORE UPDATE OF )sql" +
+         store_sql::kAlertWatched + R"sql( ON devices
+      FOR EACH ROW EXECUTE FUNCTION vigil_device_alert();
   END IF;
 END
 $$;
@@ -270,12 +345,12 @@ class Reply {
 constexpr const char* kDeviceColumns =
     "id, key_id, public_key, hostname, platform, enrolled_at_ms, last_seen_ms, last_sequence, "
     "status, status_reason, failing_checks, tampered, tamper_reason, policy_version, latest, "
-    "pending, revoked_at_ms, revoke_reason";
+    "pending, revoked_at_ms, revoke_reason, tags";
 // The same columns without the latest attestation, which listings do not return.
 constexpr const char* kDeviceListColumns =
     "id, key_id, public_key, hostname, platform, enrolled_at_ms, last_seen_ms, last_sequence, "
     "status, status_reason, failing_checks, tampered, tamper_reason, policy_version, NULL, "
-    "pending, revoked_at_ms, revoke_reason";
+    "pending, revoked_at_ms, revoke_reason, tags";
 
 DeviceRecord ReadDevice(const Reply& r, int row) {
   DeviceRecord d;
@@ -297,11 +372,28 @@ DeviceRecord ReadDevice(const Reply& r, int row) {
   d.pending = r.Int(row, 15) != 0;
   d.revoked_at_ms = r.Int(row, 16);
   d.revoke_reason = r.Str(row, 17);
+  d.tags = store_sql::SplitChecks(r.Str(row, 18));
   return d;
 }
 
 constexpr const char* kCredentialColumns =
     "kind, id, name, role, hash, created_at_ms, expires_at_ms, revoked_at_ms";
+
+constexpr const char* kSinkColumns =
+    "name, delivered_id, attempts, next_attempt_ms, last_error, failed, owner, lease_until_ms";
+
+SinkCursor ReadSink(const Reply& r, int row) {
+  SinkCursor c;
+  c.sink = r.Str(row, 0);
+  c.delivered_id = static_cast<uint64_t>(r.Int(row, 1));
+  c.attempts = static_cast<uint32_t>(r.Int(row, 2));
+  c.next_attempt_ms = r.Int(row, 3);
+  c.last_error = r.Str(row, 4);
+  c.failed = static_cast<uint64_t>(r.Int(row, 5));
+  c.owner = r.Str(row, 6);
+  c.lease_until_ms = r.Int(row, 7);
+  return c;
+}
 
 CredentialRecord ReadCredential(const Reply& r, int row) {
   CredentialRecord c;
@@ -350,7 +442,9 @@ class PostgresStore final : public Store {
       return Rollback(r.status());
     }
     PGresult* raw = PQexec(
-        tl_conn, (kSchema + std::string(store_sql::kDeviceIndexes) + CountingSchema()).c_str());
+        tl_conn, (kSchema + std::string(store_sql::kDeviceIndexes) + CountingSchema() +
+                  AlertSchema())
+                     .c_str());
     if (Reply r = Check("create schema", raw); !r.ok()) return Rollback(r.status());
     return Commit();
   }
@@ -516,6 +610,8 @@ class PostgresStore final : public Store {
     // wildcards).
     if (!f.failing_check.empty()) sql += " AND strpos(failing_checks, $4) > 0";
     if (!f.os.empty()) sql += " AND os=$5";
+    if (!f.tag.empty()) sql += " AND strpos(tags, $7) > 0";
+    if (f.not_seen_since_ms != 0) sql += " AND last_seen_ms < $8";
     sql += " ORDER BY id LIMIT $6";
     ConnLock lock(Reader());
     Reply r = ExecFromIdle("list devices", sql,
@@ -525,7 +621,9 @@ class PostgresStore final : public Store {
                                .Int(static_cast<int64_t>(f.status))
                                .Text("," + f.failing_check + ",")
                                .Text(f.os)
-                               .Int(static_cast<int64_t>(f.limit)));
+                               .Int(static_cast<int64_t>(f.limit))
+                               .Text("," + f.tag + ",")
+                               .Int(f.not_seen_since_ms));
     if (!r.ok()) return r.status();
     std::vector<DeviceRecord> out;
     for (int i = 0; i < r.rows(); ++i) out.push_back(ReadDevice(r, i));
@@ -672,11 +770,259 @@ class PostgresStore final : public Store {
                    Params().Int(before_ms));
           if (!del.ok()) return del.status();
           deleted = static_cast<uint64_t>(del.affected());
+          // Alerts as old, once every sink has delivered them.
+          Reply alerts = Exec("prune alerts",
+                              "DELETE FROM alerts WHERE at_ms < $1 AND id <= (SELECT "
+                              "COALESCE(MIN(delivered_id), 9223372036854775807) FROM alert_sinks)",
+                              Params().Int(before_ms));
+          if (!alerts.ok()) return alerts.status();
           return Status::Ok();
         },
         nullptr);
     if (!st.ok()) return st;
     return deleted;
+  }
+
+  Result<std::vector<HistoryRow>> HistoryRange(const std::string& device_id, int64_t since_ms,
+                                               int64_t until_ms, uint64_t before_sequence,
+                                               uint32_t limit) override {
+    ConnLock lock(Reader());
+    Reply r = ExecFromIdle(
+        "read history",
+        "SELECT sequence, issued_at_ms, received_at_ms, status, failing_checks FROM attestations "
+        "WHERE device_id=$1 AND sequence<$2 AND received_at_ms>=$3 AND received_at_ms<$4 "
+        "ORDER BY sequence DESC LIMIT $5",
+        Params()
+            .Text(device_id)
+            .Int(before_sequence ? static_cast<int64_t>(before_sequence) : INT64_MAX)
+            .Int(since_ms)
+            .Int(until_ms ? until_ms : INT64_MAX)
+            .Int(limit));
+    if (!r.ok()) return r.status();
+    std::vector<HistoryRow> out;
+    for (int i = 0; i < r.rows(); ++i) {
+      HistoryRow h;
+      h.sequence = static_cast<uint64_t>(r.Int(i, 0));
+      h.issued_at_ms = r.Int(i, 1);
+      h.received_at_ms = r.Int(i, 2);
+      h.status = static_cast<v1::DeviceStatus>(r.Int(i, 3));
+      h.failing_checks = store_sql::SplitChecks(r.Str(i, 4));
+      out.push_back(std::move(h));
+    }
+    return out;
+  }
+
+  Result<std::vector<ExportRow>> ExportRows(const std::string& from_device,
+                                            uint64_t after_sequence, int64_t since_ms,
+                                            int64_t until_ms, uint32_t limit) override {
+    ConnLock lock(Reader());
+    Reply r = ExecFromIdle(
+        "export attestations",
+        "SELECT device_id, sequence, issued_at_ms, received_at_ms, status, failing_checks, "
+        "digest, envelope FROM attestations WHERE (device_id, sequence) > ($1, $2) AND "
+        "received_at_ms>=$3 AND received_at_ms<$4 ORDER BY device_id, sequence LIMIT $5",
+        Params()
+            .Text(from_device)
+            .Int(static_cast<int64_t>(after_sequence))
+            .Int(since_ms)
+            .Int(until_ms ? until_ms : INT64_MAX)
+            .Int(limit));
+    if (!r.ok()) return r.status();
+    std::vector<ExportRow> out;
+    for (int i = 0; i < r.rows(); ++i) {
+      ExportRow e;
+      e.device_id = r.Str(i, 0);
+      e.sequence = static_cast<uint64_t>(r.Int(i, 1));
+      e.issued_at_ms = r.Int(i, 2);
+      e.received_at_ms = r.Int(i, 3);
+      e.status = static_cast<v1::DeviceStatus>(r.Int(i, 4));
+      e.failing_checks = store_sql::SplitChecks(r.Str(i, 5));
+      e.digest = r.Str(i, 6);
+      if (!e.envelope.ParseFromString(r.Str(i, 7))) {
+        return Status::IoError("stored attestation " + e.device_id + "/" +
+                               std::to_string(e.sequence) + " does not parse");
+      }
+      out.push_back(std::move(e));
+    }
+    return out;
+  }
+
+  Status SetDeviceTags(const std::string& device_id, const std::vector<std::string>& tags,
+                       const AuditRecord& audit) override {
+    return WriteTx(
+        [&]() -> Status {
+          Reply r = Exec("set tags", "UPDATE devices SET tags=$1 WHERE id=$2",
+                         Params().Text(store_sql::JoinChecks(tags)).Text(device_id));
+          if (!r.ok()) return r.status();
+          if (r.affected() == 0) return Status::NotFound("no device '" + device_id + "'");
+          return Status::Ok();
+        },
+        &audit);
+  }
+
+  Result<uint64_t> RaiseStaleAlerts(int64_t stale_before_ms, int64_t now_ms) override {
+    uint64_t raised = 0;
+    Status st = WriteTx(
+        [&]() -> Status {
+          if (Reply r = Exec("lock alerts", "SELECT pg_advisory_xact_lock($1)",
+                             Params().Int(kAlertLockKey));
+              !r.ok()) {
+            return r.status();
+          }
+          // One statement: the devices marked are exactly those announced, even with a report
+          // committing meanwhile (the UPDATE re-checks each row it waited for).
+          std::string sql =
+              "WITH s AS (UPDATE devices SET alert_state=4 WHERE alert_state IN (1, 2)" +
+              store_sql::StatusFilter(v1::STALE, '$') +
+              " RETURNING id, hostname, status, failing_checks) INSERT INTO alerts(kind, "
+              "device_id, hostname, status, previous, at_ms, reason, failing_checks) SELECT "
+              "'device.stale', id, hostname, 4, status, $1, 'no attestation within the "
+              "check-in window', failing_checks FROM s ORDER BY id";
+          Reply r = Exec("raise stale alerts", sql, Params().Int(now_ms).Int(stale_before_ms));
+          if (!r.ok()) return r.status();
+          raised = static_cast<uint64_t>(r.affected());
+          return Status::Ok();
+        },
+        nullptr);
+    if (!st.ok()) return st;
+    return raised;
+  }
+
+  Result<uint64_t> InsertAlert(const AlertRecord& a) override {
+    uint64_t id = 0;
+    Status st = WriteTx(
+        [&]() -> Status {
+          if (Reply r = Exec("lock alerts", "SELECT pg_advisory_xact_lock($1)",
+                             Params().Int(kAlertLockKey));
+              !r.ok()) {
+            return r.status();
+          }
+          Reply r = Exec("insert alert",
+                         "INSERT INTO alerts(kind, device_id, hostname, status, previous, at_ms, "
+                         "reason, failing_checks) VALUES($1,$2,$3,$4,$5,$6,$7,$8) RETURNING id",
+                         Params()
+                             .Text(a.kind)
+                             .Text(a.device_id)
+                             .Text(a.hostname)
+                             .Int(a.status)
+                             .Int(a.previous)
+                             .Int(a.at_ms)
+                             .Text(a.reason)
+                             .Text(store_sql::JoinChecks(a.failing_checks)));
+          if (!r.ok()) return r.status();
+          id = static_cast<uint64_t>(r.Int(0, 0));
+          return Status::Ok();
+        },
+        nullptr);
+    if (!st.ok()) return st;
+    return id;
+  }
+
+  Result<std::vector<AlertRecord>> ListAlerts(uint64_t after_id, uint32_t limit,
+                                              const std::string& device_id) override {
+    ConnLock lock(Reader());
+    Reply r = ExecFromIdle(
+        "list alerts",
+        "SELECT id, kind, device_id, hostname, status, previous, at_ms, reason, failing_checks "
+        "FROM alerts WHERE id>$1 AND ($3 = '' OR device_id=$3) ORDER BY id LIMIT $2",
+        Params().Int(static_cast<int64_t>(after_id)).Int(limit).Text(device_id));
+    if (!r.ok()) return r.status();
+    std::vector<AlertRecord> out;
+    for (int i = 0; i < r.rows(); ++i) {
+      AlertRecord a;
+      a.id = static_cast<uint64_t>(r.Int(i, 0));
+      a.kind = r.Str(i, 1);
+      a.device_id = r.Str(i, 2);
+      a.hostname = r.Str(i, 3);
+      a.status = static_cast<v1::DeviceStatus>(r.Int(i, 4));
+      a.previous = static_cast<v1::DeviceStatus>(r.Int(i, 5));
+      a.at_ms = r.Int(i, 6);
+      a.reason = r.Str(i, 7);
+      a.failing_checks = store_sql::SplitChecks(r.Str(i, 8));
+      out.push_back(std::move(a));
+    }
+    return out;
+  }
+
+  Result<uint64_t> LastAlertId() override {
+    ConnLock lock(Reader());
+    Reply r = ExecFromIdle("read last alert id", "SELECT COALESCE(MAX(id), 0) FROM alerts",
+                           Params());
+    if (!r.ok()) return r.status();
+    return static_cast<uint64_t>(r.Int(0, 0));
+  }
+
+  Result<std::optional<SinkCursor>> LeaseSink(const std::string& sink, const std::string& owner,
+                                              int64_t now_ms, int64_t lease_ms) override {
+    std::optional<SinkCursor> out;
+    Status st = WriteTx(
+        [&]() -> Status {
+          Reply ins = Exec("add alert sink",
+                           "INSERT INTO alert_sinks(name, delivered_id) SELECT $1, "
+                           "COALESCE(MAX(id), 0) FROM alerts ON CONFLICT DO NOTHING",
+                           Params().Text(sink));
+          if (!ins.ok()) return ins.status();
+          Reply up = Exec(
+              "lease alert sink",
+              std::string("UPDATE alert_sinks SET owner=$2, lease_until_ms=$3 WHERE name=$1 AND "
+                          "(owner=$2 OR lease_until_ms<=$4) RETURNING ") +
+                  kSinkColumns,
+              Params().Text(sink).Text(owner).Int(now_ms + lease_ms).Int(now_ms));
+          if (!up.ok()) return up.status();
+          if (up.rows() == 1) out = ReadSink(up, 0);
+          return Status::Ok();
+        },
+        nullptr);
+    if (!st.ok()) return st;
+    return out;
+  }
+
+  Status UpdateSink(const SinkCursor& c) override {
+    return WriteTx(
+        [&]() -> Status {
+          Reply r = Exec("update alert sink",
+                         "UPDATE alert_sinks SET delivered_id=$1, attempts=$2, next_attempt_ms=$3, "
+                         "last_error=$4, failed=$5 WHERE name=$6 AND owner=$7 AND "
+                         "lease_until_ms=$8",
+                         Params()
+                             .Int(static_cast<int64_t>(c.delivered_id))
+                             .Int(c.attempts)
+                             .Int(c.next_attempt_ms)
+                             .Text(c.last_error)
+                             .Int(static_cast<int64_t>(c.failed))
+                             .Text(c.sink)
+                             .Text(c.owner)
+                             .Int(c.lease_until_ms));
+          if (!r.ok()) return r.status();
+          if (r.affected() == 0) {
+            return Status::FailedPrecondition("the lease on alert sink '" + c.sink +
+                                              "' was lost");
+          }
+          return Status::Ok();
+        },
+        nullptr);
+  }
+
+  Result<std::vector<SinkCursor>> ListSinks() override {
+    ConnLock lock(Reader());
+    Reply r = ExecFromIdle(
+        "list alert sinks",
+        std::string("SELECT ") + kSinkColumns + " FROM alert_sinks ORDER BY name", Params());
+    if (!r.ok()) return r.status();
+    std::vector<SinkCursor> out;
+    for (int i = 0; i < r.rows(); ++i) out.push_back(ReadSink(r, i));
+    return out;
+  }
+
+  Result<uint64_t> CountAuthFailures(const std::string& target_prefix, int64_t since_ms) override {
+    ConnLock lock(Reader());
+    Reply r = ExecFromIdle(
+        "count audit",
+        "SELECT COUNT(*) FROM audit WHERE action='auth.failed' AND at_ms>=$2 AND success=0 "
+        "AND substr(target, 1, length($1))=$1",
+        Params().Text(target_prefix).Int(since_ms));
+    if (!r.ok()) return r.status();
+    return static_cast<uint64_t>(r.Int(0, 0));
   }
 
   Status AppendAudit(const AuditRecord& audit) override {

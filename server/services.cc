@@ -110,6 +110,7 @@ grpc::Status AgentServiceImpl::Enroll(grpc::ServerContext* ctx, const v1::Enroll
 
 grpc::Status AgentServiceImpl::Report(grpc::ServerContext* ctx, const v1::ReportRequest* req,
                                       v1::ReportResponse* resp) {
+  ScopedTimer timer(report_duration_);  // vigil_report_duration_seconds: the whole call
   return Reply(aggregator_.Report(*req, CallInfoOf(*ctx)), resp);
 }
 
@@ -118,40 +119,51 @@ grpc::Status AgentServiceImpl::RotateKey(grpc::ServerContext* ctx, const v1::Rot
   return Reply(aggregator_.RotateKey(*req, CallInfoOf(*ctx)), resp);
 }
 
+Result<Principal> AuthenticateBearer(Aggregator& aggregator, const Credentials& credentials,
+                                     const std::string& peer, const std::string* authorization,
+                                     const std::string& method, const std::string& missing_hint) {
+  if (!aggregator.AuthAllowed(peer)) {
+    return Status::ResourceExhausted("too many failed authentications from this address");
+  }
+  if (authorization == nullptr) {
+    aggregator.AuthFailed(peer, "auth.rejected.no_token", method + ": no token");
+    return Status::Unauthenticated("a token is required: " + missing_hint +
+                                   " (create one with vigil-server token create)");
+  }
+  constexpr std::string_view kBearer = "Bearer ";
+  if (authorization->compare(0, kBearer.size(), kBearer) != 0) {
+    aggregator.AuthFailed(peer, "auth.rejected.bad_token",
+                          method + ": authorization is not 'Bearer TOKEN'");
+    return Status::Unauthenticated("authorization metadata must be 'Bearer TOKEN'");
+  }
+  auto principal = credentials.Authenticate(authorization->substr(kBearer.size()));
+  if (!principal.ok()) {
+    // The message names the token only by its stored name, never by the presented string.
+    aggregator.AuthFailed(peer, "auth.rejected.bad_token",
+                          method + ": " + principal.status().message());
+  }
+  return principal;
+}
+
+Status CheckRole(Aggregator& aggregator, const std::string& peer, const Principal& principal,
+                 Permission permission, const std::string& method) {
+  if (RoleAllows(principal.role, permission)) return Status::Ok();
+  aggregator.AuthFailed(peer, "auth.rejected.forbidden", method + " by " + principal.Actor());
+  return Status::PermissionDenied("role " + RoleName(principal.role) + " may not call " + method);
+}
+
 Result<Principal> FleetServiceImpl::Authorize(const grpc::ServerContext& ctx, Permission permission,
                                               const char* method) {
   std::string peer = ctx.peer();
-  if (!aggregator_.AuthAllowed(peer)) {
-    return Status::ResourceExhausted("too many failed authentications from this address");
-  }
   const auto& md = ctx.client_metadata();
   auto it = md.find("authorization");
-  if (it == md.end()) {
-    aggregator_.AuthFailed(peer, "auth.rejected.no_token", std::string(method) + ": no token");
-    return Status::Unauthenticated(
-        "a token is required: pass --token-file FILE or set VIGIL_TOKEN_FILE (create one with "
-        "vigil-server token create)");
-  }
-  std::string value(it->second.data(), it->second.size());
-  constexpr std::string_view kBearer = "Bearer ";
-  if (value.compare(0, kBearer.size(), kBearer) != 0) {
-    aggregator_.AuthFailed(peer, "auth.rejected.bad_token",
-                           std::string(method) + ": authorization is not 'Bearer TOKEN'");
-    return Status::Unauthenticated("authorization metadata must be 'Bearer TOKEN'");
-  }
-  auto principal = credentials_.Authenticate(value.substr(kBearer.size()));
-  if (!principal.ok()) {
-    // The message names the token only by its stored name, never by the presented string.
-    aggregator_.AuthFailed(peer, "auth.rejected.bad_token",
-                           std::string(method) + ": " + principal.status().message());
-    return principal.status();
-  }
-  if (!RoleAllows(principal->role, permission)) {
-    aggregator_.AuthFailed(peer, "auth.rejected.forbidden",
-                           std::string(method) + " by " + principal->Actor());
-    return Status::PermissionDenied("role " + RoleName(principal->role) + " may not call " +
-                                    method);
-  }
+  std::string value;
+  if (it != md.end()) value.assign(it->second.data(), it->second.size());
+  auto principal =
+      AuthenticateBearer(aggregator_, credentials_, peer, it != md.end() ? &value : nullptr,
+                         method, "pass --token-file FILE or set VIGIL_TOKEN_FILE");
+  if (!principal.ok()) return principal;
+  if (Status s = CheckRole(aggregator_, peer, *principal, permission, method); !s.ok()) return s;
   return principal;
 }
 
@@ -203,6 +215,43 @@ grpc::Status FleetServiceImpl::ServerStats(grpc::ServerContext* ctx, const v1::S
   VIGIL_AUTHORIZE(Permission::kReadFleet, "ServerStats");
   *resp = fleet_.Stats();
   return grpc::Status::OK;
+}
+
+grpc::Status FleetServiceImpl::DeviceHistory(grpc::ServerContext* ctx,
+                                             const v1::DeviceHistoryRequest* req,
+                                             v1::DeviceHistoryResponse* resp) {
+  VIGIL_AUTHORIZE(Permission::kReadFleet, "DeviceHistory");
+  return Reply(fleet_.DeviceHistory(*req), resp);
+}
+
+grpc::Status FleetServiceImpl::ListAlerts(grpc::ServerContext* ctx,
+                                          const v1::ListAlertsRequest* req,
+                                          v1::ListAlertsResponse* resp) {
+  VIGIL_AUTHORIZE(Permission::kReadFleet, "ListAlerts");
+  return Reply(fleet_.ListAlerts(*req), resp);
+}
+
+grpc::Status FleetServiceImpl::ExportEvidence(grpc::ServerContext* ctx,
+                                              const v1::ExportRequest* req,
+                                              grpc::ServerWriter<v1::ExportRecord>* writer) {
+  VIGIL_AUTHORIZE(Permission::kReadFleet, "ExportEvidence");
+  bool gone = false;
+  Status s = fleet_.ExportEvidence(*req, [&](const v1::ExportRecord& rec) {
+    if (ctx->IsCancelled() || !writer->Write(rec)) {
+      gone = true;
+      return false;
+    }
+    return true;
+  });
+  if (gone) return grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
+  return ToGrpc(s);
+}
+
+grpc::Status FleetServiceImpl::SetDeviceTags(grpc::ServerContext* ctx,
+                                             const v1::SetDeviceTagsRequest* req,
+                                             v1::DeviceActionResponse* resp) {
+  VIGIL_AUTHORIZE(Permission::kManageDevices, "SetDeviceTags");
+  return Reply(fleet_.SetDeviceTags(*req, principal->Actor()), resp);
 }
 
 }  // namespace vigil::server

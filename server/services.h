@@ -6,6 +6,7 @@
 
 #include "server/aggregator.h"
 #include "server/fleet.h"
+#include "server/metrics.h"
 #include "vigil/v1/agent_service.grpc.pb.h"
 #include "vigil/v1/fleet_service.grpc.pb.h"
 
@@ -15,7 +16,9 @@ grpc::Status ToGrpc(const Status& s);
 
 class AgentServiceImpl final : public v1::AgentService::Service {
  public:
-  explicit AgentServiceImpl(Aggregator& aggregator) : aggregator_(aggregator) {}
+  // `report_duration`, when given, observes the seconds each Report call takes (/metrics).
+  explicit AgentServiceImpl(Aggregator& aggregator, Histogram* report_duration = nullptr)
+      : aggregator_(aggregator), report_duration_(report_duration) {}
   grpc::Status Enroll(grpc::ServerContext*, const v1::EnrollRequest* req,
                       v1::EnrollResponse* resp) override;
   grpc::Status Report(grpc::ServerContext*, const v1::ReportRequest* req,
@@ -25,10 +28,23 @@ class AgentServiceImpl final : public v1::AgentService::Service {
 
  private:
   Aggregator& aggregator_;
+  Histogram* report_duration_;
 };
 
 // The peer address and the verified client certificate's common name of a call.
 CallInfo CallInfoOf(const grpc::ServerContext& ctx);
+
+// FleetService's authentication, shared with the HTTPS API (server/http_api.h) so both count,
+// rate-limit and audit failures alike. AuthenticateBearer: refused (ResourceExhausted) while
+// `peer` has failed too often; then `authorization` ("Bearer TOKEN"; nullptr when absent) must
+// carry a valid token (Unauthenticated, or PermissionDenied when expired or revoked).
+// `missing_hint` says how to pass one. CheckRole: PermissionDenied unless the role allows
+// `permission`. Every failure goes to the aggregator's counters and audit log, naming `method`.
+Result<Principal> AuthenticateBearer(Aggregator& aggregator, const Credentials& credentials,
+                                     const std::string& peer, const std::string* authorization,
+                                     const std::string& method, const std::string& missing_hint);
+Status CheckRole(Aggregator& aggregator, const std::string& peer, const Principal& principal,
+                 Permission permission, const std::string& method);
 
 class FleetServiceImpl final : public v1::FleetService::Service {
  public:
@@ -48,6 +64,14 @@ class FleetServiceImpl final : public v1::FleetService::Service {
                          v1::ListAuditResponse* resp) override;
   grpc::Status ServerStats(grpc::ServerContext*, const v1::ServerStatsRequest* req,
                            v1::ServerStatsResponse* resp) override;
+  grpc::Status DeviceHistory(grpc::ServerContext*, const v1::DeviceHistoryRequest* req,
+                             v1::DeviceHistoryResponse* resp) override;
+  grpc::Status ListAlerts(grpc::ServerContext*, const v1::ListAlertsRequest* req,
+                          v1::ListAlertsResponse* resp) override;
+  grpc::Status ExportEvidence(grpc::ServerContext*, const v1::ExportRequest* req,
+                              grpc::ServerWriter<v1::ExportRecord>* writer) override;
+  grpc::Status SetDeviceTags(grpc::ServerContext*, const v1::SetDeviceTagsRequest* req,
+                             v1::DeviceActionResponse* resp) override;
 
  private:
   // The caller's principal when its token is valid and its role allows `permission`.

@@ -34,7 +34,9 @@ CREATE TABLE IF NOT EXISTS devices(
   latest BLOB,
   pending INTEGER NOT NULL DEFAULT 0,
   revoked_at_ms INTEGER NOT NULL DEFAULT 0,
-  revoke_reason TEXT NOT NULL DEFAULT ''
+  revoke_reason TEXT NOT NULL DEFAULT '',
+  alert_state INTEGER NOT NULL DEFAULT 0,
+  tags TEXT NOT NULL DEFAULT ','
 );
 -- Rows in arrival order (rowid): a group commit appends to a few shared pages instead of
 -- writing one page (and an overflow page) per attestation, as a (device_id, sequence) key did.
@@ -87,6 +89,31 @@ CREATE TABLE IF NOT EXISTS jobs(
   last_run_ms INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS attestations_received ON attestations(received_at_ms);
+-- The alert outbox (store_sql.h). AUTOINCREMENT: an id is never reused, even after pruning, so
+-- it stays a valid idempotency key for receivers.
+CREATE TABLE IF NOT EXISTS alerts(
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  kind TEXT NOT NULL,
+  device_id TEXT NOT NULL,
+  hostname TEXT NOT NULL,
+  status INTEGER NOT NULL,
+  previous INTEGER NOT NULL,
+  at_ms INTEGER NOT NULL,
+  reason TEXT NOT NULL,
+  failing_checks TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS alerts_device ON alerts(device_id, id);
+CREATE INDEX IF NOT EXISTS audit_action ON audit(action, at_ms);
+CREATE TABLE IF NOT EXISTS alert_sinks(
+  name TEXT PRIMARY KEY,
+  delivered_id INTEGER NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_ms INTEGER NOT NULL DEFAULT 0,
+  last_error TEXT NOT NULL DEFAULT '',
+  failed INTEGER NOT NULL DEFAULT 0,
+  owner TEXT NOT NULL DEFAULT '',
+  lease_until_ms INTEGER NOT NULL DEFAULT 0
+);
 -- Append-only for the server's own connection; the hash chain catches edits made around it.
 CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
   BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
@@ -102,7 +129,31 @@ constexpr const char* kMigrations[][2] = {
      "ALTER TABLE devices ADD COLUMN revoke_reason TEXT NOT NULL DEFAULT '';"},
     {"SELECT live FROM attestations LIMIT 0",
      "ALTER TABLE attestations ADD COLUMN live INTEGER NOT NULL DEFAULT 1;"},
+    // Devices already non-compliant or tampered were announced before alerts existed.
+    {"SELECT alert_state FROM devices LIMIT 0",
+     "ALTER TABLE devices ADD COLUMN alert_state INTEGER NOT NULL DEFAULT 0; "
+     "ALTER TABLE devices ADD COLUMN tags TEXT NOT NULL DEFAULT ','; "
+     "UPDATE devices SET alert_state=CASE WHEN revoked_at_ms<>0 THEN 8 WHEN tampered<>0 THEN 5 "
+     "WHEN status IN (1, 2) THEN status ELSE 0 END;"},
 };
+
+constexpr const char* kNowMs = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)";
+
+// The alert trigger (store_sql.h): on a change of a watched column that moves the device's
+// alert state, the alert (when one is due) and the new state, in the changing transaction. The
+// inner UPDATE touches no watched column, so it does not fire the trigger again.
+std::string AlertSchema() {
+  const std::string st = store_sql::AlertState();
+  return std::string("CREATE TRIGGER IF NOT EXISTS devices_alert AFTER UPDATE OF ") +
+         store_sql::kAlertWatched + " ON devices WHEN " + st +
+         " <> OLD.alert_state BEGIN "
+         "INSERT INTO alerts(kind, device_id, hostname, status, previous, at_ms, reason, "
+         "failing_checks) SELECT " +
+         store_sql::AlertKind(st) + ", NEW.id, NEW.hostname, " + st + ", OLD.alert_state, " +
+         store_sql::AlertAt(kNowMs) + ", " + store_sql::AlertReason(st) +
+         ", NEW.failing_checks WHERE " + store_sql::AlertRaised(st) +
+         "; UPDATE devices SET alert_state=" + st + " WHERE id=NEW.id; END;\n";
+}
 
 // The prepared statements of one connection, kept for its lifetime: preparing (parsing and
 // planning) costs more than running most of the store's statements. Used only under the
@@ -217,13 +268,13 @@ class Stmt {
 constexpr const char* kDeviceColumns =
     "id, key_id, public_key, hostname, platform, enrolled_at_ms, last_seen_ms, last_sequence, "
     "status, status_reason, failing_checks, tampered, tamper_reason, policy_version, latest, "
-    "pending, revoked_at_ms, revoke_reason";
+    "pending, revoked_at_ms, revoke_reason, tags";
 // The same columns without the latest attestation (kilobytes), which neither listings nor the
 // ingest path need.
 constexpr const char* kDeviceLeanColumns =
     "id, key_id, public_key, hostname, platform, enrolled_at_ms, last_seen_ms, last_sequence, "
     "status, status_reason, failing_checks, tampered, tamper_reason, policy_version, NULL, "
-    "pending, revoked_at_ms, revoke_reason";
+    "pending, revoked_at_ms, revoke_reason, tags";
 
 DeviceRecord ReadDevice(Stmt& s) {
   DeviceRecord d;
@@ -245,6 +296,7 @@ DeviceRecord ReadDevice(Stmt& s) {
   d.pending = s.Int(15) != 0;
   d.revoked_at_ms = s.Int(16);
   d.revoke_reason = s.Text(17);
+  d.tags = store_sql::SplitChecks(s.Text(18));
   return d;
 }
 
@@ -372,7 +424,9 @@ class SqliteStore final : public Store {
       }
     }
     if (Status s =
-            Exec((kSchema + std::string(store_sql::kDeviceIndexes) + CountingSchema()).c_str());
+            Exec((kSchema + std::string(store_sql::kDeviceIndexes) + CountingSchema() +
+                  AlertSchema())
+                     .c_str());
         !s.ok())
       return Rollback(s);
     if (rebuild) {
@@ -568,6 +622,8 @@ class SqliteStore final : public Store {
     // wildcards and ignore case).
     if (!f.failing_check.empty()) sql += " AND instr(failing_checks, ?4) > 0";
     if (!f.os.empty()) sql += " AND os=?5";
+    if (!f.tag.empty()) sql += " AND instr(tags, ?7) > 0";
+    if (f.not_seen_since_ms != 0) sql += " AND last_seen_ms < ?8";
     sql += " ORDER BY id LIMIT ?6";
     Stmt st(*r_, sql.c_str());
     if (!st.ok()) return RErr("prepare list devices");
@@ -577,6 +633,8 @@ class SqliteStore final : public Store {
     st.Bind(4, "," + f.failing_check + ",");
     st.Bind(5, f.os);
     st.Bind(6, static_cast<int64_t>(f.limit));
+    st.Bind(7, "," + f.tag + ",");
+    st.Bind(8, f.not_seen_since_ms);
     std::vector<DeviceRecord> out;
     int rc;
     while ((rc = st.Step()) == SQLITE_ROW) {
@@ -732,11 +790,265 @@ class SqliteStore final : public Store {
           del.Bind(1, before_ms);
           if (del.Step() != SQLITE_DONE) return Err("prune history");
           deleted = static_cast<uint64_t>(sqlite3_changes(db_));
+          // Alerts as old, once every sink has delivered them.
+          Stmt alerts(w_,
+                      "DELETE FROM alerts WHERE at_ms < ? AND id <= (SELECT "
+                      "COALESCE(MIN(delivered_id), 9223372036854775807) FROM alert_sinks)");
+          alerts.Bind(1, before_ms);
+          if (alerts.Step() != SQLITE_DONE) return Err("prune alerts");
           return Status::Ok();
         },
         nullptr);
     if (!st.ok()) return st;
     return deleted;
+  }
+
+  Result<std::vector<HistoryRow>> HistoryRange(const std::string& device_id, int64_t since_ms,
+                                               int64_t until_ms, uint64_t before_sequence,
+                                               uint32_t limit) override {
+    std::lock_guard<std::mutex> lock(*rmu_);
+    Stmt st(*r_,
+            "SELECT sequence, issued_at_ms, received_at_ms, status, failing_checks FROM "
+            "attestations WHERE device_id=?1 AND sequence<?2 AND received_at_ms>=?3 AND "
+            "received_at_ms<?4 ORDER BY sequence DESC LIMIT ?5");
+    st.Bind(1, device_id);
+    st.Bind(2, before_sequence ? static_cast<int64_t>(before_sequence) : INT64_MAX);
+    st.Bind(3, since_ms);
+    st.Bind(4, until_ms ? until_ms : INT64_MAX);
+    st.Bind(5, static_cast<int64_t>(limit));
+    std::vector<HistoryRow> out;
+    int rc;
+    while ((rc = st.Step()) == SQLITE_ROW) {
+      HistoryRow h;
+      h.sequence = static_cast<uint64_t>(st.Int(0));
+      h.issued_at_ms = st.Int(1);
+      h.received_at_ms = st.Int(2);
+      h.status = static_cast<v1::DeviceStatus>(st.Int(3));
+      h.failing_checks = store_sql::SplitChecks(st.Text(4));
+      out.push_back(std::move(h));
+    }
+    if (rc != SQLITE_DONE) return RErr("read history");
+    return out;
+  }
+
+  Result<std::vector<ExportRow>> ExportRows(const std::string& from_device,
+                                            uint64_t after_sequence, int64_t since_ms,
+                                            int64_t until_ms, uint32_t limit) override {
+    std::lock_guard<std::mutex> lock(*rmu_);
+    Stmt st(*r_,
+            "SELECT device_id, sequence, issued_at_ms, received_at_ms, status, failing_checks, "
+            "digest, envelope FROM attestations WHERE (device_id>?1 OR (device_id=?1 AND "
+            "sequence>?2)) AND received_at_ms>=?3 AND received_at_ms<?4 "
+            "ORDER BY device_id, sequence LIMIT ?5");
+    st.Bind(1, from_device);
+    st.Bind(2, static_cast<int64_t>(after_sequence));
+    st.Bind(3, since_ms);
+    st.Bind(4, until_ms ? until_ms : INT64_MAX);
+    st.Bind(5, static_cast<int64_t>(limit));
+    std::vector<ExportRow> out;
+    int rc;
+    while ((rc = st.Step()) == SQLITE_ROW) {
+      ExportRow e;
+      e.device_id = st.Text(0);
+      e.sequence = static_cast<uint64_t>(st.Int(1));
+      e.issued_at_ms = st.Int(2);
+      e.received_at_ms = st.Int(3);
+      e.status = static_cast<v1::DeviceStatus>(st.Int(4));
+      e.failing_checks = store_sql::SplitChecks(st.Text(5));
+      e.digest = st.Blob(6);
+      if (!e.envelope.ParseFromString(st.Blob(7))) {
+        return Status::IoError("stored attestation " + e.device_id + "/" +
+                               std::to_string(e.sequence) + " does not parse");
+      }
+      out.push_back(std::move(e));
+    }
+    if (rc != SQLITE_DONE) return RErr("export attestations");
+    return out;
+  }
+
+  Status SetDeviceTags(const std::string& device_id, const std::vector<std::string>& tags,
+                       const AuditRecord& audit) override {
+    return WriteTx(
+        [&]() -> Status {
+          Stmt up(w_, "UPDATE devices SET tags=? WHERE id=?");
+          up.Bind(1, store_sql::JoinChecks(tags));
+          up.Bind(2, device_id);
+          if (up.Step() != SQLITE_DONE) return Err("set tags");
+          if (sqlite3_changes(db_) == 0) return Status::NotFound("no device '" + device_id + "'");
+          return Status::Ok();
+        },
+        &audit);
+  }
+
+  Result<uint64_t> RaiseStaleAlerts(int64_t stale_before_ms, int64_t now_ms) override {
+    uint64_t raised = 0;
+    // The stale devices are exactly those StatusFilter(STALE) selects, not yet announced.
+    const std::string where = std::string(" WHERE alert_state IN (1, 2)") +
+                              store_sql::StatusFilter(v1::STALE, '?');
+    Status st = WriteTx(
+        [&]() -> Status {
+          std::string ins =
+              "INSERT INTO alerts(kind, device_id, hostname, status, previous, at_ms, reason, "
+              "failing_checks) SELECT 'device.stale', id, hostname, 4, alert_state, ?1, "
+              "'no attestation within the check-in window', failing_checks FROM devices" +
+              where + " ORDER BY id";
+          Stmt a(w_, ins.c_str());
+          a.Bind(1, now_ms);
+          a.Bind(2, stale_before_ms);
+          if (a.Step() != SQLITE_DONE) return Err("raise stale alerts");
+          raised = static_cast<uint64_t>(sqlite3_changes(db_));
+          std::string up = "UPDATE devices SET alert_state=4" + where;
+          Stmt u(w_, up.c_str());
+          u.Bind(2, stale_before_ms);
+          if (u.Step() != SQLITE_DONE) return Err("mark stale alerts");
+          return Status::Ok();
+        },
+        nullptr);
+    if (!st.ok()) return st;
+    return raised;
+  }
+
+  Result<uint64_t> InsertAlert(const AlertRecord& a) override {
+    uint64_t id = 0;
+    Status st = WriteTx(
+        [&]() -> Status {
+          Stmt ins(w_,
+                   "INSERT INTO alerts(kind, device_id, hostname, status, previous, at_ms, "
+                   "reason, failing_checks) VALUES(?,?,?,?,?,?,?,?)");
+          ins.Bind(1, a.kind);
+          ins.Bind(2, a.device_id);
+          ins.Bind(3, a.hostname);
+          ins.Bind(4, static_cast<int64_t>(a.status));
+          ins.Bind(5, static_cast<int64_t>(a.previous));
+          ins.Bind(6, a.at_ms);
+          ins.Bind(7, a.reason);
+          ins.Bind(8, store_sql::JoinChecks(a.failing_checks));
+          if (ins.Step() != SQLITE_DONE) return Err("insert alert");
+          id = static_cast<uint64_t>(sqlite3_last_insert_rowid(db_));
+          return Status::Ok();
+        },
+        nullptr);
+    if (!st.ok()) return st;
+    return id;
+  }
+
+  Result<std::vector<AlertRecord>> ListAlerts(uint64_t after_id, uint32_t limit,
+                                              const std::string& device_id) override {
+    std::lock_guard<std::mutex> lock(*rmu_);
+    const char* sql =
+        device_id.empty()
+            ? "SELECT id, kind, device_id, hostname, status, previous, at_ms, reason, "
+              "failing_checks FROM alerts WHERE id>?1 ORDER BY id LIMIT ?2"
+            : "SELECT id, kind, device_id, hostname, status, previous, at_ms, reason, "
+              "failing_checks FROM alerts WHERE device_id=?3 AND id>?1 ORDER BY id LIMIT ?2";
+    Stmt st(*r_, sql);
+    st.Bind(1, static_cast<int64_t>(after_id));
+    st.Bind(2, static_cast<int64_t>(limit));
+    if (!device_id.empty()) st.Bind(3, device_id);
+    std::vector<AlertRecord> out;
+    int rc;
+    while ((rc = st.Step()) == SQLITE_ROW) {
+      AlertRecord a;
+      a.id = static_cast<uint64_t>(st.Int(0));
+      a.kind = st.Text(1);
+      a.device_id = st.Text(2);
+      a.hostname = st.Text(3);
+      a.status = static_cast<v1::DeviceStatus>(st.Int(4));
+      a.previous = static_cast<v1::DeviceStatus>(st.Int(5));
+      a.at_ms = st.Int(6);
+      a.reason = st.Text(7);
+      a.failing_checks = store_sql::SplitChecks(st.Text(8));
+      out.push_back(std::move(a));
+    }
+    if (rc != SQLITE_DONE) return RErr("list alerts");
+    return out;
+  }
+
+  Result<uint64_t> LastAlertId() override {
+    std::lock_guard<std::mutex> lock(*rmu_);
+    // AUTOINCREMENT's record survives pruning, unlike MAX(id).
+    Stmt st(*r_,
+            "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name='alerts'), 0), "
+            "COALESCE((SELECT MAX(id) FROM alerts), 0))");
+    if (st.Step() != SQLITE_ROW) return RErr("read last alert id");
+    return static_cast<uint64_t>(st.Int(0));
+  }
+
+  Result<std::optional<SinkCursor>> LeaseSink(const std::string& sink, const std::string& owner,
+                                              int64_t now_ms, int64_t lease_ms) override {
+    std::optional<SinkCursor> out;
+    Status st = WriteTx(
+        [&]() -> Status {
+          Stmt ins(w_,
+                   "INSERT OR IGNORE INTO alert_sinks(name, delivered_id) SELECT ?, MAX("
+                   "COALESCE((SELECT seq FROM sqlite_sequence WHERE name='alerts'), 0), "
+                   "COALESCE((SELECT MAX(id) FROM alerts), 0))");
+          ins.Bind(1, sink);
+          if (ins.Step() != SQLITE_DONE) return Err("add alert sink");
+          Stmt up(w_,
+                  "UPDATE alert_sinks SET owner=?2, lease_until_ms=?3 WHERE name=?1 AND "
+                  "(owner=?2 OR lease_until_ms<=?4)");
+          up.Bind(1, sink);
+          up.Bind(2, owner);
+          up.Bind(3, now_ms + lease_ms);
+          up.Bind(4, now_ms);
+          if (up.Step() != SQLITE_DONE) return Err("lease alert sink");
+          if (sqlite3_changes(db_) == 0) return Status::Ok();
+          Stmt sel(w_, (std::string("SELECT ") + kSinkColumns + " FROM alert_sinks WHERE name=?")
+                           .c_str());
+          sel.Bind(1, sink);
+          if (sel.Step() != SQLITE_ROW) return Err("read alert sink");
+          out = ReadSink(sel);
+          return Status::Ok();
+        },
+        nullptr);
+    if (!st.ok()) return st;
+    return out;
+  }
+
+  Status UpdateSink(const SinkCursor& c) override {
+    return WriteTx(
+        [&]() -> Status {
+          Stmt up(w_,
+                  "UPDATE alert_sinks SET delivered_id=?, attempts=?, next_attempt_ms=?, "
+                  "last_error=?, failed=? WHERE name=? AND owner=? AND lease_until_ms=?");
+          up.Bind(1, static_cast<int64_t>(c.delivered_id));
+          up.Bind(2, static_cast<int64_t>(c.attempts));
+          up.Bind(3, c.next_attempt_ms);
+          up.Bind(4, c.last_error);
+          up.Bind(5, static_cast<int64_t>(c.failed));
+          up.Bind(6, c.sink);
+          up.Bind(7, c.owner);
+          up.Bind(8, c.lease_until_ms);
+          if (up.Step() != SQLITE_DONE) return Err("update alert sink");
+          if (sqlite3_changes(db_) == 0) {
+            return Status::FailedPrecondition("the lease on alert sink '" + c.sink +
+                                              "' was lost");
+          }
+          return Status::Ok();
+        },
+        nullptr);
+  }
+
+  Result<std::vector<SinkCursor>> ListSinks() override {
+    std::lock_guard<std::mutex> lock(*rmu_);
+    Stmt st(*r_, (std::string("SELECT ") + kSinkColumns + " FROM alert_sinks ORDER BY name").c_str());
+    std::vector<SinkCursor> out;
+    int rc;
+    while ((rc = st.Step()) == SQLITE_ROW) out.push_back(ReadSink(st));
+    if (rc != SQLITE_DONE) return RErr("list alert sinks");
+    return out;
+  }
+
+  Result<uint64_t> CountAuthFailures(const std::string& target_prefix, int64_t since_ms) override {
+    std::lock_guard<std::mutex> lock(*rmu_);
+    Stmt st(*r_,
+            "SELECT COUNT(*) FROM audit WHERE action='auth.failed' AND at_ms>=?2 AND success=0 "
+            "AND substr(target, 1, length(?1))=?1");
+    st.Bind(1, target_prefix);
+    st.Bind(2, since_ms);
+    if (st.Step() != SQLITE_ROW) return RErr("count audit");
+    return static_cast<uint64_t>(st.Int(0));
   }
 
   Status AppendAudit(const AuditRecord& audit) override {
@@ -823,6 +1135,22 @@ class SqliteStore final : public Store {
       return Status::Ok();
     }
     return Status::Ok();
+  }
+
+  static constexpr const char* kSinkColumns =
+      "name, delivered_id, attempts, next_attempt_ms, last_error, failed, owner, lease_until_ms";
+
+  static SinkCursor ReadSink(Stmt& st) {
+    SinkCursor c;
+    c.sink = st.Text(0);
+    c.delivered_id = static_cast<uint64_t>(st.Int(1));
+    c.attempts = static_cast<uint32_t>(st.Int(2));
+    c.next_attempt_ms = st.Int(3);
+    c.last_error = st.Text(4);
+    c.failed = static_cast<uint64_t>(st.Int(5));
+    c.owner = st.Text(6);
+    c.lease_until_ms = st.Int(7);
+    return c;
   }
 
   static constexpr const char* kCredentialColumns =

@@ -234,8 +234,10 @@ class Store {
   // Records progress; FailedPrecondition when `owner` no longer holds the lease.
   virtual Status UpdateSink(const SinkCursor& cursor) = 0;
   virtual Result<std::vector<SinkCursor>> ListSinks() = 0;
-  // Failed audit entries with `action` at or after since_ms (enrollment-failure alerts).
-  virtual Result<uint64_t> CountFailedAudit(const std::string& action, int64_t since_ms) = 0;
+  // Audited authentication failures ("auth.failed") whose target starts with `target_prefix`
+  // (e.g. "enroll.") at or after since_ms: the enrollment-failure alerts.
+  virtual Result<uint64_t> CountAuthFailures(const std::string& target_prefix,
+                                             int64_t since_ms) = 0;
 
   // Appends to the hash-chained audit log (for events that change nothing else).
   virtual Status AppendAudit(const AuditRecord& audit) = 0;

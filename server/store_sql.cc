@@ -89,4 +89,40 @@ std::string HexPrefix(const std::string& bytes) {
   return out;
 }
 
+std::string AlertState() {
+  return "(CASE WHEN NEW.revoked_at_ms<>0 THEN 8 WHEN NEW.tampered<>0 THEN 5 "
+         "WHEN NEW.pending<>0 THEN OLD.alert_state "
+         "WHEN OLD.alert_state=4 AND NEW.last_seen_ms<=OLD.last_seen_ms THEN 4 "
+         "WHEN NEW.status IN (1, 2) THEN NEW.status ELSE OLD.alert_state END)";
+}
+
+std::string AlertRaised(const std::string& state) {
+  return "(" + state + " IN (2, 5) OR (" + state + "=1 AND OLD.alert_state IN (2, 4, 5)))";
+}
+
+std::string AlertKind(const std::string& state) {
+  return "(CASE " + state +
+         " WHEN 2 THEN 'device.non_compliant' WHEN 5 THEN 'device.tampered' "
+         "ELSE 'device.resolved' END)";
+}
+
+std::string AlertReason(const std::string& state) {
+  return "(CASE " + state + " WHEN 5 THEN NEW.tamper_reason ELSE NEW.status_reason END)";
+}
+
+std::string AlertAt(const std::string& now_ms_sql) {
+  return "(CASE WHEN NEW.last_seen_ms>OLD.last_seen_ms THEN NEW.last_seen_ms ELSE " + now_ms_sql +
+         " END)";
+}
+
+bool IsValidTag(const std::string& tag) {
+  if (tag.empty() || tag.size() > 64) return false;
+  for (char c : tag) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == ':' || c == '=' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
 }  // namespace vigil::server::store_sql

@@ -46,6 +46,25 @@ std::string CountsQuery(char p);
 std::vector<std::pair<v1::DeviceStatus, uint64_t>> CountsFromRows(
     const std::vector<std::pair<int64_t, int64_t>>& rows);
 
+// Alerts. devices.alert_state is the last status announced for a device (0 = none yet):
+// COMPLIANT or NON_COMPLIANT (its verdict), STALE, TAMPERED or REVOKED. A change of the row moves
+// it to AlertState(); the change raises an alert when AlertRaised() holds: into NON_COMPLIANT or
+// TAMPERED, or into COMPLIANT from NON_COMPLIANT, STALE or TAMPERED ("device.resolved"). STALE is
+// announced by the stale sweep (Store::RaiseStaleAlerts), since no row change marks it; the row
+// leaves STALE only when it reports again (last_seen_ms moves on). Both stores run these
+// expressions in a trigger on the device row, inside the transaction that changes it.
+std::string AlertState();                        // over NEW and OLD
+std::string AlertRaised(const std::string& state);  // `state`: AlertState() or a variable
+std::string AlertKind(const std::string& state);
+std::string AlertReason(const std::string& state);
+// The alert time: the new report's receive time, else `now_ms_sql` (the database's clock).
+std::string AlertAt(const std::string& now_ms_sql);
+// The columns the alert trigger watches.
+inline constexpr const char* kAlertWatched = "status, tampered, revoked_at_ms, pending, last_seen_ms";
+
+// Tags are stored like failing checks (",a,b,"), sorted and unique.
+bool IsValidTag(const std::string& tag);
+
 // failing_checks is stored as ",a,b," so a search for ",a," matches whole names only.
 std::string JoinChecks(const std::vector<std::string>& checks);
 std::vector<std::string> SplitChecks(const std::string& s);

@@ -601,5 +601,170 @@ TEST_CASE("sqlite store: a database of the first release keeps its attestations"
   CHECK(counts[0] == std::pair<v1::DeviceStatus, uint64_t>{v1::COMPLIANT, 1});
 }
 
+TEST_CASE("store: status transitions raise alerts in the changing transaction, once each") {
+  FOR_EACH_BACKEND(b) {
+    CAPTURE(b.name);
+    auto s = b.open();
+    DeviceRecord d = Device("dev-a", 'a');
+    REQUIRE(s->InsertDevice(d, Audit("e")).ok());
+    auto kinds = [&] {
+      std::vector<std::string> out;
+      auto alerts = s->ListAlerts(0, 100, "");
+      REQUIRE(alerts.ok());
+      for (const auto& a : *alerts) out.push_back(a.kind);
+      return out;
+    };
+    REQUIRE(s->CommitAttestation(Accepted(d, 1, v1::COMPLIANT)).ok());
+    CHECK(kinds().empty());  // a first verdict of COMPLIANT is not news
+    REQUIRE(s->CommitAttestation(Accepted(d, 2, v1::NON_COMPLIANT, {"usb_storage"}, kNow + 5))
+                .ok());
+    auto alerts = s->ListAlerts(0, 100, "").value();
+    REQUIRE(alerts.size() == 1);
+    CHECK(alerts[0].kind == "device.non_compliant");
+    CHECK(alerts[0].device_id == "dev-a");
+    CHECK(alerts[0].hostname == "host-dev-a");
+    CHECK(alerts[0].status == v1::NON_COMPLIANT);
+    CHECK(alerts[0].previous == v1::COMPLIANT);
+    CHECK(alerts[0].at_ms == kNow + 5);
+    CHECK(alerts[0].failing_checks == std::vector<std::string>{"usb_storage"});
+    CHECK(alerts[0].reason == "failing");
+    REQUIRE(s->CommitAttestation(Accepted(d, 3, v1::NON_COMPLIANT, {"usb_storage"})).ok());
+    CHECK(kinds().size() == 1);  // still non-compliant: nothing new
+    REQUIRE(s->CommitAttestation(Accepted(d, 4, v1::COMPLIANT)).ok());
+    CHECK(kinds() == std::vector<std::string>{"device.non_compliant", "device.resolved"});
+    AcceptedAttestation old = Accepted(d, 5, v1::NON_COMPLIANT, {"usb_storage"});
+    old.live = false;
+    REQUIRE(s->CommitAttestation(old).ok());
+    CHECK(kinds().size() == 2);  // history moves no status
+
+    // Silence: announced STALE once by the sweep; a re-evaluation meanwhile changes nothing.
+    CHECK(s->RaiseStaleAlerts(kNow + 1000, kNow + 2000).value() == 1);
+    CHECK(s->RaiseStaleAlerts(kNow + 1000, kNow + 3000).value() == 0);
+    alerts = s->ListAlerts(2, 100, "").value();
+    REQUIRE(alerts.size() == 1);
+    CHECK(alerts[0].kind == "device.stale");
+    CHECK(alerts[0].previous == v1::COMPLIANT);
+    CHECK(alerts[0].at_ms == kNow + 2000);
+    DeviceRecord judged = s->GetDevice("dev-a")->value();
+    judged.status = v1::NON_COMPLIANT;
+    REQUIRE(s->UpdateVerdicts({judged}).ok());
+    CHECK(kinds().size() == 3);
+    // It reports again: back from STALE, resolved.
+    REQUIRE(s->CommitAttestation(Accepted(d, 6, v1::COMPLIANT, {}, kNow + 4000)).ok());
+    alerts = s->ListAlerts(3, 100, "").value();
+    REQUIRE(alerts.size() == 1);
+    CHECK(alerts[0].kind == "device.resolved");
+    CHECK(alerts[0].previous == v1::STALE);
+
+    REQUIRE(s->MarkTampered("dev-a", "replayed sequence 3", kNow, Audit("t")).ok());
+    alerts = s->ListAlerts(4, 100, "").value();
+    REQUIRE(alerts.size() == 1);
+    CHECK(alerts[0].kind == "device.tampered");
+    CHECK(alerts[0].reason == "replayed sequence 3");
+    REQUIRE(s->RevokeDevice("dev-a", "stolen", kNow, Audit("r")).ok());
+    CHECK(kinds().size() == 5);  // an admin's revocation is not an alert
+
+    // A group that rolls back raises nothing.
+    DeviceRecord e = Device("dev-e", 'e');
+    REQUIRE(s->InsertDevice(e, Audit("e")).ok());
+    AcceptedAttestation flips = Accepted(e, 1, v1::NON_COMPLIANT, {"screen_lock"});
+    AcceptedAttestation revoked = Accepted(d, 7, v1::COMPLIANT);
+    CHECK(!s->CommitAttestations({&flips, &revoked}).ok());
+    CHECK(kinds().size() == 5);
+    CHECK(s->ListAlerts(0, 100, "dev-e")->empty());
+    REQUIRE(s->CommitAttestation(Accepted(e, 1, v1::NON_COMPLIANT, {"screen_lock"})).ok());
+    CHECK(s->ListAlerts(0, 100, "dev-e")->size() == 1);
+    CHECK(s->LastAlertId().value() == s->ListAlerts(0, 100, "").value().back().id);
+  }
+}
+
+TEST_CASE("store: one replica at a time holds an alert sink; its progress is lease-guarded") {
+  FOR_EACH_BACKEND(b) {
+    CAPTURE(b.name);
+    auto s = b.open();
+    auto replica = b.open();
+    DeviceRecord d = Device("dev-a", 'a');
+    REQUIRE(s->InsertDevice(d, Audit("e")).ok());
+    REQUIRE(s->CommitAttestation(Accepted(d, 1, v1::NON_COMPLIANT, {"usb_storage"})).ok());
+    // A sink configured now starts after the existing alerts.
+    auto a = s->LeaseSink("ops", "replica-a", kNow, 1000);
+    REQUIRE(a.ok());
+    REQUIRE(a->has_value());
+    CHECK((*a)->delivered_id == s->LastAlertId().value());
+    CHECK(!replica->LeaseSink("ops", "replica-b", kNow + 10, 1000).value().has_value());
+    SinkCursor cur = **a;
+    cur.attempts = 2;
+    cur.last_error = "HTTP 503";
+    REQUIRE(s->UpdateSink(cur).ok());
+    SinkCursor forged = cur;
+    forged.owner = "replica-b";
+    CHECK(replica->UpdateSink(forged).code() == Status::Code::kFailedPrecondition);
+    // The lease runs out (replica-a died): replica-b takes over with replica-a's progress, and a
+    // late write of replica-a is refused.
+    auto bl = replica->LeaseSink("ops", "replica-b", kNow + 1000, 1000);
+    REQUIRE(bl->has_value());
+    CHECK((*bl)->attempts == 2);
+    CHECK((*bl)->last_error == "HTTP 503");
+    CHECK(s->UpdateSink(cur).code() == Status::Code::kFailedPrecondition);
+    auto sinks = s->ListSinks().value();
+    REQUIRE(sinks.size() == 1);
+    CHECK(sinks[0].owner == "replica-b");
+  }
+}
+
+TEST_CASE("store: tags, history by time range, the export and enrollment-failure counts") {
+  FOR_EACH_BACKEND(b) {
+    CAPTURE(b.name);
+    auto s = b.open();
+    DeviceRecord d = Device("dev-a", 'a'), e = Device("dev-b", 'b');
+    REQUIRE(s->InsertDevice(d, Audit("e")).ok());
+    REQUIRE(s->InsertDevice(e, Audit("e")).ok());
+    CHECK(s->SetDeviceTags("dev-nope", {"x"}, Audit("t")).code() == Status::Code::kNotFound);
+    REQUIRE(s->SetDeviceTags("dev-a", {"laptop", "team-eng"}, Audit("device.tags")).ok());
+    CHECK(s->GetDevice("dev-a")->value().tags == std::vector<std::string>{"laptop", "team-eng"});
+    DeviceFilter f;
+    f.tag = "team-eng";
+    auto tagged = s->ListDevices(f).value();
+    REQUIRE(tagged.size() == 1);
+    CHECK(tagged[0].id == "dev-a");
+    f.tag = "team";  // whole tags only
+    CHECK(s->ListDevices(f)->empty());
+    for (uint64_t seq = 1; seq <= 5; ++seq) {
+      REQUIRE(s->CommitAttestation(Accepted(d, seq, v1::COMPLIANT, {}, kNow + int64_t(seq) * 100))
+                  .ok());
+    }
+    REQUIRE(s->CommitAttestation(Accepted(e, 1, v1::COMPLIANT, {}, kNow + 50)).ok());
+    DeviceFilter unseen;
+    unseen.not_seen_since_ms = kNow + 100;
+    auto quiet = s->ListDevices(unseen).value();
+    REQUIRE(quiet.size() == 1);
+    CHECK(quiet[0].id == "dev-b");
+    auto h = s->HistoryRange("dev-a", kNow + 200, kNow + 500, 0, 100).value();
+    REQUIRE(h.size() == 3);  // 200, 300, 400: until is exclusive
+    CHECK(h[0].sequence == 4);
+    CHECK(h[2].sequence == 2);
+    auto page = s->HistoryRange("dev-a", 0, 0, 4, 2).value();
+    REQUIRE(page.size() == 2);
+    CHECK(page[0].sequence == 3);
+    auto rows = s->ExportRows("", 0, kNow + 50, kNow + 400, 2).value();
+    REQUIRE(rows.size() == 2);
+    CHECK(rows[0].device_id == "dev-a");
+    CHECK(rows[0].sequence == 1);
+    CHECK(rows[1].sequence == 2);
+    CHECK(rows[0].envelope.attestation() == "bytes-1");
+    rows = s->ExportRows("dev-a", 2, kNow + 50, kNow + 400, 10).value();
+    REQUIRE(rows.size() == 2);  // dev-a 3, then dev-b 1
+    CHECK(rows[0].sequence == 3);
+    CHECK(rows[1].device_id == "dev-b");
+    AuditRecord failed{kNow, "peer:ipv4:127.0.0.1:1", "auth.failed",
+                       "enroll.rejected.bad_secret", "x", false};
+    for (int i = 0; i < 3; ++i) REQUIRE(s->AppendAudit(failed).ok());
+    failed.target = "auth.rejected.bad_token";
+    REQUIRE(s->AppendAudit(failed).ok());
+    CHECK(s->CountAuthFailures("enroll.", kNow).value() == 3);
+    CHECK(s->CountAuthFailures("enroll.", kNow + 1).value() == 0);
+  }
+}
+
 }  // namespace
 }  // namespace vigil::server

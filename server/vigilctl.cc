@@ -1,348 +1,473 @@
-// vigilctl: the security team's command line for fleet status.
+// vigilctl: the security team's command line for fleet status, alerts and the auditors' evidence
+// report. The composition root: parses the command line (vigilctl_cli.h), connects, calls
+// FleetService (paging until done), and prints through vigilctl_output.h. Usage and exit codes:
+// `vigilctl --help`, docs/vigilctl.md.
 #include <grpcpp/grpcpp.h>
 
+#include <chrono>
 #include <cstdlib>
-#include <ctime>
-#include <iomanip>
 #include <iostream>
-#include <sstream>
+#include <memory>
 
+#include "common/clock.h"
 #include "common/files.h"
-#include "common/flags.h"
 #include "proto/audit_chain.h"
 #include "proto/json.h"
 #include "proto/signing.h"
+#include "server/vigilctl_cli.h"
+#include "server/vigilctl_output.h"
 #include "vigil/v1/fleet_service.grpc.pb.h"
 
 namespace vigil::ctl {
 namespace {
 
-constexpr const char* kUsage = R"(usage: vigilctl [--server HOST:PORT] COMMAND [options]
+constexpr uint32_t kPage = 1000;  // items asked for per call when paging
 
-Commands:
-  devices [--status S] [--failing-check C] [--os OS]   list devices
-  device ID [--history N]                              one device: checks, reasons, evidence,
-                                                       the last N attestations (default 10)
-  device approve ID                                    (admin) let a PENDING device report
-  device revoke ID --reason TEXT                       (admin) reject the device's reports
-  summary                                              device counts by status
-  audit [--limit N]                                    (admin, approver) the audit log
-  audit verify [--expect-head HEX]                     check the audit log's hash chain; with
-                                                       --expect-head, also that a head you
-                                                       recorded earlier is still in it
-  stats                                                accepted/rejected counters by reason
+// The server, the credentials, and a fresh per-call context for each request.
+struct Connection {
+  std::string server;
+  std::string token;
+  std::chrono::seconds timeout{10};
+  std::unique_ptr<v1::FleetService::Stub> stub;
 
-Options:
-  --server HOST:PORT   the vigil-server (default: $VIGIL_SERVER or 127.0.0.1:7400)
-  --ca FILE            CA certificate to trust (default: $VIGIL_CA, else the system's roots);
-                       `vigil-server init` writes it to DATA_DIR/tls/ca.crt
-  --token-file FILE    file holding an access token (default: $VIGIL_TOKEN_FILE; or the token
-                       itself in $VIGIL_TOKEN). Create one with `vigil-server token create`.
-  --insecure           plaintext gRPC (only for a server started with --insecure on loopback)
-  --format table|json  output format (default table); json is the protobuf JSON mapping
-  --timeout SECONDS    per-call deadline (default 10)
+  std::unique_ptr<grpc::ClientContext> Context() const {
+    auto ctx = std::make_unique<grpc::ClientContext>();
+    ctx->set_deadline(std::chrono::system_clock::now() + timeout);
+    if (!token.empty()) ctx->AddMetadata("authorization", "Bearer " + token);
+    return ctx;
+  }
+};
 
-Statuses: COMPLIANT NON_COMPLIANT UNKNOWN STALE TAMPERED EXCEPTED PENDING REVOKED
-Exit codes: 0 success, 1 server unreachable or failed, 2 usage error, 3 device not found,
-4 not authorized (missing, invalid, expired or revoked token, or a role that may not do this),
-5 the audit log does not verify.
-)";
-
-int Usage(const std::string& msg) {
-  std::cerr << "vigilctl: " << msg << "\n\n" << kUsage;
-  return 2;
+int UsageError(const Status& st) {
+  std::cerr << "vigilctl: " << st.message() << "\n";
+  return kExitUsage;
 }
 
-std::string Time(const google::protobuf::Timestamp& t) {
-  if (t.seconds() == 0 && t.nanos() == 0) return "never";
-  std::time_t secs = static_cast<std::time_t>(t.seconds());
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
+int Failed(const std::string& msg) {
+  std::cerr << "vigilctl: " << msg << "\n";
+  return kExitFailed;
 }
 
-std::string Join(const google::protobuf::RepeatedPtrField<std::string>& v) {
-  std::string out;
-  for (const auto& s : v) out += (out.empty() ? "" : ",") + s;
-  return out.empty() ? "-" : out;
-}
-
-void PrintTable(const std::vector<std::vector<std::string>>& rows) {
-  std::vector<size_t> width;
-  for (const auto& r : rows) {
-    if (width.size() < r.size()) width.resize(r.size());
-    for (size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], r[i].size());
+int RpcFailed(const grpc::Status& s, const Connection& conn, const std::string& rpc) {
+  switch (s.error_code()) {
+    case grpc::StatusCode::NOT_FOUND:
+      std::cerr << "vigilctl: " << s.error_message() << "\n";
+      return kExitNotFound;
+    case grpc::StatusCode::UNAUTHENTICATED:
+    case grpc::StatusCode::PERMISSION_DENIED:
+      std::cerr << "vigilctl: " << conn.server << ": " << s.error_message() << "\n";
+      return kExitUnauthorized;
+    case grpc::StatusCode::INVALID_ARGUMENT:
+      std::cerr << "vigilctl: the server refused the request: " << s.error_message() << "\n";
+      return kExitUsage;
+    case grpc::StatusCode::UNIMPLEMENTED:
+      std::cerr << "vigilctl: " << conn.server << " does not implement " << rpc
+                << " (a vigil-server older than this vigilctl?)\n";
+      return kExitFailed;
+    default:
+      break;
   }
-  for (const auto& r : rows) {
-    std::string line;
-    for (size_t i = 0; i < r.size(); ++i) {
-      line += r[i];
-      if (i + 1 < r.size()) line += std::string(width[i] - r[i].size() + 2, ' ');
-    }
-    std::cout << line << "\n";
-  }
-}
-
-int RpcFailed(const grpc::Status& s, const std::string& server) {
-  if (s.error_code() == grpc::StatusCode::NOT_FOUND) {
-    std::cerr << "vigilctl: " << s.error_message() << "\n";
-    return 3;
-  }
-  if (s.error_code() == grpc::StatusCode::UNAUTHENTICATED ||
-      s.error_code() == grpc::StatusCode::PERMISSION_DENIED) {
-    std::cerr << "vigilctl: " << server << ": " << s.error_message() << "\n";
-    return 4;
-  }
-  std::cerr << "vigilctl: " << server << ": " << s.error_message() << " (gRPC code "
-            << s.error_code() << ")\n";
+  std::cerr << "vigilctl: " << conn.server << ": " << rpc << ": " << s.error_message()
+            << " (gRPC code " << s.error_code() << ")\n";
   if (s.error_code() == grpc::StatusCode::UNAVAILABLE) {
     std::cerr << "is vigil-server running there? set --server or VIGIL_SERVER\n";
   }
-  return 1;
+  return kExitFailed;
 }
 
-int Main(int argc, char** argv) {
-  FlagSpec spec{{"server", "format", "status", "failing-check", "os", "timeout", "history", "ca",
-                 "token-file", "reason", "limit", "expect-head"},
-                {"help", "insecure"}};
-  auto flags = Flags::Parse(argc, argv, 1, spec);
-  if (!flags.ok()) return Usage(flags.status().message());
-  if (flags->Has("help") || flags->positional().empty()) {
-    std::cout << kUsage;
-    return flags->Has("help") ? 0 : 2;
-  }
-  const char* env_server = std::getenv("VIGIL_SERVER");
-  std::string server = flags->GetOr("server", env_server ? env_server : "127.0.0.1:7400");
-  std::string format = flags->GetOr("format", "table");
-  if (format != "table" && format != "json") return Usage("--format must be table or json");
-  auto timeout = flags->GetUint("timeout", 10);
-  if (!timeout.ok()) return Usage(timeout.status().message());
+std::optional<std::string> FlagOrEnv(const Invocation& inv, const std::string& flag,
+                                     const char* env) {
+  if (auto v = inv.Get(flag)) return v;
+  if (const char* e = std::getenv(env)) return std::string(e);
+  return std::nullopt;
+}
 
+// Builds the channel from --server/--ca/--insecure/--token-file (or their environment
+// variables). Errors are usage errors.
+Result<Connection> Connect(const Invocation& inv) {
+  Connection conn;
+  conn.server = FlagOrEnv(inv, "server", "VIGIL_SERVER").value_or("127.0.0.1:7400");
+  uint64_t secs = inv.command->name == "export" ? 3600 : 10;
+  if (auto t = inv.Get("timeout")) {
+    auto v = ParsePositive("timeout", *t);
+    if (!v.ok()) return v.status();
+    secs = *v;
+  }
+  conn.timeout = std::chrono::seconds(static_cast<int64_t>(std::min<uint64_t>(secs, 1u << 30)));
   std::shared_ptr<grpc::ChannelCredentials> creds;
-  if (flags->Has("insecure")) {
+  if (inv.Has("insecure")) {
     // Plaintext would carry the token in the clear: only to this machine.
-    std::string host = server.substr(0, server.rfind(':'));
+    std::string host = conn.server.substr(0, conn.server.rfind(':'));
     if (host != "localhost" && host.rfind("127.", 0) != 0 && host != "[::1]") {
-      return Usage("--insecure is only for a server on this machine (127.0.0.1, localhost)");
+      return Status::InvalidArgument(
+          "--insecure is only for a server on this machine (127.0.0.1, localhost)");
     }
     creds = grpc::InsecureChannelCredentials();
   } else {
     grpc::SslCredentialsOptions tls;
-    const char* env_ca = std::getenv("VIGIL_CA");
-    if (auto ca = flags->Get("ca") ? flags->Get("ca")
-                                   : (env_ca ? std::optional<std::string>(env_ca) : std::nullopt)) {
+    if (auto ca = FlagOrEnv(inv, "ca", "VIGIL_CA")) {
       auto pem = ReadWholeFile(*ca, 1u << 20);
-      if (!pem.ok()) return Usage("--ca: " + pem.status().message());
+      if (!pem.ok()) return Status::InvalidArgument("--ca: " + pem.status().message());
       tls.pem_root_certs = *pem;
     }
     creds = grpc::SslCredentials(tls);
   }
-  std::string token;
-  const char* env_token_file = std::getenv("VIGIL_TOKEN_FILE");
-  if (auto file =
-          flags->Get("token-file")
-              ? flags->Get("token-file")
-              : (env_token_file ? std::optional<std::string>(env_token_file) : std::nullopt)) {
+  if (auto file = FlagOrEnv(inv, "token-file", "VIGIL_TOKEN_FILE")) {
     auto t = ReadSecretFile(*file);
-    if (!t.ok()) return Usage("token file: " + t.status().message());
-    token = *t;
+    if (!t.ok()) return Status::InvalidArgument("token file: " + t.status().message());
+    conn.token = *t;
   } else if (const char* env_token = std::getenv("VIGIL_TOKEN")) {
-    token = env_token;
+    conn.token = env_token;
   }
-  auto channel = grpc::CreateChannel(server, creds);
-  auto stub = v1::FleetService::NewStub(channel);
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(*timeout));
-  if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
-  const auto& pos = flags->positional();
-  const std::string& cmd = pos[0];
+  conn.stub = v1::FleetService::NewStub(grpc::CreateChannel(conn.server, creds));
+  return conn;
+}
 
-  if (cmd == "devices") {
-    if (pos.size() != 1) return Usage("devices takes no arguments");
-    v1::ListDevicesRequest req;
-    if (auto s = flags->Get("status")) {
-      v1::DeviceStatus st;
-      if (!v1::DeviceStatus_Parse(*s, &st) || st == v1::DEVICE_STATUS_UNSPECIFIED) {
-        return Usage("--status: unknown status '" + *s + "'");
-      }
-      req.set_status(st);
+Style StyleOf(const std::string& format) { return format == "csv" ? Style::kCsv : Style::kTable; }
+
+void PrintTable(const Table& t, const std::string& format) {
+  std::cout << (format == "csv" ? FormatCsv(t) : FormatTable(t));
+}
+
+int Devices(const Invocation& inv, const Connection& conn, int64_t now_ms) {
+  auto req = DevicesRequest(inv, now_ms);
+  if (!req.ok()) return UsageError(req.status());
+  auto limit = *LimitFlag(inv);
+  v1::ListDevicesResponse all;
+  std::string token;
+  for (;;) {
+    uint64_t want = limit ? *limit - static_cast<uint64_t>(all.devices_size()) : kPage;
+    req->set_limit(static_cast<uint32_t>(std::min<uint64_t>(want, kPage)));
+    req->set_page_token(token);
+    v1::ListDevicesResponse page;
+    auto ctx = conn.Context();
+    grpc::Status s = conn.stub->ListDevices(ctx.get(), *req, &page);
+    if (!s.ok()) return RpcFailed(s, conn, "ListDevices");
+    for (auto& d : *page.mutable_devices()) {
+      if (limit && static_cast<uint64_t>(all.devices_size()) >= *limit) break;
+      *all.add_devices() = std::move(d);
     }
-    req.set_failing_check(flags->GetOr("failing-check", ""));
-    req.set_os(flags->GetOr("os", ""));
-    v1::ListDevicesResponse resp;
-    grpc::Status s = stub->ListDevices(&ctx, req, &resp);
-    if (!s.ok()) return RpcFailed(s, server);
-    if (format == "json") {
-      std::cout << ToJson(resp) << "\n";
-      return 0;
+    if (page.next_page_token().empty()) break;
+    if (limit && static_cast<uint64_t>(all.devices_size()) >= *limit) break;
+    if (page.next_page_token() == token) {
+      return Failed("ListDevices: the server's page token did not advance ('" +
+                    page.next_page_token() + "'); not paging further");
     }
-    std::vector<std::vector<std::string>> rows = {
-        {"DEVICE", "HOSTNAME", "STATUS", "FAILING", "LAST SEEN", "OS"}};
-    for (const auto& d : resp.devices()) {
-      rows.push_back({d.device_id(), d.hostname(), v1::DeviceStatus_Name(d.status()),
-                      Join(d.failing_checks()), Time(d.last_seen()), d.os_name()});
-    }
-    PrintTable(rows);
-    return 0;
+    token = page.next_page_token();
   }
-  if (cmd == "device" && pos.size() >= 2 && (pos[1] == "approve" || pos[1] == "revoke")) {
-    if (pos.size() != 3) return Usage("device " + pos[1] + " needs exactly one device id");
-    v1::DeviceActionRequest req;
-    req.set_device_id(pos[2]);
-    req.set_reason(flags->GetOr("reason", ""));
-    if (pos[1] == "revoke" && req.reason().empty()) {
-      return Usage("device revoke needs --reason TEXT (it is recorded in the audit log)");
+  std::string format = inv.Format();
+  if (format == "json") {
+    std::cout << ToJson(all) << "\n";
+  } else {
+    PrintTable(DevicesTable(all.devices(), StyleOf(format)), format);
+  }
+  return kExitOk;
+}
+
+int History(const Invocation& inv, const Connection& conn, int64_t now_ms) {
+  auto req = HistoryRequest(inv, now_ms);
+  if (!req.ok()) return UsageError(req.status());
+  auto limit = *LimitFlag(inv);
+  v1::DeviceHistoryResponse all;
+  uint64_t before = 0;
+  for (;;) {
+    uint64_t want = limit ? *limit - static_cast<uint64_t>(all.entries_size()) : kPage;
+    req->set_limit(static_cast<uint32_t>(std::min<uint64_t>(want, kPage)));
+    req->set_before_sequence(before);
+    v1::DeviceHistoryResponse page;
+    auto ctx = conn.Context();
+    grpc::Status s = conn.stub->DeviceHistory(ctx.get(), *req, &page);
+    if (!s.ok()) return RpcFailed(s, conn, "DeviceHistory");
+    for (auto& e : *page.mutable_entries()) {
+      if (limit && static_cast<uint64_t>(all.entries_size()) >= *limit) break;
+      *all.add_entries() = std::move(e);
     }
-    v1::DeviceActionResponse resp;
-    grpc::Status s = pos[1] == "approve" ? stub->ApproveDevice(&ctx, req, &resp)
-                                         : stub->RevokeDevice(&ctx, req, &resp);
-    if (!s.ok()) return RpcFailed(s, server);
-    if (format == "json") {
-      std::cout << ToJson(resp) << "\n";
+    if (page.next_before_sequence() == 0) break;
+    if (limit && static_cast<uint64_t>(all.entries_size()) >= *limit) break;
+    if (before != 0 && page.next_before_sequence() >= before) {
+      return Failed("DeviceHistory: the server's paging did not advance; not paging further");
+    }
+    before = page.next_before_sequence();
+  }
+  std::string format = inv.Format();
+  if (format == "json") {
+    std::cout << ToJson(all) << "\n";
+  } else {
+    PrintTable(HistoryTable(all.entries(), StyleOf(format)), format);
+  }
+  return kExitOk;
+}
+
+int Alerts(const Invocation& inv, const Connection& conn) {
+  auto req = AlertsRequest(inv);
+  if (!req.ok()) return UsageError(req.status());
+  auto limit = *LimitFlag(inv);
+  v1::ListAlertsResponse all;
+  for (;;) {
+    uint64_t want = limit ? *limit - static_cast<uint64_t>(all.alerts_size()) : kPage;
+    uint32_t asked = static_cast<uint32_t>(std::min<uint64_t>(want, kPage));
+    req->set_limit(asked);
+    v1::ListAlertsResponse page;
+    auto ctx = conn.Context();
+    grpc::Status s = conn.stub->ListAlerts(ctx.get(), *req, &page);
+    if (!s.ok()) return RpcFailed(s, conn, "ListAlerts");
+    *all.mutable_sinks() = std::move(*page.mutable_sinks());  // the latest state wins
+    uint64_t last = req->after_id();
+    for (auto& a : *page.mutable_alerts()) {
+      if (limit && static_cast<uint64_t>(all.alerts_size()) >= *limit) break;
+      if (a.id() <= last) {
+        return Failed("ListAlerts: the server returned alerts out of order; not paging further");
+      }
+      last = a.id();
+      *all.add_alerts() = std::move(a);
+    }
+    if (static_cast<uint32_t>(page.alerts_size()) < asked) break;
+    if (limit && static_cast<uint64_t>(all.alerts_size()) >= *limit) break;
+    req->set_after_id(last);
+  }
+  std::string format = inv.Format();
+  if (format == "json") {
+    std::cout << ToJson(all) << "\n";
+  } else if (format == "csv") {
+    PrintTable(AlertsTable(all.alerts(), Style::kCsv), format);
+  } else {
+    std::cout << FormatTable(AlertsTable(all.alerts(), Style::kTable)) << "\n";
+    if (all.sinks_size() == 0) {
+      std::cout << "no alert sinks configured (alerts are only kept on the server)\n";
     } else {
-      std::cout << resp.device().device_id() << " " << v1::DeviceStatus_Name(resp.device().status())
-                << "\n";
+      std::cout << FormatTable(SinksTable(all.sinks()));
     }
-    return 0;
   }
-  if (cmd == "audit") {
-    bool verify = pos.size() == 2 && pos[1] == "verify";
-    if (pos.size() > 2 || (pos.size() == 2 && !verify)) return Usage("audit [verify]");
-    auto limit = flags->GetUint("limit", verify ? UINT32_MAX : 100);
-    if (!limit.ok()) return Usage(limit.status().message());
-    // Page through the whole log: verification needs every entry from the first.
-    std::vector<v1::AuditEntry> entries;
-    uint64_t after = 0;
-    for (;;) {
-      grpc::ClientContext page_ctx;
-      page_ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(*timeout));
-      if (!token.empty()) page_ctx.AddMetadata("authorization", "Bearer " + token);
-      v1::ListAuditRequest req;
-      req.set_after_id(after);
-      req.set_limit(10000);
-      v1::ListAuditResponse resp;
-      grpc::Status s = stub->ListAudit(&page_ctx, req, &resp);
-      if (!s.ok()) return RpcFailed(s, server);
-      for (auto& e : *resp.mutable_entries()) entries.push_back(std::move(e));
-      if (resp.entries_size() < 10000) break;
-      after = entries.back().id();
-    }
-    if (verify) {
-      auto check = audit::VerifyChain(entries, std::string(audit::kHashSize, '\0'));
-      if (!check.ok()) {
-        std::cerr << "vigilctl: the audit log does NOT verify: " << check.status().message()
-                  << "\n";
-        return 5;
-      }
-      if (auto expect = flags->Get("expect-head")) {
-        bool seen = false;
-        for (const auto& e : entries) seen = seen || signing::Hex(e.hash()) == *expect;
-        if (!seen) {
-          std::cerr << "vigilctl: the audit log does NOT contain the recorded head " << *expect
-                    << " (entries were removed or the log was rewritten)\n";
-          return 5;
-        }
-      }
-      std::cout << "audit log verified: " << check->checked << " entries, head "
-                << signing::Hex(check->head) << "\n";
-      return 0;
-    }
-    size_t first = entries.size() > *limit ? entries.size() - *limit : 0;
+  return kExitOk;
+}
+
+int Export(const Invocation& inv, const Connection& conn, int64_t now_ms) {
+  auto req = ExportRequestFromFlags(inv, now_ms);
+  if (!req.ok()) return UsageError(req.status());
+  const std::string format = inv.Format();
+  std::unique_ptr<Output> out;
+  auto path = inv.Get("output");
+  if (path) {
+    // Created before the call so an unwritable directory fails before a long stream.
+    auto file = AtomicFileOutput(*path);
+    if (!file.ok()) return Failed("--output: " + file.status().message());
+    out = std::move(*file);
+  } else {
+    out = StdoutOutput();
+  }
+  Status written;
+  if (format == "csv") written = out->Write(CsvRecord(ExportCsvHeader()));
+  auto ctx = conn.Context();
+  auto reader = conn.stub->ExportEvidence(ctx.get(), *req);
+  v1::ExportRecord rec;
+  uint64_t records = 0, rows = 0;
+  while (written.ok() && reader->Read(&rec)) {
+    ++records;
     if (format == "json") {
-      v1::ListAuditResponse out;
-      for (size_t i = first; i < entries.size(); ++i) *out.add_entries() = entries[i];
-      std::cout << ToJson(out) << "\n";
-      return 0;
-    }
-    std::vector<std::vector<std::string>> rows = {
-        {"ID", "TIME", "ACTOR", "ACTION", "TARGET", "OK", "DETAIL"}};
-    for (size_t i = first; i < entries.size(); ++i) {
-      const auto& e = entries[i];
-      google::protobuf::Timestamp t;
-      t.set_seconds(e.at_ms() / 1000);
-      rows.push_back({std::to_string(e.id()), Time(t), e.actor(), e.action(), e.target(),
-                      e.success() ? "yes" : "NO", e.detail()});
-    }
-    PrintTable(rows);
-    return 0;
-  }
-  if (cmd == "stats") {
-    v1::ServerStatsResponse resp;
-    grpc::Status s = stub->ServerStats(&ctx, v1::ServerStatsRequest(), &resp);
-    if (!s.ok()) return RpcFailed(s, server);
-    if (format == "json") {
-      std::cout << ToJson(resp) << "\n";
-      return 0;
-    }
-    std::vector<std::vector<std::string>> rows = {{"COUNTER", "VALUE"}};
-    for (const auto& c : resp.counters()) rows.push_back({c.name(), std::to_string(c.value())});
-    PrintTable(rows);
-    return 0;
-  }
-  if (cmd == "device") {
-    if (pos.size() != 2) return Usage("device needs exactly one device id");
-    v1::GetDeviceRequest req;
-    req.set_device_id(pos[1]);
-    auto hist = flags->GetUint("history", 10);
-    if (!hist.ok()) return Usage(hist.status().message());
-    req.set_history_limit(static_cast<uint32_t>(*hist));
-    v1::GetDeviceResponse resp;
-    grpc::Status s = stub->GetDevice(&ctx, req, &resp);
-    if (!s.ok()) return RpcFailed(s, server);
-    if (format == "json") {
-      std::cout << ToJson(resp) << "\n";
-      return 0;
-    }
-    const auto& d = resp.device();
-    std::cout << "device    " << d.device_id() << "\nhostname  " << d.hostname() << "\nstatus    "
-              << v1::DeviceStatus_Name(d.status()) << " (" << d.status_reason() << ")\n"
-              << "os        " << resp.platform().os_name() << " (kernel "
-              << resp.platform().kernel() << ")\nlast seen " << Time(d.last_seen()) << " (sequence "
-              << d.last_sequence() << ")\npolicy    " << resp.policy_version() << "\n\nCHECKS\n";
-    for (const auto& c : resp.checks()) {
-      std::cout << "  " << std::left << std::setw(16) << c.check() << std::setw(15)
-                << v1::CheckStatus_Name(c.status()) << c.reason() << "\n";
-      std::cout << "      evidence: " << ToJson(c.evidence(), false) << "\n";
-    }
-    if (resp.history_size() > 0) {
-      std::cout << "\nHISTORY (newest first)\n";
-      std::vector<std::vector<std::string>> rows = {
-          {"  SEQ", "ISSUED", "RECEIVED", "STATUS", "FAILING"}};
-      for (const auto& h : resp.history()) {
-        rows.push_back({"  " + std::to_string(h.sequence()), Time(h.issued_at()),
-                        Time(h.received_at()), v1::DeviceStatus_Name(h.status()),
-                        Join(h.failing_checks())});
+      ++rows;
+      written = out->Write(ToJson(rec, /*pretty=*/false) + "\n");
+    } else {
+      std::string chunk;
+      for (const auto& r : ExportCsvRows(rec)) {
+        chunk += CsvRecord(r);
+        ++rows;
       }
-      PrintTable(rows);
+      written = out->Write(chunk);
     }
-    if (resp.events_size() > 0) {
-      std::cout << "\nEVENTS (newest first)\n";
-      for (const auto& e : resp.events()) {
-        std::cout << "  " << Time(e.at()) << "  " << e.kind() << "  " << e.detail() << "\n";
+  }
+  if (!written.ok()) {
+    ctx->TryCancel();
+    reader->Finish();
+    return Failed(written.message());
+  }
+  grpc::Status s = reader->Finish();
+  if (!s.ok()) {
+    int rc = RpcFailed(s, conn, "ExportEvidence");
+    if (path) std::cerr << "vigilctl: " << *path << " was left as it was\n";
+    return rc;
+  }
+  if (auto st = out->Commit(); !st.ok()) return Failed(st.message());
+  if (path) {
+    std::cerr << "vigilctl: exported " << records << " attestations (" << rows << " "
+              << (format == "csv" ? "rows" : "lines") << ") to " << *path << "\n";
+  }
+  return kExitOk;
+}
+
+int DeviceAction(const Invocation& inv, const Connection& conn) {
+  const std::string name(inv.command->name);
+  v1::DeviceActionResponse resp;
+  grpc::Status s;
+  auto ctx = conn.Context();
+  std::string rpc;
+  if (name == "device tag") {
+    auto req = TagsRequest(inv);
+    if (!req.ok()) return UsageError(req.status());
+    rpc = "SetDeviceTags";
+    s = conn.stub->SetDeviceTags(ctx.get(), *req, &resp);
+  } else {
+    v1::DeviceActionRequest req;
+    req.set_device_id(inv.args.at(0));
+    req.set_reason(inv.GetOr("reason", ""));
+    rpc = name == "device approve" ? "ApproveDevice" : "RevokeDevice";
+    s = name == "device approve" ? conn.stub->ApproveDevice(ctx.get(), req, &resp)
+                                 : conn.stub->RevokeDevice(ctx.get(), req, &resp);
+  }
+  if (!s.ok()) return RpcFailed(s, conn, rpc);
+  if (inv.Format() == "json") {
+    std::cout << ToJson(resp) << "\n";
+  } else if (name == "device tag") {
+    std::string tags;
+    for (const auto& t : resp.device().tags()) tags += (tags.empty() ? "" : ",") + t;
+    std::cout << Sanitize(resp.device().device_id()) << " tags: " << (tags.empty() ? "-" : tags)
+              << "\n";
+  } else {
+    std::cout << Sanitize(resp.device().device_id()) << " "
+              << v1::DeviceStatus_Name(resp.device().status()) << "\n";
+  }
+  return kExitOk;
+}
+
+int Device(const Invocation& inv, const Connection& conn) {
+  v1::GetDeviceRequest req;
+  req.set_device_id(inv.args.at(0));
+  if (auto h = inv.Get("history")) {
+    auto n = ParsePositive("history", *h);
+    if (!n.ok()) return UsageError(n.status());
+    req.set_history_limit(static_cast<uint32_t>(std::min<uint64_t>(*n, 1000)));
+  } else {
+    req.set_history_limit(10);
+  }
+  v1::GetDeviceResponse resp;
+  auto ctx = conn.Context();
+  grpc::Status s = conn.stub->GetDevice(ctx.get(), req, &resp);
+  if (!s.ok()) return RpcFailed(s, conn, "GetDevice");
+  if (inv.Format() == "json") {
+    std::cout << ToJson(resp) << "\n";
+  } else {
+    std::cout << DeviceDetail(resp);
+  }
+  return kExitOk;
+}
+
+int Audit(const Invocation& inv, const Connection& conn) {
+  const bool verify = inv.command->name == "audit verify";
+  uint64_t limit = 100;
+  if (auto l = inv.Get("limit")) {
+    auto n = ParsePositive("limit", *l);
+    if (!n.ok()) return UsageError(n.status());
+    limit = *n;
+  }
+  // Page through the whole log: verification needs every entry from the first.
+  std::vector<v1::AuditEntry> entries;
+  uint64_t after = 0;
+  for (;;) {
+    v1::ListAuditRequest req;
+    req.set_after_id(after);
+    req.set_limit(10000);
+    v1::ListAuditResponse resp;
+    auto ctx = conn.Context();
+    grpc::Status s = conn.stub->ListAudit(ctx.get(), req, &resp);
+    if (!s.ok()) return RpcFailed(s, conn, "ListAudit");
+    for (auto& e : *resp.mutable_entries()) entries.push_back(std::move(e));
+    if (resp.entries_size() < 10000) break;
+    if (entries.back().id() <= after) return Failed("ListAudit: paging did not advance");
+    after = entries.back().id();
+  }
+  if (verify) {
+    auto check = audit::VerifyChain(entries, std::string(audit::kHashSize, '\0'));
+    if (!check.ok()) {
+      std::cerr << "vigilctl: the audit log does NOT verify: " << check.status().message() << "\n";
+      return kExitAuditBroken;
+    }
+    if (auto expect = inv.Get("expect-head")) {
+      bool seen = false;
+      for (const auto& e : entries) seen = seen || signing::Hex(e.hash()) == *expect;
+      if (!seen) {
+        std::cerr << "vigilctl: the audit log does NOT contain the recorded head " << *expect
+                  << " (entries were removed or the log was rewritten)\n";
+        return kExitAuditBroken;
       }
     }
-    return 0;
+    std::cout << "audit log verified: " << check->checked << " entries, head "
+              << signing::Hex(check->head) << "\n";
+    return kExitOk;
   }
-  if (cmd == "summary") {
-    v1::SummaryResponse resp;
-    grpc::Status s = stub->Summary(&ctx, v1::SummaryRequest(), &resp);
-    if (!s.ok()) return RpcFailed(s, server);
-    if (format == "json") {
-      std::cout << ToJson(resp) << "\n";
-      return 0;
-    }
-    std::vector<std::vector<std::string>> rows = {{"STATUS", "DEVICES"}};
-    for (const auto& c : resp.by_status()) {
-      rows.push_back({v1::DeviceStatus_Name(c.status()), std::to_string(c.count())});
-    }
-    rows.push_back({"TOTAL", std::to_string(resp.total())});
-    PrintTable(rows);
-    std::cout << "policy " << resp.policy_version() << "\n";
-    return 0;
+  if (entries.size() > limit) {
+    entries.erase(entries.begin(), entries.end() - static_cast<std::ptrdiff_t>(limit));
   }
-  return Usage("unknown command '" + cmd + "'");
+  std::string format = inv.Format();
+  if (format == "json") {
+    v1::ListAuditResponse out;
+    for (auto& e : entries) *out.add_entries() = std::move(e);
+    std::cout << ToJson(out) << "\n";
+  } else {
+    PrintTable(AuditTable(entries, StyleOf(format)), format);
+  }
+  return kExitOk;
+}
+
+int Summary(const Invocation& inv, const Connection& conn) {
+  v1::SummaryResponse resp;
+  auto ctx = conn.Context();
+  grpc::Status s = conn.stub->Summary(ctx.get(), v1::SummaryRequest(), &resp);
+  if (!s.ok()) return RpcFailed(s, conn, "Summary");
+  std::string format = inv.Format();
+  if (format == "json") {
+    std::cout << ToJson(resp) << "\n";
+    return kExitOk;
+  }
+  PrintTable(SummaryTable(resp, StyleOf(format)), format);
+  if (format == "table") std::cout << "policy " << Sanitize(resp.policy_version()) << "\n";
+  return kExitOk;
+}
+
+int Stats(const Invocation& inv, const Connection& conn) {
+  v1::ServerStatsResponse resp;
+  auto ctx = conn.Context();
+  grpc::Status s = conn.stub->ServerStats(ctx.get(), v1::ServerStatsRequest(), &resp);
+  if (!s.ok()) return RpcFailed(s, conn, "ServerStats");
+  std::string format = inv.Format();
+  if (format == "json") {
+    std::cout << ToJson(resp) << "\n";
+  } else {
+    PrintTable(StatsTable(resp, StyleOf(format)), format);
+  }
+  return kExitOk;
+}
+
+int Run(const Invocation& inv, const Connection& conn, int64_t now_ms) {
+  const std::string_view name = inv.command->name;
+  if (name == "devices") return Devices(inv, conn, now_ms);
+  if (name == "device") return Device(inv, conn);
+  if (name == "device approve" || name == "device revoke" || name == "device tag") {
+    return DeviceAction(inv, conn);
+  }
+  if (name == "history") return History(inv, conn, now_ms);
+  if (name == "alerts") return Alerts(inv, conn);
+  if (name == "export") return Export(inv, conn, now_ms);
+  if (name == "audit" || name == "audit verify") return Audit(inv, conn);
+  if (name == "summary") return Summary(inv, conn);
+  if (name == "stats") return Stats(inv, conn);
+  return UsageError(Status::InvalidArgument("'" + std::string(name) + "' is not runnable"));
+}
+
+int Main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  auto inv = ParseCommandLine(args);
+  if (!inv.ok()) return UsageError(inv.status());
+  if (inv->help) {
+    std::cout << (inv->command && inv->command->name != "help" ? CommandUsage(*inv->command)
+                                                               : MainUsage());
+    return kExitOk;
+  }
+  auto conn = Connect(*inv);
+  if (!conn.ok()) return UsageError(conn.status());
+  SystemClock clock;
+  int rc = Run(*inv, *conn, clock.NowMillis());
+  std::cout.flush();
+  if (!std::cout && rc == kExitOk) return Failed("standard output: write failed");
+  return rc;
 }
 
 }  // namespace

@@ -1,0 +1,28 @@
+# Embeds the dashboard's files into a C++ source file (see assets.h), at build time.
+# Usage: cmake -DOUT=FILE.cc -DBASE=DIR -DFILES=a.html,b.js -P embed.cmake
+string(REPLACE "," ";" files "${FILES}")
+set(out "// Generated from server/dashboard/ by embed.cmake; do not edit.\n")
+string(APPEND out "#include \"server/dashboard/assets.h\"\n\nnamespace vigil::server::dashboard {\nnamespace {\n\n")
+set(table "")
+set(i 0)
+foreach(f IN LISTS files)
+  file(READ "${BASE}/${f}" hex HEX)
+  string(LENGTH "${hex}" hex_len)
+  math(EXPR size "${hex_len} / 2")
+  # 32 bytes per line.
+  string(REGEX REPLACE "([0-9a-f][0-9a-f])" "'\\\\x\\1'," bytes "${hex}")
+  string(REGEX REPLACE "(('[^']+',){32})" "\\1\n" bytes "${bytes}")
+  string(APPEND out "// ${f}\nconstexpr char kFile${i}[] = {\n${bytes}'\\0'};\n\n")
+  string(APPEND table "    {\"${f}\", std::string_view(kFile${i}, ${size})},\n")
+  math(EXPR i "${i} + 1")
+endforeach()
+string(APPEND out "constexpr Asset kAssets[] = {\n${table}};\n\n}  // namespace\n\n")
+string(APPEND out "std::span<const Asset> Assets() { return kAssets; }\n\n}  // namespace vigil::server::dashboard\n")
+# Rewrite only on change, so an unchanged dashboard does not recompile.
+if(EXISTS "${OUT}")
+  file(READ "${OUT}" old)
+  if(old STREQUAL out)
+    return()
+  endif()
+endif()
+file(WRITE "${OUT}" "${out}")

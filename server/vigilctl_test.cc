@@ -1,0 +1,549 @@
+// vigilctl's pure parts: command-line parsing and flag validation, time and duration parsing,
+// CSV quoting, table layout, export rows and the readable evidence.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "common/files.h"
+#include "proto/json.h"
+#include "server/vigilctl_cli.h"
+#include "server/vigilctl_output.h"
+
+namespace vigil::ctl {
+namespace {
+
+// 2026-11-30T00:00:00Z
+constexpr int64_t kNowMs = 1795996800000;
+
+Invocation Parse(std::vector<std::string> args) {
+  auto inv = ParseCommandLine(args);
+  REQUIRE_MESSAGE(inv.ok(), inv.status().message());
+  return *inv;
+}
+
+std::string ParseError(std::vector<std::string> args) {
+  auto inv = ParseCommandLine(args);
+  REQUIRE(!inv.ok());
+  CHECK(inv.status().code() == Status::Code::kInvalidArgument);
+  return inv.status().message();
+}
+
+bool Contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+std::string Iso(const google::protobuf::Timestamp& t) { return FormatTimeExact(t); }
+
+// ---- CSV --------------------------------------------------------------------------------------
+
+TEST_CASE("csv: fields are quoted only when needed, quotes doubled, records end in CRLF") {
+  CHECK(CsvField("plain") == "plain");
+  CHECK(CsvField("") == "");
+  CHECK(CsvField("a,b") == "\"a,b\"");
+  CHECK(CsvField("say \"hi\"") == "\"say \"\"hi\"\"\"");
+  CHECK(CsvField("two\nlines") == "\"two\nlines\"");
+  CHECK(CsvField("cr\rhere") == "\"cr\rhere\"");
+  CHECK(CsvField("\"") == "\"\"\"\"");
+  CHECK(CsvField(" spaced ") == " spaced ");  // spaces are data in RFC 4180
+  CHECK(CsvRecord({"a", "b,c", ""}) == "a,\"b,c\",\r\n");
+  Table t{{"h1", "h2"}, {{"x", "y\"z"}, {"1", "2"}}};
+  CHECK(FormatCsv(t) == "h1,h2\r\nx,\"y\"\"z\"\r\n1,2\r\n");
+}
+
+// ---- table ------------------------------------------------------------------------------------
+
+TEST_CASE("table: columns sized to the widest cell, two spaces apart, no trailing spaces") {
+  Table t{{"ID", "NAME", "NOTE"}, {{"1", "alpha", "x"}, {"1000", "b", ""}}};
+  CHECK(FormatTable(t) ==
+        "ID    NAME   NOTE\n"
+        "1     alpha  x\n"
+        "1000  b\n");
+}
+
+TEST_CASE("table: width counts characters, not bytes; short rows are fine") {
+  Table t{{"A", "B"}, {{"h\xc3\xa9llo", "1"}, {"x"}}};
+  CHECK(FormatTable(t) ==
+        "A      B\n"
+        "h\xc3\xa9llo  1\n"
+        "x\n");
+}
+
+TEST_CASE("table: control characters, bad UTF-8 and bidi overrides from devices are escaped") {
+  CHECK(Sanitize("ok") == "ok");
+  CHECK(Sanitize("a\nb\tc") == "a\\nb\\tc");
+  CHECK(Sanitize("\x1b[31mred") == "\\x1b[31mred");
+  CHECK(Sanitize("bad\xff") == "bad\\xff");
+  CHECK(Sanitize("\xe2\x80\xae"
+                 "evil") == "\\u202eevil");  // RIGHT-TO-LEFT OVERRIDE
+  CHECK(Sanitize("\xc2\x9b") == "\\u009b");  // C1 CSI
+  CHECK(Sanitize("caf\xc3\xa9") == "caf\xc3\xa9");
+  Table t{{"HOST"}, {{"evil\x1b]0;title\x07"}}};
+  CHECK(FormatTable(t) == "HOST\nevil\\x1b]0;title\\x07\n");
+}
+
+// ---- durations and times ----------------------------------------------------------------------
+
+TEST_CASE("durations: units, sums, and the mistakes people make") {
+  CHECK(*ParseDuration("90s") == 90);
+  CHECK(*ParseDuration("15m") == 900);
+  CHECK(*ParseDuration("12h") == 43200);
+  CHECK(*ParseDuration("7d") == 604800);
+  CHECK(*ParseDuration("2w") == 1209600);
+  CHECK(*ParseDuration("1d12h") == 129600);
+  CHECK(*ParseDuration("0s") == 0);
+  CHECK(Contains(ParseDuration("7").status().message(), "needs a unit"));
+  CHECK(Contains(ParseDuration("7y").status().message(), "unknown unit 'y'"));
+  CHECK(Contains(ParseDuration("d").status().message(), "a number must come before"));
+  CHECK(!ParseDuration("").ok());
+  CHECK(!ParseDuration("7d ").ok());
+  CHECK(Contains(ParseDuration("99999999999999999999d").status().message(), "too long"));
+}
+
+TEST_CASE("RFC 3339: UTC, offsets, fractions, dates") {
+  CHECK(Iso(*ParseRfc3339("2026-11-30T00:00:00Z")) == "2026-11-30T00:00:00Z");
+  CHECK(ParseRfc3339("2026-11-30T00:00:00Z")->seconds() == kNowMs / 1000);
+  CHECK(Iso(*ParseRfc3339("2026-11-30")) == "2026-11-30T00:00:00Z");
+  CHECK(Iso(*ParseRfc3339("2026-11-30T09:15:00+01:00")) == "2026-11-30T08:15:00Z");
+  CHECK(Iso(*ParseRfc3339("2026-11-30T23:30:00-02:30")) == "2026-12-01T02:00:00Z");
+  CHECK(Iso(*ParseRfc3339("2026-11-30t00:00:00.5z")) == "2026-11-30T00:00:00.500Z");
+  CHECK(ParseRfc3339("2026-11-30T00:00:00.123456789Z")->nanos() == 123456789);
+  CHECK(Iso(*ParseRfc3339("2024-02-29T12:00:00Z")) == "2024-02-29T12:00:00Z");
+  CHECK(ParseRfc3339("1970-01-01T00:00:00Z")->seconds() == 0);
+}
+
+TEST_CASE("RFC 3339: bad input is refused with the reason") {
+  CHECK(Contains(ParseRfc3339("2026-13-01").status().message(), "month 13"));
+  CHECK(Contains(ParseRfc3339("2026-02-29").status().message(), "day 29"));
+  CHECK(Contains(ParseRfc3339("2026-11-30T00:00:00").status().message(), "time zone"));
+  CHECK(Contains(ParseRfc3339("2026-11-30T24:00:00Z").status().message(), "out of range"));
+  CHECK(Contains(ParseRfc3339("2026-11-30T00:00Z").status().message(), "HH:MM:SS"));
+  CHECK(Contains(ParseRfc3339("2026-11-30T00:00:00+0100").status().message(), "+HH:MM"));
+  CHECK(Contains(ParseRfc3339("2026-11-30T00:00:00Zjunk").status().message(), "unexpected"));
+  CHECK(Contains(ParseRfc3339("2026-11-30T00:00:00.Z").status().message(), "fraction"));
+  CHECK(!ParseRfc3339("26-11-30").ok());
+  CHECK(!ParseRfc3339("2026/11/30").ok());
+}
+
+TEST_CASE("time arguments: a duration is that long before now, else RFC 3339") {
+  auto week = ParseTimeArg("since", "7d", kNowMs);
+  REQUIRE(week.ok());
+  CHECK(Iso(*week) == "2026-11-23T00:00:00Z");
+  CHECK(Iso(*ParseTimeArg("since", "2026-11-01T00:00:00Z", kNowMs)) == "2026-11-01T00:00:00Z");
+  auto bad = ParseTimeArg("not-seen-since", "yesterday", kNowMs);
+  REQUIRE(!bad.ok());
+  CHECK(Contains(bad.status().message(), "--not-seen-since"));
+  CHECK(Contains(bad.status().message(), "neither a duration"));
+  CHECK(Contains(ParseTimeArg("until", "2026-11-31", kNowMs).status().message(), "--until: "));
+  CHECK(Contains(ParseTimeArg("until", "3x", kNowMs).status().message(), "unknown unit"));
+}
+
+TEST_CASE("times print as RFC 3339 UTC; unset is empty") {
+  google::protobuf::Timestamp t;
+  CHECK(FormatTime(t) == "");
+  t.set_seconds(kNowMs / 1000);
+  t.set_nanos(250000000);
+  CHECK(FormatTime(t) == "2026-11-30T00:00:00Z");
+  CHECK(FormatTimeExact(t) == "2026-11-30T00:00:00.250Z");
+  t.set_nanos(1000);
+  CHECK(FormatTimeExact(t) == "2026-11-30T00:00:00.000001Z");
+}
+
+// ---- command line -----------------------------------------------------------------------------
+
+TEST_CASE("command line: global flags before or after the command, = values") {
+  auto inv = Parse({"--server", "h:1", "devices", "--status=NON_COMPLIANT", "--format", "csv"});
+  CHECK(inv.command->name == "devices");
+  CHECK(inv.GetOr("server", "") == "h:1");
+  CHECK(inv.GetOr("status", "") == "NON_COMPLIANT");
+  CHECK(inv.Format() == "csv");
+  CHECK(Parse({"devices"}).Format() == "table");
+  auto dev = Parse({"device", "dev-1", "--history", "5"});
+  CHECK(dev.command->name == "device");
+  CHECK(dev.args == std::vector<std::string>{"dev-1"});
+  auto tag = Parse({"device", "tag", "dev-1", "laptop", "team-eng"});
+  CHECK(tag.command->name == "device tag");
+  CHECK(tag.args == std::vector<std::string>{"dev-1", "laptop", "team-eng"});
+  CHECK(Parse({"audit", "verify"}).command->name == "audit verify");
+  CHECK(Parse({"--", "device", "--weird-id"}).args == std::vector<std::string>{"--weird-id"});
+}
+
+TEST_CASE("command line: help for every command, before checking anything else") {
+  auto h = Parse({"devices", "--help"});
+  CHECK(h.help);
+  CHECK(h.command->name == "devices");
+  auto h2 = Parse({"help", "export"});
+  CHECK(h2.help);
+  CHECK(h2.command->name == "export");
+  CHECK(Parse({"help", "device", "tag"}).command->name == "device tag");
+  CHECK(Parse({"help"}).command == nullptr);
+  CHECK(Parse({"--help"}).help);
+  CHECK(Parse({"devices", "--bogus", "-h"}).help);
+  for (const auto& c : Commands()) {
+    std::string usage = CommandUsage(c);
+    CHECK(Contains(usage, "usage: vigilctl " + std::string(c.name)));
+    size_t longest = 0;
+    for (size_t at = 0, nl; at < usage.size(); at = nl + 1) {
+      nl = usage.find('\n', at);
+      longest = std::max(longest, nl - at);
+    }
+    CHECK_MESSAGE(longest <= 100, c.name);
+    CHECK(Contains(usage, "Exit codes: 0 success"));
+    for (const auto& f : c.flags) CHECK(Contains(usage, "--" + std::string(f.name)));
+  }
+  std::string main_usage = MainUsage();
+  for (const auto& c : Commands()) CHECK(Contains(main_usage, std::string(c.name)));
+  CHECK(Contains(main_usage, "5 the audit log does not verify"));
+}
+
+TEST_CASE("command line: a flag name means the same thing in every command") {
+  std::map<std::string, bool> arity;
+  for (const auto& f : GlobalFlags()) arity[std::string(f.name)] = f.value.empty();
+  for (const auto& c : Commands()) {
+    CHECK(!c.formats.empty());
+    for (const auto& f : c.flags) {
+      auto [it, inserted] = arity.emplace(std::string(f.name), f.value.empty());
+      CHECK_MESSAGE(it->second == f.value.empty(), f.name);
+    }
+  }
+}
+
+TEST_CASE("command line: mistakes say what to do") {
+  CHECK(Contains(ParseError({"devics"}), "unknown command 'devics'; did you mean 'devices'?"));
+  CHECK(Contains(ParseError({"devics"}), "Commands: devices device history"));
+  std::string flag = ParseError({"devices", "--stauts", "X"});
+  CHECK(Contains(flag, "unknown flag --stauts for 'devices'; did you mean --status?"));
+  CHECK(Contains(flag, "vigilctl devices --help"));
+  CHECK(Contains(ParseError({"devices", "--history", "3"}), "unknown flag --history"));
+  CHECK(Contains(ParseError({"devices", "--limit"}), "--limit needs a value"));
+  CHECK(Contains(ParseError({"devices", "--os="}), "--os needs a value"));
+  CHECK(Contains(ParseError({"devices", "--tag", "a", "--tag", "b"}), "given twice"));
+  CHECK(Contains(ParseError({"devices", "--insecure=yes"}), "takes no value"));
+  CHECK(Contains(ParseError({"devices", "extra"}), "takes no arguments"));
+  CHECK(Contains(ParseError({"device"}), "needs exactly one device id"));
+  CHECK(Contains(ParseError({"device", "a", "b"}), "needs exactly one device id"));
+  CHECK(Contains(ParseError({"device", "revoke", "dev-1"}), "--reason"));
+  CHECK(Contains(ParseError({"device", "tag", "dev-1"}), "--clear"));
+  CHECK(Contains(ParseError({"device", "tag", "dev-1", "x", "--clear"}), "give no tags"));
+  CHECK(Contains(ParseError({"device", "dev-1", "--format", "csv"}),
+                 "--format csv is not available for 'device'; one of: table json"));
+  CHECK(Contains(ParseError({"devices", "--format", "yaml"}), "one of: table json csv"));
+  CHECK(Contains(ParseError({"export"}), "export needs --format csv or --format json"));
+  CHECK(Contains(ParseError({"export", "--format", "table"}), "one of: csv json"));
+  CHECK(Contains(ParseError({}), "no command given"));
+  CHECK(Contains(ParseError({"help", "nope"}), "unknown command 'nope'"));
+}
+
+TEST_CASE("values: statuses, limits, tags and check ids") {
+  CHECK(*ParseDeviceStatus("NON_COMPLIANT") == v1::NON_COMPLIANT);
+  CHECK(*ParseDeviceStatus("non-compliant") == v1::NON_COMPLIANT);
+  CHECK(*ParseDeviceStatus("stale") == v1::STALE);
+  CHECK(ParseDeviceStatus("NONCOMPLIANT").status().message() ==
+        "unknown status 'NONCOMPLIANT'; one of: COMPLIANT NON_COMPLIANT UNKNOWN STALE TAMPERED "
+        "EXCEPTED PENDING REVOKED");
+  CHECK(!ParseDeviceStatus("DEVICE_STATUS_UNSPECIFIED").ok());
+  CHECK(*ParsePositive("limit", "25") == 25);
+  CHECK(Contains(ParsePositive("limit", "0").status().message(), "at least 1"));
+  CHECK(Contains(ParsePositive("limit", "-3").status().message(), "not a whole number"));
+  CHECK(Contains(ParsePositive("limit", "10x").status().message(), "--limit"));
+  CHECK(*ParseUnsigned("after-id", "0") == 0);
+  CHECK(ValidateTag("team-eng").ok());
+  CHECK(ValidateTag("env=prod:eu.1_a").ok());
+  CHECK(!ValidateTag("").ok());
+  CHECK(!ValidateTag(std::string(65, 'a')).ok());
+  CHECK(Contains(ValidateTag("has space").message(), "A-Z a-z 0-9"));
+  CHECK(ValidateCheckId("usb_storage").ok());
+  CHECK(!ValidateCheckId("USB").ok());
+}
+
+TEST_CASE("requests: devices filters become the request") {
+  auto inv = Parse({"devices", "--status", "stale", "--os", "linux", "--failing-check",
+                    "screen_lock", "--tag", "laptop", "--not-seen-since", "12h", "--limit", "5"});
+  auto req = DevicesRequest(inv, kNowMs);
+  REQUIRE(req.ok());
+  CHECK(req->status() == v1::STALE);
+  CHECK(req->os() == "linux");
+  CHECK(req->failing_check() == "screen_lock");
+  CHECK(req->tag() == "laptop");
+  CHECK(Iso(req->not_seen_since()) == "2026-11-29T12:00:00Z");
+  CHECK(**LimitFlag(inv) == 5);
+  CHECK(!LimitFlag(Parse({"devices"}))->has_value());
+  auto bad = DevicesRequest(Parse({"devices", "--status", "NONCOMPLIANT"}), kNowMs);
+  CHECK(Contains(bad.status().message(), "--status: unknown status 'NONCOMPLIANT'; one of:"));
+  CHECK(!DevicesRequest(Parse({"devices", "--tag", "no spaces"}), kNowMs).ok());
+  CHECK(!DevicesRequest(Parse({"devices", "--failing-check", "Screen"}), kNowMs).ok());
+  CHECK(!DevicesRequest(Parse({"devices", "--limit", "0"}), kNowMs).ok());
+  CHECK(!DevicesRequest(Parse({"devices", "--not-seen-since", "soon"}), kNowMs).ok());
+}
+
+TEST_CASE("requests: history, alerts, export, tags") {
+  auto h =
+      HistoryRequest(Parse({"history", "dev-1", "--since", "2026-11-01", "--until", "1d"}), kNowMs);
+  REQUIRE(h.ok());
+  CHECK(h->device_id() == "dev-1");
+  CHECK(Iso(h->since()) == "2026-11-01T00:00:00Z");
+  CHECK(Iso(h->until()) == "2026-11-29T00:00:00Z");
+  CHECK(!HistoryRequest(Parse({"history", "dev-1"}), kNowMs)->has_since());
+  auto backwards =
+      HistoryRequest(Parse({"history", "dev-1", "--since", "1d", "--until", "2d"}), kNowMs);
+  CHECK(Contains(backwards.status().message(), "is not before --until"));
+
+  auto a = AlertsRequest(Parse({"alerts", "--device", "dev-2", "--after-id", "40"}));
+  REQUIRE(a.ok());
+  CHECK(a->device_id() == "dev-2");
+  CHECK(a->after_id() == 40);
+  CHECK(!AlertsRequest(Parse({"alerts", "--after-id", "x"})).ok());
+
+  auto e = ExportRequestFromFlags(Parse({"export", "--format", "csv", "--since", "30d", "--status",
+                                         "compliant", "--tag", "pci"}),
+                                  kNowMs);
+  REQUIRE(e.ok());
+  CHECK(Iso(e->since()) == "2026-10-31T00:00:00Z");
+  CHECK(!e->has_until());
+  CHECK(e->status() == v1::COMPLIANT);
+  CHECK(e->tag() == "pci");
+
+  auto t = TagsRequest(Parse({"device", "tag", "dev-1", "laptop", "team-eng"}));
+  REQUIRE(t.ok());
+  CHECK(t->device_id() == "dev-1");
+  CHECK(t->tags_size() == 2);
+  CHECK(TagsRequest(Parse({"device", "tag", "dev-1", "--clear"}))->tags_size() == 0);
+  CHECK(Contains(TagsRequest(Parse({"device", "tag", "d", "a", "a"})).status().message(),
+                 "given twice"));
+  CHECK(!TagsRequest(Parse({"device", "tag", "d", "b@d"})).ok());
+  std::vector<std::string> many = {"device", "tag", "d"};
+  for (int i = 0; i < 33; ++i) many.push_back("t" + std::to_string(i));
+  CHECK(Contains(TagsRequest(Parse(many)).status().message(), "at most 32"));
+}
+
+// ---- rows -------------------------------------------------------------------------------------
+
+v1::ExportRecord TwoCheckRecord() {
+  v1::ExportRecord rec;
+  auto* d = rec.mutable_device();
+  d->set_device_id("dev-1");
+  d->set_hostname("alice, \"laptop\"");
+  rec.set_sequence(7);
+  rec.mutable_issued_at()->set_seconds(kNowMs / 1000);
+  rec.mutable_received_at()->set_seconds(kNowMs / 1000 + 2);
+  rec.mutable_received_at()->set_nanos(500000000);
+  rec.set_status(v1::NON_COMPLIANT);
+  rec.add_failing_checks("usb_storage");
+  rec.set_digest(std::string("\x01\xab\xff", 3));
+  auto* c1 = rec.add_checks();
+  c1->set_check("screen_lock");
+  c1->set_status(v1::PASS);
+  c1->set_reason("locks after 300 s");
+  auto* idle = c1->mutable_evidence()->mutable_screen_lock()->add_users();
+  idle->set_user("alice");
+  idle->mutable_idle_seconds()->set_value(300);
+  auto* c2 = rec.add_checks();
+  c2->set_check("usb_storage");
+  c2->set_status(v1::FAIL);
+  c2->set_reason("usb_storage can be loaded,\nnothing blocks it");
+  c2->mutable_evidence()->mutable_usb_storage()->mutable_module_loaded()->set_value(true);
+  return rec;
+}
+
+TEST_CASE("export csv: one row per (attestation, check), evidence as compact JSON") {
+  auto header = ExportCsvHeader();
+  CHECK(header == Row{"device_id", "hostname", "sequence", "issued_at", "received_at",
+                      "device_status", "check", "check_status", "reason", "evidence", "digest"});
+  auto rows = ExportCsvRows(TwoCheckRecord());
+  REQUIRE(rows.size() == 2);
+  CHECK(rows[0] ==
+        Row{"dev-1", "alice, \"laptop\"", "7", "2026-11-30T00:00:00Z", "2026-11-30T00:00:02.500Z",
+            "NON_COMPLIANT", "screen_lock", "PASS", "locks after 300 s",
+            R"({"screenLock":{"users":[{"user":"alice","idleSeconds":{"value":"300"}}]}})",
+            "01abff"});
+  CHECK(rows[1][6] == "usb_storage");
+  CHECK(rows[1][7] == "FAIL");
+  CHECK(rows[1][9] == R"({"usbStorage":{"moduleLoaded":{"value":true}}})");
+  for (const auto& r : rows) CHECK(r.size() == header.size());
+  // The evidence cell parses back to the same message.
+  v1::Evidence back;
+  REQUIRE(ParseJsonStrict(rows[1][9], &back, "cell").ok());
+  CHECK(back.usb_storage().module_loaded().value());
+  // And the whole record is valid RFC 4180.
+  std::string csv = CsvRecord(rows[1]);
+  CHECK(csv ==
+        "dev-1,\"alice, \"\"laptop\"\"\",7,2026-11-30T00:00:00Z,2026-11-30T00:00:02.500Z,"
+        "NON_COMPLIANT,usb_storage,FAIL,\"usb_storage can be loaded,\nnothing blocks it\","
+        "\"{\"\"usbStorage\"\":{\"\"moduleLoaded\"\":{\"\"value\"\":true}}}\",01abff\r\n");
+}
+
+TEST_CASE("export csv: an attestation without checks still has a row") {
+  v1::ExportRecord rec;
+  rec.mutable_device()->set_device_id("dev-2");
+  rec.set_sequence(1);
+  auto rows = ExportCsvRows(rec);
+  REQUIRE(rows.size() == 1);
+  CHECK(rows[0][0] == "dev-2");
+  CHECK(rows[0][6] == "");
+  CHECK(rows[0].size() == ExportCsvHeader().size());
+}
+
+TEST_CASE("listing rows: devices in table and CSV style") {
+  v1::ListDevicesResponse resp;
+  auto* d = resp.add_devices();
+  d->set_device_id("dev-1");
+  d->set_hostname("h1");
+  d->set_status(v1::NON_COMPLIANT);
+  d->add_failing_checks("password_policy");
+  d->add_failing_checks("usb_storage");
+  d->set_os("linux");
+  d->set_os_name("Debian GNU/Linux 12 (bookworm)");
+  d->add_tags("laptop");
+  auto* never = resp.add_devices();
+  never->set_device_id("dev-2");
+  never->set_status(v1::UNKNOWN);
+  CHECK(FormatTable(DevicesTable(resp.devices(), Style::kTable)) ==
+        "DEVICE  HOSTNAME  STATUS         FAILING                      LAST-SEEN  OS          "
+        "                    TAGS\n"
+        "dev-1   h1        NON_COMPLIANT  password_policy,usb_storage  never      Debian "
+        "GNU/Linux 12 (bookworm)  laptop\n"
+        "dev-2   -         UNKNOWN        -                            never      -           "
+        "                    -\n");
+  auto csv = DevicesTable(resp.devices(), Style::kCsv);
+  CHECK(csv.header[0] == "device_id");
+  CHECK(csv.rows[0][4] == "password_policy;usb_storage");
+  CHECK(csv.rows[1][5] == "");  // never seen: empty, not "never"
+}
+
+TEST_CASE("listing rows: history, alerts, sinks, audit, summary") {
+  v1::DeviceHistoryResponse h;
+  auto* e = h.add_entries();
+  e->set_sequence(3);
+  e->mutable_received_at()->set_seconds(kNowMs / 1000);
+  e->set_status(v1::COMPLIANT);
+  auto ht = HistoryTable(h.entries(), Style::kTable);
+  CHECK(ht.rows[0] == Row{"3", "-", "2026-11-30T00:00:00Z", "COMPLIANT", "-"});
+
+  v1::ListAlertsResponse a;
+  auto* al = a.add_alerts();
+  al->set_id(9);
+  al->set_kind("device.non_compliant");
+  al->set_device_id("dev-1");
+  al->set_status(v1::NON_COMPLIANT);
+  al->set_previous_status(v1::COMPLIANT);
+  al->set_idempotency_key("k9");
+  CHECK(AlertsTable(a.alerts(), Style::kTable).rows[0][6] == "COMPLIANT");
+  CHECK(AlertsTable(a.alerts(), Style::kCsv).rows[0].back() == "k9");
+  auto* s = a.add_sinks();
+  s->set_name("soc");
+  s->set_type("webhook");
+  s->set_pending(2);
+  s->set_attempts(3);
+  s->set_last_error("HTTP 503");
+  auto st = SinksTable(a.sinks());
+  CHECK(st.rows[0] == Row{"soc", "webhook", "0", "2", "0", "3", "-", "HTTP 503"});
+
+  v1::AuditEntry ae;
+  ae.set_id(1);
+  ae.set_at_ms(kNowMs + 250);
+  ae.set_actor("cli");
+  ae.set_action("device.revoke");
+  ae.set_success(true);
+  ae.set_hash(std::string("\xaa", 1));
+  auto at = AuditTable({ae}, Style::kCsv);
+  CHECK(at.rows[0][1] == "2026-11-30T00:00:00.250Z");
+  CHECK(at.rows[0][5] == "true");
+  CHECK(at.rows[0][8] == "aa");
+
+  v1::SummaryResponse sum;
+  sum.set_total(4);
+  auto* c = sum.add_by_status();
+  c->set_status(v1::COMPLIANT);
+  c->set_count(4);
+  CHECK(FormatCsv(SummaryTable(sum, Style::kCsv)) ==
+        "status,devices\r\nCOMPLIANT,4\r\nTOTAL,4\r\n");
+}
+
+// ---- evidence ---------------------------------------------------------------------------------
+
+TEST_CASE("evidence: facts on one line with where they came from") {
+  v1::Evidence ev;
+  auto* sl = ev.mutable_screen_lock();
+  sl->add_sessions_found("/usr/share/xsessions/gnome.desktop");
+  auto* u = sl->add_users();
+  u->set_user("alice");
+  u->set_uid(1000);
+  u->set_desktop(v1::GNOME);
+  auto* idle = u->mutable_idle_seconds();
+  idle->set_value(0);  // a zero fact value is still shown
+  auto* from = idle->mutable_from();
+  from->set_source("/etc/dconf/db/local.d/00-screensaver");
+  from->set_line(3);
+  from->set_key("/org/gnome/desktop/session/idle-delay");
+  from->set_raw("uint32 0");
+  from->set_locked(true);
+  sl->add_warnings("a warning");
+  auto lines = EvidenceLines(ev);
+  std::vector<std::string> want = {
+      "sessions_found:",
+      "  - /usr/share/xsessions/gnome.desktop",
+      "users:",
+      "  - user: alice",
+      "    uid: 1000",
+      "    desktop: GNOME",
+      "    idle_seconds: 0  [/etc/dconf/db/local.d/00-screensaver:3, key "
+      "/org/gnome/desktop/session/idle-delay, raw \"uint32 0\", locked]",
+      "warnings:",
+      "  - a warning",
+  };
+  CHECK(lines == want);
+  v1::Evidence err;
+  err.set_collection_error("cannot read /etc/shadow");
+  CHECK(EvidenceLines(err) ==
+        std::vector<std::string>{"collection_error: cannot read /etc/shadow"});
+}
+
+TEST_CASE("device detail: readable and sanitized") {
+  v1::GetDeviceResponse resp;
+  resp.mutable_device()->set_device_id("dev-1");
+  resp.mutable_device()->set_hostname("evil\x1b[2J");
+  resp.mutable_device()->set_status(v1::NON_COMPLIANT);
+  auto rec = TwoCheckRecord();
+  *resp.mutable_checks() = rec.checks();
+  std::string text = DeviceDetail(resp);
+  CHECK(Contains(text, "hostname  evil\\x1b[2J\n"));
+  CHECK(Contains(text,
+                 "  usb_storage  FAIL           usb_storage can be loaded,\\nnothing blocks it"));
+  CHECK(Contains(text, "      module_loaded: true\n"));
+  CHECK(Contains(text, "      users:\n        - user: alice\n          idle_seconds: 300\n"));
+  CHECK(text.find('\x1b') == std::string::npos);
+}
+
+// ---- atomic output ----------------------------------------------------------------------------
+
+TEST_CASE("atomic output: the file appears whole on commit, untouched without") {
+  char tmpl[] = "/tmp/vigilctl_test.XXXXXX";
+  REQUIRE(mkdtemp(tmpl) != nullptr);
+  std::string dir = tmpl, path = dir + "/report.csv";
+  REQUIRE(WriteFileAtomic(path, "old report").ok());
+  {
+    auto out = AtomicFileOutput(path);
+    REQUIRE(out.ok());
+    CHECK((*out)->Write("half a new rep").ok());
+    // destroyed without Commit: the stream failed
+  }
+  CHECK(*ReadWholeFile(path) == "old report");
+  {
+    auto out = AtomicFileOutput(path);
+    REQUIRE(out.ok());
+    CHECK((*out)->Write(std::string(100000, 'x')).ok());
+    CHECK((*out)->Write("end").ok());
+    CHECK((*out)->Commit().ok());
+  }
+  CHECK(ReadWholeFile(path)->size() == 100003);
+  CHECK(std::system(("test $(ls -A " + dir + " | wc -l) -eq 1").c_str()) == 0);  // no temp left
+  CHECK(!AtomicFileOutput(dir + "/missing-dir/x.csv").ok());
+  CHECK(!AtomicFileOutput(dir + "/").ok());
+  std::system(("rm -rf " + dir).c_str());
+}
+
+}  // namespace
+}  // namespace vigil::ctl
