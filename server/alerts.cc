@@ -64,7 +64,7 @@ int AlertDispatcher::DeliverOnce(size_t index) {
     switch (d.outcome) {
       case DeliveryOutcome::kDelivered:
         counters_.Inc(prefix + "delivered");
-        cursor.last_error.clear();
+        if (cursor.attempts > 0) cursor.last_error.clear();  // a refusal stays on record
         break;
       case DeliveryOutcome::kRejected:
         counters_.Inc(prefix + "failed");

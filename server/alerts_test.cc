@@ -4,9 +4,17 @@
 // tests/e2e/alerts_test.sh.
 #include <doctest/doctest.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
 #include <deque>
+#include <mutex>
+#include <thread>
 
+#include "common/files.h"
+#include "proto/json.h"
 #include "server/alerts.h"
 #include "server/sqlite_store.h"
 
@@ -228,6 +236,125 @@ TEST_CASE("alerts: stale devices and enrollment failure bursts are raised once p
   alerts = rig.store->ListAlerts(0, 100, "").value();
   CHECK(alerts.back().kind == "enrollment.failures");
   CHECK(alerts.back().reason.find("3 failed enrollments") == 0);
+}
+
+// A webhook receiver on 127.0.0.1:port answering 200 to every POST, recording each request's
+// signature header and body. Stopping closes the port (the receiver is "down").
+class Receiver {
+ public:
+  explicit Receiver(uint16_t port) {
+    namespace asio = boost::asio;
+    acceptor_.open(asio::ip::tcp::v4());
+    acceptor_.set_option(asio::socket_base::reuse_address(true));
+    acceptor_.bind({asio::ip::make_address("127.0.0.1"), port});
+    acceptor_.listen();
+    port_ = acceptor_.local_endpoint().port();
+    thread_ = std::thread([this] {
+      namespace http = boost::beast::http;
+      for (;;) {
+        boost::system::error_code ec;
+        asio::ip::tcp::socket sock(io_);
+        acceptor_.accept(sock, ec);
+        if (ec) return;  // closed by Stop
+        boost::beast::flat_buffer buf;
+        http::request<http::string_body> req;
+        http::read(sock, buf, req, ec);
+        if (ec) continue;
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          got_.push_back({std::string(req["X-Vigil-Signature"]), req.body()});
+        }
+        http::response<http::string_body> resp{http::status::ok, 11};
+        resp.body() = "ok";
+        resp.prepare_payload();
+        http::write(sock, resp, ec);
+      }
+    });
+  }
+  ~Receiver() { Stop(); }
+  void Stop() {
+    if (!thread_.joinable()) return;
+    boost::system::error_code ec;
+    acceptor_.cancel(ec);
+    ::shutdown(acceptor_.native_handle(), SHUT_RDWR);
+    acceptor_.close(ec);
+    thread_.join();
+  }
+  uint16_t port() const { return port_; }
+  std::vector<std::pair<std::string, std::string>> got() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return got_;
+  }
+
+ private:
+  boost::asio::io_context io_;
+  boost::asio::ip::tcp::acceptor acceptor_{io_};
+  uint16_t port_ = 0;
+  std::thread thread_;
+  std::mutex mu_;
+  std::vector<std::pair<std::string, std::string>> got_;
+};
+
+TEST_CASE("alerts: a real webhook receiver gets signed alerts; down, they queue; back, all arrive once") {
+  std::string path = TempDb();
+  auto store = OpenSqliteStore(path).value();
+  FakeClock clock{kNow};
+  Counters counters;
+  uint16_t port = 0;
+  { port = Receiver(0).port(); }  // a free port, closed again: the receiver is down
+  std::string dir = path.substr(0, path.rfind('/'));
+  REQUIRE(WriteFileAtomic(dir + "/hook.secret", "s3cret-hmac-key\n", 0600).ok());
+  v1::AlertSink config;
+  REQUIRE(ParseJsonStrict(R"({"name": "soc", "webhook": {"url": "http://127.0.0.1:)" +
+                              std::to_string(port) + R"(/vigil", "secretFile": ")" + dir +
+                              R"(/hook.secret", "timeoutSeconds": 2}})",
+                          &config, "test")
+              .ok());
+  auto sink = MakeAlertSink(config, clock);
+  REQUIRE_MESSAGE(sink.ok(), sink.status().ToString());
+  std::vector<std::unique_ptr<AlertSink>> sinks;
+  sinks.push_back(std::move(sink).value());
+  AlertOptions o;
+  o.owner = "replica-a";
+  o.retry_max_ms = 10'000;
+  AlertDispatcher dispatcher(*store, clock, counters, std::move(sinks), o);
+  Enroll(*store, "dev-a", 'a');
+  dispatcher.DeliverOnce(0);  // the sink starts here
+  uint64_t seq = 0;
+  Flip(*store, "dev-a", 3, &seq);  // NON_COMPLIANT, resolved, x3
+  for (int i = 0; i < 5; ++i) {
+    CHECK(dispatcher.DeliverOnce(0) == 0);  // connection refused: kept, retried later
+    clock.Advance(10'000);
+  }
+  auto state = store->ListSinks().value();
+  CHECK(state[0].attempts == 5);
+  CHECK(state[0].last_error.find("s3cret") == std::string::npos);
+  Receiver receiver(port);  // back up
+  clock.Advance(10'000);
+  CHECK(dispatcher.DeliverOnce(0) == 6);
+  CHECK(dispatcher.DeliverOnce(0) == 0);
+  auto got = receiver.got();
+  REQUIRE(got.size() == 6);
+  uint64_t first = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    const auto& [signature, body] = got[i];
+    // t=<seconds>,v1=<hex HMAC-SHA256 over "<seconds>." + body>
+    REQUIRE(signature.rfind("t=", 0) == 0);
+    int64_t t = std::stoll(signature.substr(2, signature.find(',') - 2));
+    CHECK(t == clock.NowMillis() / 1000);
+    CHECK(signature == WebhookSignature("s3cret-hmac-key", t, body));
+    CHECK(signature != WebhookSignature("other-key", t, body));
+    v1::Alert alert;
+    REQUIRE(ParseJsonStrict(body, &alert, "webhook body").ok());
+    if (i == 0) first = alert.id();
+    CHECK(alert.id() == first + i);  // in order, none lost, none twice
+    CHECK(alert.idempotency_key() == "vigil-alert-" + std::to_string(alert.id()));
+    CHECK(alert.device_id() == "dev-a");
+    CHECK(alert.kind() == (i % 2 == 0 ? "device.non_compliant" : "device.resolved"));
+    if (i % 2 == 0) CHECK(alert.failing_checks(0) == "usb_storage");
+  }
+  CHECK(counters.Get("alert.soc.delivered") == 6);
+  CHECK(counters.Get("alert.soc.retried") == 5);
 }
 
 TEST_CASE("alerts: backoff grows from 1 s, is capped, and keeps at least half") {
