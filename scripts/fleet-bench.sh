@@ -44,8 +44,8 @@ median_ms() {
 }
 echo "vigilctl --help (process start-up only): $(median_ms "$B/server/vigilctl" --help) ms"
 echo "vigilctl summary: $(median_ms ctl summary) ms"
-echo "vigilctl devices --status NON_COMPLIANT (first page, $(ctl devices --status NON_COMPLIANT \
-  --format json | grep -o '"deviceId"' | wc -l) devices): $(median_ms ctl devices --status NON_COMPLIANT) ms"
+echo "vigilctl devices --status NON_COMPLIANT (first page, $(ctl devices --status NON_COMPLIANT --limit 1000 \
+  --format json | grep -o '"deviceId"' | wc -l) devices): $(median_ms ctl devices --status NON_COMPLIANT --limit 1000) ms"
 rss=$(awk '/^VmRSS/ {print $2}' "/proc/$PID/status")
 hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$PID/status")
 echo "vigil-server with $N devices, after these queries: RSS $((rss / 1024)) MiB (peak $((hwm / 1024)) MiB)"

@@ -1,12 +1,14 @@
 #include "server/alert_sinks.h"
 
 #include <google/protobuf/struct.pb.h>
+#include <openssl/err.h>
 #include <openssl/hmac.h>
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ip/udp.hpp>
 #include <boost/asio/local/datagram_protocol.hpp>
@@ -15,7 +17,6 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
-#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -116,10 +117,17 @@ std::string SlackBody(const v1::Alert& alert) {
   std::string text;
   for (char c : Summary(alert)) {
     switch (c) {
-      case '&': text += "&amp;"; break;
-      case '<': text += "&lt;"; break;
-      case '>': text += "&gt;"; break;
-      default: text += c;
+      case '&':
+        text += "&amp;";
+        break;
+      case '<':
+        text += "&lt;";
+        break;
+      case '>':
+        text += "&gt;";
+        break;
+      default:
+        text += c;
     }
   }
   google::protobuf::Struct body;
@@ -158,8 +166,9 @@ Status ParseHostPort(std::string_view s, std::string_view default_port, std::str
   }
   if (rest[0] != ':') return Status::InvalidArgument("junk after the host");
   *port = std::string(rest.substr(1));
-  bool digits = !port->empty() && port->size() <= 5 &&
-                std::all_of(port->begin(), port->end(), [](char c) { return c >= '0' && c <= '9'; });
+  bool digits =
+      !port->empty() && port->size() <= 5 &&
+      std::all_of(port->begin(), port->end(), [](char c) { return c >= '0' && c <= '9'; });
   if (!digits || std::stoi(*port) == 0 || std::stoi(*port) > 65535) {
     return Status::InvalidArgument("bad port \"" + Excerpt(*port) + "\" (1..65535)");
   }
@@ -168,9 +177,9 @@ Status ParseHostPort(std::string_view s, std::string_view default_port, std::str
 
 struct Url {
   bool tls = false;
-  std::string host;    // without brackets
+  std::string host;  // without brackets
   std::string port;
-  std::string target;  // path and query, at least "/"
+  std::string target;     // path and query, at least "/"
   std::string authority;  // the Host header: host, and the port when not the scheme's default
   // What errors may show: the path and query can hold a token (Slack URLs do).
   std::string Origin() const { return (tls ? "https://" : "http://") + authority; }
@@ -194,7 +203,8 @@ Result<Url> ParseUrl(const std::string& text) {
   }
   for (char c : rest) {
     if (c == ' ' || IsControl(c) || static_cast<unsigned char>(c) >= 0x80) {
-      return Status::InvalidArgument("has a space, control or non-ASCII character (percent-encode)");
+      return Status::InvalidArgument(
+          "has a space, control or non-ASCII character (percent-encode)");
     }
   }
   size_t end = rest.find_first_of("/?#");
@@ -232,7 +242,9 @@ Result<std::shared_ptr<ssl::context>> MakeTlsContext(const std::string& ca_file)
   auto pem = ReadWholeFile(ca_file, 1u << 20);
   if (!pem.ok()) return Status::InvalidArgument(pem.status().message());
   ctx->add_certificate_authority(asio::buffer(*pem), ec);
-  if (ec) return Status::InvalidArgument(ca_file + ": no PEM certificate in it (" + ec.message() + ")");
+  if (ec) {
+    return Status::InvalidArgument(ca_file + ": no PEM certificate in it (" + ec.message() + ")");
+  }
   return ctx;
 }
 
@@ -330,7 +342,9 @@ class HttpSink final : public AlertSink {
     } else if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), url_.host.c_str()) != 1) {
       return Retry(url_.Origin() + ": cannot set the TLS server address");  // no SNI for IPs
     }
-    return Exchange(io, stream, endpoints, req, deadline);
+    Delivery delivery = Exchange(io, stream, endpoints, req, deadline);
+    ERR_clear_error();  // a failed handshake leaves OpenSSL errors on this thread's queue
+    return delivery;
   }
 
   template <typename Stream>
@@ -342,7 +356,8 @@ class HttpSink final : public AlertSink {
       return Retry(Failure("connect", ec));
     }
     if constexpr (kIsTls<Stream>) {
-      if (auto ec = Step(io, [&](auto h) { stream.async_handshake(ssl::stream_base::client, h); })) {
+      if (auto ec =
+              Step(io, [&](auto h) { stream.async_handshake(ssl::stream_base::client, h); })) {
         std::string error = Failure("TLS handshake", ec);
         long verify = SSL_get_verify_result(stream.native_handle());
         if (verify != X509_V_OK) error += std::string(": ") + X509_verify_cert_error_string(verify);
@@ -367,9 +382,10 @@ class HttpSink final : public AlertSink {
     if (std::string excerpt = Excerpt(body); !excerpt.empty()) error += ": " + excerpt;
     if (status == 408 || status == 429 || status >= 500) return Retry(error);
     if (status >= 400) return Rejected(error);
-    // 1xx and 3xx: the receiver refused nothing, the URL is wrong (redirects are not followed).
-    // Keep the alerts until the configuration is fixed rather than give them up.
-    return Retry(error + " (redirects are not followed; fix the url)");
+    // 1xx and 3xx: the receiver refused nothing. A redirect means the URL needs fixing (they are
+    // not followed); keep the alerts until it is rather than give them up.
+    if (status >= 300) error += " (redirects are not followed; fix the url)";
+    return Retry(error);
   }
 
   std::string Failure(const char* step, const beast::error_code& ec) const {
@@ -382,7 +398,7 @@ class HttpSink final : public AlertSink {
   const std::string name_;
   const bool slack_;
   const Url url_;
-  const std::string secret_;  // the HMAC key; empty for Slack. Never in an error.
+  const std::string secret_;                 // the HMAC key; empty for Slack. Never in an error.
   const std::shared_ptr<ssl::context> tls_;  // null for http://
   const std::chrono::seconds timeout_;
   const Clock& clock_;
@@ -396,7 +412,8 @@ Result<std::unique_ptr<AlertSink>> MakeHttpSink(const std::string& name, bool sl
   std::string secret;
   if (slack) {
     if (!config.secret_file().empty()) {
-      return Status::InvalidArgument(where + "secretFile: Slack messages are not signed; remove it");
+      return Status::InvalidArgument(where +
+                                     "secretFile: Slack messages are not signed; remove it");
     }
   } else {
     if (config.secret_file().empty()) {
@@ -404,13 +421,15 @@ Result<std::unique_ptr<AlertSink>> MakeHttpSink(const std::string& name, bool sl
           where + "secretFile is required (the HMAC-SHA256 key of X-Vigil-Signature)");
     }
     auto read = ReadSecretFile(config.secret_file());
-    if (!read.ok()) return Status::InvalidArgument(where + "secretFile: " + read.status().message());
+    if (!read.ok())
+      return Status::InvalidArgument(where + "secretFile: " + read.status().message());
     if (read->empty()) {
       return Status::InvalidArgument(where + "secretFile: " + config.secret_file() + " is empty");
     }
     secret = std::move(read).value();
   }
-  uint32_t timeout = config.timeout_seconds() == 0 ? kDefaultTimeoutSeconds : config.timeout_seconds();
+  uint32_t timeout =
+      config.timeout_seconds() == 0 ? kDefaultTimeoutSeconds : config.timeout_seconds();
   if (timeout > kMaxTimeoutSeconds) {
     return Status::InvalidArgument(where + "timeoutSeconds: at most " +
                                    std::to_string(kMaxTimeoutSeconds));
@@ -450,8 +469,8 @@ Result<SyslogAddress> ParseSyslogAddress(const std::string& text) {
     return address;
   }
   if (s.starts_with("udp:") || s.starts_with("tcp:")) {
-    address.transport = s.starts_with("udp:") ? SyslogAddress::Transport::kUdp
-                                              : SyslogAddress::Transport::kTcp;
+    address.transport =
+        s.starts_with("udp:") ? SyslogAddress::Transport::kUdp : SyslogAddress::Transport::kTcp;
     if (Status st = ParseHostPort(s.substr(4), "", &address.host, &address.port); !st.ok()) {
       return st;
     }
@@ -541,8 +560,8 @@ class SyslogSink final : public AlertSink {
     if (!ec) socket.non_blocking(true, ec);
     if (!ec) socket.send_to(asio::buffer(line), to, 0, ec);
     if (ec == asio::error::message_size) {
-      return Rejected(address_text_ + ": " + std::to_string(line.size()) + "-byte message: " +
-                      OneLine(ec.message()));
+      return Rejected(address_text_ + ": " + std::to_string(line.size()) +
+                      "-byte message: " + OneLine(ec.message()));
     }
     if (ec) return Retry(address_text_ + ": " + OneLine(ec.message()));
     return Delivered();
@@ -669,10 +688,9 @@ std::string SyslogLine(const v1::Alert& alert, uint32_t facility, const std::str
                        const std::string& app_name, int64_t now_ms) {
   // Severity: notice (5) when a device is back in compliance, warning (4) for everything else.
   uint32_t severity = alert.kind() == "device.resolved" ? 5 : 4;
-  std::string line = "<" + std::to_string(facility * 8 + severity) + ">1 " +
-                     Rfc3339Millis(now_ms) + " " + HeaderField(hostname, 255) + " " +
-                     HeaderField(app_name, 48) + " " + std::to_string(::getpid()) + " " +
-                     HeaderField(alert.kind(), 32) + " ";
+  std::string line = "<" + std::to_string(facility * 8 + severity) + ">1 " + Rfc3339Millis(now_ms) +
+                     " " + HeaderField(hostname, 255) + " " + HeaderField(app_name, 48) + " " +
+                     std::to_string(::getpid()) + " " + HeaderField(alert.kind(), 32) + " ";
   // 32473 is the example enterprise number of RFC 5612: Vigil has none of its own.
   line += "[vigil@32473";
   AppendParam(&line, "id", std::to_string(alert.id()));

@@ -254,7 +254,8 @@ uint16_t ClosedPort() {
 }
 
 TEST_CASE("WebhookSignature matches a vector computed with openssl dgst") {
-  // printf '%s' '1800000000.{"id":"42","kind":"device.stale"}' | openssl dgst -sha256 -hmac whsec_test
+  // Computed by hand: printf '%s' '1800000000.{"id":"42","kind":"device.stale"}' |
+  //                   openssl dgst -sha256 -hmac whsec_test
   CHECK(WebhookSignature(kSecret, kNowSeconds, R"({"id":"42","kind":"device.stale"})") ==
         "t=1800000000,v1=9430833ccac14148f2b6cb55b48e5f70b9524fcecc3edb2328ce9fb3c344bb9c");
 }
@@ -414,8 +415,7 @@ TEST_CASE("webhook sink over https: the peer is verified against caFile, by name
 TEST_CASE("slack sink: {\"text\": summary} with quotes, newlines and Slack markup escaped") {
   FakeClock clock(kNow);
   HttpReceiver receiver(http::status::ok);
-  auto sink = MustMake(R"({"name": "chat", "slack": {"url": ")" + receiver.Url() + R"("}})",
-                       clock);
+  auto sink = MustMake(R"({"name": "chat", "slack": {"url": ")" + receiver.Url() + R"("}})", clock);
   CHECK(sink->type() == "slack");
   v1::Alert alert = SampleAlert();
   alert.set_hostname("evil\"host\n<!channel> & co\\");
@@ -497,8 +497,8 @@ TEST_CASE("syslog sink over TCP: octet counting, delivered once the receiver clo
   CHECK(receiver.Take() == std::to_string(line.size()) + " " + line);
 
   std::string closed = "tcp:127.0.0.1:" + std::to_string(ClosedPort());
-  auto unreachable = MustMake(R"({"name": "siem", "syslog": {"address": ")" + closed + R"("}})",
-                              clock);
+  auto unreachable =
+      MustMake(R"({"name": "siem", "syslog": {"address": ")" + closed + R"("}})", clock);
   d = unreachable->Send(SampleAlert());
   CHECK(d.outcome == DeliveryOutcome::kRetry);
   CHECK(d.error.starts_with(closed + ": connect: "));
@@ -507,8 +507,8 @@ TEST_CASE("syslog sink over TCP: octet counting, delivered once the receiver clo
 TEST_CASE("syslog sink over a unix datagram socket (like /dev/log)") {
   FakeClock clock(kNow);
   std::string path = TempDir() + "/log";
-  auto sink = MustMake(R"({"name": "local", "syslog": {"address": "unix:)" + path + R"("}})",
-                       clock);
+  auto sink =
+      MustMake(R"({"name": "local", "syslog": {"address": "unix:)" + path + R"("}})", clock);
   // Nobody bound yet: retried.
   Delivery d = sink->Send(SampleAlert());
   CHECK(d.outcome == DeliveryOutcome::kRetry);
@@ -518,7 +518,8 @@ TEST_CASE("syslog sink over a unix datagram socket (like /dev/log)") {
   unix_dgram::socket receiver(io, unix_dgram::endpoint(path));
   d = sink->Send(SampleAlert());
   CHECK_MESSAGE(d.outcome == DeliveryOutcome::kDelivered, d.error);
-  CHECK(ReceiveDatagram(receiver) == SyslogLine(SampleAlert(), 13, Hostname(), "vigil-server", kNow));
+  CHECK(ReceiveDatagram(receiver) ==
+        SyslogLine(SampleAlert(), 13, Hostname(), "vigil-server", kNow));
 }
 
 TEST_CASE("alert sink configuration errors name the sink and the field") {
@@ -562,8 +563,8 @@ TEST_CASE("alert sink configuration errors name the sink and the field") {
       {R"({"name": "x", "webhook": {"url": "https://h/", "caFile": ")" + dir + R"(/none")" +
            secret + "}}",
        R"(alert sink "x": webhook.caFile: )" + dir + "/none: No such file or directory"},
-      {R"({"name": "x", "webhook": {"url": "https://h/", "caFile": ")" + dir +
-           R"(/garbage.pem")" + secret + "}}",
+      {R"({"name": "x", "webhook": {"url": "https://h/", "caFile": ")" + dir + R"(/garbage.pem")" +
+           secret + "}}",
        R"(alert sink "x": webhook.caFile: )" + dir + "/garbage.pem: no PEM certificate in it..."},
       {R"({"name": "x", "webhook": {"url": "http://h/", "timeoutSeconds": 301)" + secret + "}}",
        R"(alert sink "x": webhook.timeoutSeconds: at most 300)"},

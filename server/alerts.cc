@@ -49,7 +49,10 @@ int AlertDispatcher::DeliverOnce(size_t index) {
     spdlog::warn("alert sink {}: {}", sink.name(), alerts.status().ToString());
     return 0;
   }
-  const std::string prefix = "alert." + sink.name() + ".";
+  // alert.delivery.RESULT.SINK (read by /metrics as vigil_alert_deliveries_total).
+  auto count = [&](const char* result) {
+    counters_.Inc(std::string("alert.delivery.") + result + "." + sink.name());
+  };
   int done = 0;
   for (const AlertRecord& a : *alerts) {
     // Renew a lease that is half gone before the next attempt, so no other replica starts on
@@ -63,18 +66,18 @@ int AlertDispatcher::DeliverOnce(size_t index) {
     Delivery d = sink.Send(ToAlert(a));
     switch (d.outcome) {
       case DeliveryOutcome::kDelivered:
-        counters_.Inc(prefix + "delivered");
+        count("delivered");
         if (cursor.attempts > 0) cursor.last_error.clear();  // a refusal stays on record
         break;
       case DeliveryOutcome::kRejected:
-        counters_.Inc(prefix + "failed");
+        count("failed");
         spdlog::warn("alert sink {}: alert {} refused for good, skipped: {}", sink.name(), a.id,
                      d.error);
         ++cursor.failed;
         cursor.last_error = "alert " + std::to_string(a.id) + " refused: " + d.error;
         break;
       case DeliveryOutcome::kRetry: {
-        counters_.Inc(prefix + "retried");
+        count("retried");
         ++cursor.attempts;
         {
           std::lock_guard<std::mutex> lock(rng_mu_);

@@ -128,7 +128,7 @@ TEST_CASE("alerts: delivered in id order with idempotency keys; a new sink skips
   CHECK(rig.sink->received[0].kind() == "device.non_compliant");
   CHECK(rig.sink->received[0].failing_checks(0) == "usb_storage");
   CHECK(rig.sink->received[1].kind() == "device.resolved");
-  CHECK(rig.counters.Get("alert.hook.delivered") == 4);
+  CHECK(rig.counters.Get("alert.delivery.delivered.hook") == 4);
   CHECK(rig.dispatcher->DeliverOnce(0) == 0);  // nothing new, nothing twice
   CHECK(rig.sink->attempts.size() == 4);
 }
@@ -186,7 +186,7 @@ TEST_CASE("alerts: an alert the receiver refuses for good is counted and skipped
   auto sink = rig.store->ListSinks().value()[0];
   CHECK(sink.failed == 1);
   CHECK(sink.last_error.find("HTTP 400") != std::string::npos);
-  CHECK(rig.counters.Get("alert.hook.failed") == 1);
+  CHECK(rig.counters.Get("alert.delivery.failed.hook") == 1);
 }
 
 TEST_CASE("alerts: two replicas: one delivers; the other takes over when its lease runs out") {
@@ -353,8 +353,8 @@ TEST_CASE("alerts: a real webhook receiver gets signed alerts; down, they queue;
     CHECK(alert.kind() == (i % 2 == 0 ? "device.non_compliant" : "device.resolved"));
     if (i % 2 == 0) CHECK(alert.failing_checks(0) == "usb_storage");
   }
-  CHECK(counters.Get("alert.soc.delivered") == 6);
-  CHECK(counters.Get("alert.soc.retried") == 5);
+  CHECK(counters.Get("alert.delivery.delivered.soc") == 6);
+  CHECK(counters.Get("alert.delivery.retried.soc") == 5);
 }
 
 TEST_CASE("alerts: backoff grows from 1 s, is capped, and keeps at least half") {

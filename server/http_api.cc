@@ -4,6 +4,7 @@
 #include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
 
+#include <array>
 #include <atomic>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
@@ -598,17 +599,18 @@ class Session : public std::enable_shared_from_this<Session> {
       return Send(HttpApi::Error(413, "PAYLOAD_TOO_LARGE",
                                  "the request body is larger than " +
                                      std::to_string(shared_.options.max_body_bytes) + " bytes"),
-                  false);
+                  false, true);
     }
     if (ec == http::error::header_limit) {
       shared_.counters.Inc("http.rejected.header_too_large");
       return Send(HttpApi::Error(431, "HEADER_TOO_LARGE", "the request header is too large"),
-                  false);
+                  false, true);
     }
     bool parse_error = ec.category() == http::make_error_code(http::error::bad_target).category();
     if (parse_error && ec != http::error::end_of_stream && ec != http::error::partial_message) {
       shared_.counters.Inc("http.rejected.malformed");
-      return Send(HttpApi::Error(400, "INVALID_ARGUMENT", "malformed HTTP request"), false);
+      return Send(HttpApi::Error(400, "INVALID_ARGUMENT", "malformed HTTP request"), false,
+                  true);
     }
     Close();  // closed by the peer, timed out, or the server is stopping
   }
@@ -639,7 +641,10 @@ class Session : public std::enable_shared_from_this<Session> {
     Send(std::move(resp), keep_alive);
   }
 
-  void Send(HttpResponse resp, bool keep_alive) {
+  // `drain`: the request was not read to its end; read (and drop) what the client still sends
+  // before closing, or closing with unread data would reset the connection and the client might
+  // lose the answer while it is still writing.
+  void Send(HttpResponse resp, bool keep_alive, bool drain = false) {
     response_ = {};
     response_.result(static_cast<unsigned>(resp.status));
     response_.version(11);
@@ -651,11 +656,26 @@ class Session : public std::enable_shared_from_this<Session> {
     response_.prepare_payload();
     beast::get_lowest_layer(stream_).expires_after(shared_.options.body_timeout);
     http::async_write(stream_, response_,
-                      [self = shared_from_this(), keep_alive](beast::error_code ec, size_t) {
+                      [self = shared_from_this(), keep_alive, drain](beast::error_code ec,
+                                                                     size_t) {
                         if (ec) return;
                         if (keep_alive) return self->ReadHeader();
-                        self->Close();
+                        if (!drain) return self->Close();
+                        beast::get_lowest_layer(self->stream_).expires_after(kDrainTime);
+                        self->Drain();
                       });
+  }
+
+  static constexpr std::chrono::seconds kDrainTime{2};
+  static constexpr size_t kMaxDrainBytes = 1 << 20;
+
+  void Drain() {
+    stream_.async_read_some(asio::buffer(drain_buffer_),
+                            [self = shared_from_this()](beast::error_code ec, size_t n) {
+                              self->drained_ += n;
+                              if (ec || self->drained_ > kMaxDrainBytes) return self->Close();
+                              self->Drain();
+                            });
   }
 
   void Close() {
@@ -673,6 +693,8 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   http::response<http::string_body> response_;
+  std::array<char, 16384> drain_buffer_;
+  size_t drained_ = 0;
 };
 
 }  // namespace
@@ -691,6 +713,10 @@ struct HttpServer::Impl {
       }
       beast::error_code peer_ec;
       tcp::endpoint remote = socket.remote_endpoint(peer_ec);
+      // Small TLS records (handshake, session tickets, a response) must not wait for the
+      // client's delayed ACK: without this a new connection's first answer took ~40 ms.
+      beast::error_code ignored;
+      socket.set_option(tcp::no_delay(true), ignored);
       if (shared.connections.fetch_add(1) >= shared.options.max_connections) {
         shared.connections.fetch_sub(1);
         shared.counters.Inc("http.rejected.connections");

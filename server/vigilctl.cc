@@ -4,10 +4,12 @@
 // `vigilctl --help`, docs/vigilctl.md.
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <iostream>
 #include <memory>
+#include <optional>
 
 #include "common/clock.h"
 #include "common/files.h"
@@ -15,13 +17,12 @@
 #include "proto/json.h"
 #include "proto/signing.h"
 #include "server/vigilctl_cli.h"
+#include "server/vigilctl_fetch.h"
 #include "server/vigilctl_output.h"
 #include "vigil/v1/fleet_service.grpc.pb.h"
 
 namespace vigil::ctl {
 namespace {
-
-constexpr uint32_t kPage = 1000;  // items asked for per call when paging
 
 // The server, the credentials, and a fresh per-call context for each request.
 struct Connection {
@@ -35,6 +36,9 @@ struct Connection {
     ctx->set_deadline(std::chrono::system_clock::now() + timeout);
     if (!token.empty()) ctx->AddMetadata("authorization", "Bearer " + token);
     return ctx;
+  }
+  FleetCalls Calls() const {
+    return FleetCalls{*stub, [this] { return Context(); }};
   }
 };
 
@@ -123,6 +127,13 @@ Result<Connection> Connect(const Invocation& inv) {
   return conn;
 }
 
+// One JSON document and exactly one newline after it.
+void PrintJson(const google::protobuf::Message& msg) {
+  std::string json = ToJson(msg);
+  while (!json.empty() && json.back() == '\n') json.pop_back();
+  std::cout << json << "\n";
+}
+
 Style StyleOf(const std::string& format) { return format == "csv" ? Style::kCsv : Style::kTable; }
 
 void PrintTable(const Table& t, const std::string& format) {
@@ -132,32 +143,12 @@ void PrintTable(const Table& t, const std::string& format) {
 int Devices(const Invocation& inv, const Connection& conn, int64_t now_ms) {
   auto req = DevicesRequest(inv, now_ms);
   if (!req.ok()) return UsageError(req.status());
-  auto limit = *LimitFlag(inv);
   v1::ListDevicesResponse all;
-  std::string token;
-  for (;;) {
-    uint64_t want = limit ? *limit - static_cast<uint64_t>(all.devices_size()) : kPage;
-    req->set_limit(static_cast<uint32_t>(std::min<uint64_t>(want, kPage)));
-    req->set_page_token(token);
-    v1::ListDevicesResponse page;
-    auto ctx = conn.Context();
-    grpc::Status s = conn.stub->ListDevices(ctx.get(), *req, &page);
-    if (!s.ok()) return RpcFailed(s, conn, "ListDevices");
-    for (auto& d : *page.mutable_devices()) {
-      if (limit && static_cast<uint64_t>(all.devices_size()) >= *limit) break;
-      *all.add_devices() = std::move(d);
-    }
-    if (page.next_page_token().empty()) break;
-    if (limit && static_cast<uint64_t>(all.devices_size()) >= *limit) break;
-    if (page.next_page_token() == token) {
-      return Failed("ListDevices: the server's page token did not advance ('" +
-                    page.next_page_token() + "'); not paging further");
-    }
-    token = page.next_page_token();
-  }
+  grpc::Status s = FetchDevices(conn.Calls(), *req, *LimitFlag(inv), &all);
+  if (!s.ok()) return RpcFailed(s, conn, "ListDevices");
   std::string format = inv.Format();
   if (format == "json") {
-    std::cout << ToJson(all) << "\n";
+    PrintJson(all);
   } else {
     PrintTable(DevicesTable(all.devices(), StyleOf(format)), format);
   }
@@ -167,31 +158,12 @@ int Devices(const Invocation& inv, const Connection& conn, int64_t now_ms) {
 int History(const Invocation& inv, const Connection& conn, int64_t now_ms) {
   auto req = HistoryRequest(inv, now_ms);
   if (!req.ok()) return UsageError(req.status());
-  auto limit = *LimitFlag(inv);
   v1::DeviceHistoryResponse all;
-  uint64_t before = 0;
-  for (;;) {
-    uint64_t want = limit ? *limit - static_cast<uint64_t>(all.entries_size()) : kPage;
-    req->set_limit(static_cast<uint32_t>(std::min<uint64_t>(want, kPage)));
-    req->set_before_sequence(before);
-    v1::DeviceHistoryResponse page;
-    auto ctx = conn.Context();
-    grpc::Status s = conn.stub->DeviceHistory(ctx.get(), *req, &page);
-    if (!s.ok()) return RpcFailed(s, conn, "DeviceHistory");
-    for (auto& e : *page.mutable_entries()) {
-      if (limit && static_cast<uint64_t>(all.entries_size()) >= *limit) break;
-      *all.add_entries() = std::move(e);
-    }
-    if (page.next_before_sequence() == 0) break;
-    if (limit && static_cast<uint64_t>(all.entries_size()) >= *limit) break;
-    if (before != 0 && page.next_before_sequence() >= before) {
-      return Failed("DeviceHistory: the server's paging did not advance; not paging further");
-    }
-    before = page.next_before_sequence();
-  }
+  grpc::Status s = FetchHistory(conn.Calls(), *req, *LimitFlag(inv), &all);
+  if (!s.ok()) return RpcFailed(s, conn, "DeviceHistory");
   std::string format = inv.Format();
   if (format == "json") {
-    std::cout << ToJson(all) << "\n";
+    PrintJson(all);
   } else {
     PrintTable(HistoryTable(all.entries(), StyleOf(format)), format);
   }
@@ -201,33 +173,12 @@ int History(const Invocation& inv, const Connection& conn, int64_t now_ms) {
 int Alerts(const Invocation& inv, const Connection& conn) {
   auto req = AlertsRequest(inv);
   if (!req.ok()) return UsageError(req.status());
-  auto limit = *LimitFlag(inv);
   v1::ListAlertsResponse all;
-  for (;;) {
-    uint64_t want = limit ? *limit - static_cast<uint64_t>(all.alerts_size()) : kPage;
-    uint32_t asked = static_cast<uint32_t>(std::min<uint64_t>(want, kPage));
-    req->set_limit(asked);
-    v1::ListAlertsResponse page;
-    auto ctx = conn.Context();
-    grpc::Status s = conn.stub->ListAlerts(ctx.get(), *req, &page);
-    if (!s.ok()) return RpcFailed(s, conn, "ListAlerts");
-    *all.mutable_sinks() = std::move(*page.mutable_sinks());  // the latest state wins
-    uint64_t last = req->after_id();
-    for (auto& a : *page.mutable_alerts()) {
-      if (limit && static_cast<uint64_t>(all.alerts_size()) >= *limit) break;
-      if (a.id() <= last) {
-        return Failed("ListAlerts: the server returned alerts out of order; not paging further");
-      }
-      last = a.id();
-      *all.add_alerts() = std::move(a);
-    }
-    if (static_cast<uint32_t>(page.alerts_size()) < asked) break;
-    if (limit && static_cast<uint64_t>(all.alerts_size()) >= *limit) break;
-    req->set_after_id(last);
-  }
+  grpc::Status s = FetchAlerts(conn.Calls(), *req, *LimitFlag(inv), &all);
+  if (!s.ok()) return RpcFailed(s, conn, "ListAlerts");
   std::string format = inv.Format();
   if (format == "json") {
-    std::cout << ToJson(all) << "\n";
+    PrintJson(all);
   } else if (format == "csv") {
     PrintTable(AlertsTable(all.alerts(), Style::kCsv), format);
   } else {
@@ -255,43 +206,22 @@ int Export(const Invocation& inv, const Connection& conn, int64_t now_ms) {
   } else {
     out = StdoutOutput();
   }
-  Status written;
-  if (format == "csv") written = out->Write(CsvRecord(ExportCsvHeader()));
-  auto ctx = conn.Context();
-  auto reader = conn.stub->ExportEvidence(ctx.get(), *req);
-  v1::ExportRecord rec;
-  uint64_t records = 0, rows = 0;
-  while (written.ok() && reader->Read(&rec)) {
-    ++records;
-    if (format == "json") {
-      ++rows;
-      written = out->Write(ToJson(rec, /*pretty=*/false) + "\n");
-    } else {
-      std::string chunk;
-      for (const auto& r : ExportCsvRows(rec)) {
-        chunk += CsvRecord(r);
-        ++rows;
-      }
-      written = out->Write(chunk);
-    }
+  ExportResult r = StreamExport(conn.Calls(), *req, format, *out);
+  int rc = kExitOk;
+  if (!r.write.ok()) {
+    rc = Failed(r.write.message());
+  } else if (!r.rpc.ok()) {
+    rc = RpcFailed(r.rpc, conn, "ExportEvidence");
+  } else if (auto st = out->Commit(); !st.ok()) {
+    rc = Failed(st.message());
   }
-  if (!written.ok()) {
-    ctx->TryCancel();
-    reader->Finish();
-    return Failed(written.message());
-  }
-  grpc::Status s = reader->Finish();
-  if (!s.ok()) {
-    int rc = RpcFailed(s, conn, "ExportEvidence");
-    if (path) std::cerr << "vigilctl: " << *path << " was left as it was\n";
-    return rc;
-  }
-  if (auto st = out->Commit(); !st.ok()) return Failed(st.message());
-  if (path) {
-    std::cerr << "vigilctl: exported " << records << " attestations (" << rows << " "
+  if (path && rc != kExitOk) {
+    std::cerr << "vigilctl: " << *path << " was left as it was\n";
+  } else if (path) {
+    std::cerr << "vigilctl: exported " << r.records << " attestations (" << r.rows << " "
               << (format == "csv" ? "rows" : "lines") << ") to " << *path << "\n";
   }
-  return kExitOk;
+  return rc;
 }
 
 int DeviceAction(const Invocation& inv, const Connection& conn) {
@@ -315,7 +245,7 @@ int DeviceAction(const Invocation& inv, const Connection& conn) {
   }
   if (!s.ok()) return RpcFailed(s, conn, rpc);
   if (inv.Format() == "json") {
-    std::cout << ToJson(resp) << "\n";
+    PrintJson(resp);
   } else if (name == "device tag") {
     std::string tags;
     for (const auto& t : resp.device().tags()) tags += (tags.empty() ? "" : ",") + t;
@@ -343,7 +273,7 @@ int Device(const Invocation& inv, const Connection& conn) {
   grpc::Status s = conn.stub->GetDevice(ctx.get(), req, &resp);
   if (!s.ok()) return RpcFailed(s, conn, "GetDevice");
   if (inv.Format() == "json") {
-    std::cout << ToJson(resp) << "\n";
+    PrintJson(resp);
   } else {
     std::cout << DeviceDetail(resp);
   }
@@ -358,22 +288,10 @@ int Audit(const Invocation& inv, const Connection& conn) {
     if (!n.ok()) return UsageError(n.status());
     limit = *n;
   }
-  // Page through the whole log: verification needs every entry from the first.
+  // The whole log: verification needs every entry from the first.
   std::vector<v1::AuditEntry> entries;
-  uint64_t after = 0;
-  for (;;) {
-    v1::ListAuditRequest req;
-    req.set_after_id(after);
-    req.set_limit(10000);
-    v1::ListAuditResponse resp;
-    auto ctx = conn.Context();
-    grpc::Status s = conn.stub->ListAudit(ctx.get(), req, &resp);
-    if (!s.ok()) return RpcFailed(s, conn, "ListAudit");
-    for (auto& e : *resp.mutable_entries()) entries.push_back(std::move(e));
-    if (resp.entries_size() < 10000) break;
-    if (entries.back().id() <= after) return Failed("ListAudit: paging did not advance");
-    after = entries.back().id();
-  }
+  grpc::Status s = FetchAudit(conn.Calls(), &entries);
+  if (!s.ok()) return RpcFailed(s, conn, "ListAudit");
   if (verify) {
     auto check = audit::VerifyChain(entries, std::string(audit::kHashSize, '\0'));
     if (!check.ok()) {
@@ -400,7 +318,7 @@ int Audit(const Invocation& inv, const Connection& conn) {
   if (format == "json") {
     v1::ListAuditResponse out;
     for (auto& e : entries) *out.add_entries() = std::move(e);
-    std::cout << ToJson(out) << "\n";
+    PrintJson(out);
   } else {
     PrintTable(AuditTable(entries, StyleOf(format)), format);
   }
@@ -414,7 +332,7 @@ int Summary(const Invocation& inv, const Connection& conn) {
   if (!s.ok()) return RpcFailed(s, conn, "Summary");
   std::string format = inv.Format();
   if (format == "json") {
-    std::cout << ToJson(resp) << "\n";
+    PrintJson(resp);
     return kExitOk;
   }
   PrintTable(SummaryTable(resp, StyleOf(format)), format);
@@ -429,7 +347,7 @@ int Stats(const Invocation& inv, const Connection& conn) {
   if (!s.ok()) return RpcFailed(s, conn, "ServerStats");
   std::string format = inv.Format();
   if (format == "json") {
-    std::cout << ToJson(resp) << "\n";
+    PrintJson(resp);
   } else {
     PrintTable(StatsTable(resp, StyleOf(format)), format);
   }

@@ -2,15 +2,18 @@
 // CSV quoting, table layout, export rows and the readable evidence.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
+#include <grpcpp/grpcpp.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
-#include <fstream>
+#include <mutex>
 #include <sstream>
 
 #include "common/files.h"
 #include "proto/json.h"
 #include "server/vigilctl_cli.h"
+#include "server/vigilctl_fetch.h"
 #include "server/vigilctl_output.h"
 
 namespace vigil::ctl {
@@ -542,6 +545,228 @@ TEST_CASE("atomic output: the file appears whole on commit, untouched without") 
   CHECK(std::system(("test $(ls -A " + dir + " | wc -l) -eq 1").c_str()) == 0);  // no temp left
   CHECK(!AtomicFileOutput(dir + "/missing-dir/x.csv").ok());
   CHECK(!AtomicFileOutput(dir + "/").ok());
+  std::system(("rm -rf " + dir).c_str());
+}
+
+// ---- paging and the export stream, against an in-process FleetService ---------------------------
+
+// Pages like vigil-server: a full page carries a token, a short one is the last.
+class FakeFleet final : public v1::FleetService::Service {
+ public:
+  std::vector<v1::DeviceSummary> devices;  // in id order
+  std::vector<v1::HistoryEntry> history;   // newest first
+  std::vector<v1::Alert> alerts;           // oldest first
+  std::vector<v1::ExportRecord> records;
+  bool stuck_token = false;    // ListDevices always answers the same token
+  int fail_export_after = -1;  // ExportEvidence fails after this many records
+
+  std::vector<uint32_t> Asked() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return asked_;
+  }
+
+  grpc::Status ListDevices(grpc::ServerContext*, const v1::ListDevicesRequest* req,
+                           v1::ListDevicesResponse* resp) override {
+    uint32_t limit = Record(req->limit());
+    for (const auto& d : devices) {
+      if (d.device_id() > req->page_token() && resp->devices_size() < static_cast<int>(limit)) {
+        *resp->add_devices() = d;
+      }
+    }
+    if (resp->devices_size() == static_cast<int>(limit)) {
+      resp->set_next_page_token(stuck_token ? "dev-0" : resp->devices().rbegin()->device_id());
+    }
+    return grpc::Status::OK;
+  }
+
+  grpc::Status DeviceHistory(grpc::ServerContext*, const v1::DeviceHistoryRequest* req,
+                             v1::DeviceHistoryResponse* resp) override {
+    uint32_t limit = Record(req->limit());
+    for (const auto& h : history) {
+      bool before = req->before_sequence() == 0 || h.sequence() < req->before_sequence();
+      if (before && resp->entries_size() < static_cast<int>(limit)) *resp->add_entries() = h;
+    }
+    if (resp->entries_size() == static_cast<int>(limit) &&
+        resp->entries().rbegin()->sequence() > history.back().sequence()) {
+      resp->set_next_before_sequence(resp->entries().rbegin()->sequence());
+    }
+    return grpc::Status::OK;
+  }
+
+  grpc::Status ListAlerts(grpc::ServerContext*, const v1::ListAlertsRequest* req,
+                          v1::ListAlertsResponse* resp) override {
+    uint32_t limit = Record(req->limit());
+    for (const auto& a : alerts) {
+      if (a.id() > req->after_id() && resp->alerts_size() < static_cast<int>(limit)) {
+        *resp->add_alerts() = a;
+      }
+    }
+    auto* sink = resp->add_sinks();
+    sink->set_name("soc");
+    sink->set_pending(Asked().size());  // tells which call's state the client kept
+    return grpc::Status::OK;
+  }
+
+  grpc::Status ExportEvidence(grpc::ServerContext*, const v1::ExportRequest*,
+                              grpc::ServerWriter<v1::ExportRecord>* writer) override {
+    for (size_t i = 0; i < records.size(); ++i) {
+      if (static_cast<int>(i) == fail_export_after) {
+        return grpc::Status(grpc::StatusCode::UNAVAILABLE, "database went away");
+      }
+      writer->Write(records[i]);
+    }
+    return grpc::Status::OK;
+  }
+
+ private:
+  uint32_t Record(uint32_t limit) {
+    std::lock_guard<std::mutex> lock(mu_);
+    asked_.push_back(limit);
+    return limit == 0 ? 1000 : limit;
+  }
+  std::mutex mu_;
+  std::vector<uint32_t> asked_;
+};
+
+struct FakeServer {
+  FakeFleet fleet;
+  std::unique_ptr<grpc::Server> server;
+  std::unique_ptr<v1::FleetService::Stub> stub;
+
+  FakeServer() {
+    grpc::ServerBuilder builder;
+    int port = 0;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    builder.RegisterService(&fleet);
+    server = builder.BuildAndStart();
+    REQUIRE(server != nullptr);
+    stub = v1::FleetService::NewStub(grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
+                                                         grpc::InsecureChannelCredentials()));
+  }
+  ~FakeServer() { server->Shutdown(); }
+
+  FleetCalls Calls(uint32_t page_size) {
+    return FleetCalls{
+        *stub,
+        [] {
+          auto ctx = std::make_unique<grpc::ClientContext>();
+          ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+          return ctx;
+        },
+        page_size};
+  }
+};
+
+std::vector<std::string> Ids(const v1::ListDevicesResponse& r) {
+  std::vector<std::string> out;
+  for (const auto& d : r.devices()) out.push_back(d.device_id());
+  return out;
+}
+
+TEST_CASE("paging: devices follow the page token to the end, or stop at --limit") {
+  FakeServer fs;
+  for (int i = 0; i < 5; ++i)
+    fs.fleet.devices.emplace_back().set_device_id("dev-" + std::to_string(i));
+  v1::ListDevicesResponse all;
+  REQUIRE(FetchDevices(fs.Calls(2), v1::ListDevicesRequest(), std::nullopt, &all).ok());
+  CHECK(Ids(all) == std::vector<std::string>{"dev-0", "dev-1", "dev-2", "dev-3", "dev-4"});
+  CHECK(fs.fleet.Asked() == std::vector<uint32_t>{2, 2, 2});
+  CHECK(all.next_page_token().empty());
+
+  v1::ListDevicesResponse three;
+  REQUIRE(FetchDevices(fs.Calls(2), v1::ListDevicesRequest(), 3, &three).ok());
+  CHECK(Ids(three) == std::vector<std::string>{"dev-0", "dev-1", "dev-2"});
+  CHECK(fs.fleet.Asked() == std::vector<uint32_t>{2, 2, 2, 2, 1});  // the last asks only 1
+
+  fs.fleet.stuck_token = true;
+  v1::ListDevicesResponse stuck;
+  grpc::Status s = FetchDevices(fs.Calls(2), v1::ListDevicesRequest(), std::nullopt, &stuck);
+  CHECK(!s.ok());
+  CHECK(Contains(s.error_message(), "did not advance"));
+}
+
+TEST_CASE("paging: history newest first through before_sequence") {
+  FakeServer fs;
+  for (uint64_t seq = 5; seq >= 1; --seq) fs.fleet.history.emplace_back().set_sequence(seq);
+  v1::DeviceHistoryRequest req;
+  req.set_device_id("dev-0");
+  v1::DeviceHistoryResponse all;
+  REQUIRE(FetchHistory(fs.Calls(2), req, std::nullopt, &all).ok());
+  std::vector<uint64_t> seqs;
+  for (const auto& e : all.entries()) seqs.push_back(e.sequence());
+  CHECK(seqs == std::vector<uint64_t>{5, 4, 3, 2, 1});
+  v1::DeviceHistoryResponse newest;
+  REQUIRE(FetchHistory(fs.Calls(2), req, 3, &newest).ok());
+  CHECK(newest.entries_size() == 3);
+  CHECK(newest.entries(2).sequence() == 3);
+}
+
+TEST_CASE("paging: alerts after an id, and the sinks' latest state") {
+  FakeServer fs;
+  for (uint64_t id = 1; id <= 5; ++id) fs.fleet.alerts.emplace_back().set_id(id);
+  v1::ListAlertsRequest req;
+  req.set_after_id(1);
+  v1::ListAlertsResponse all;
+  REQUIRE(FetchAlerts(fs.Calls(2), req, std::nullopt, &all).ok());
+  std::vector<uint64_t> ids;
+  for (const auto& a : all.alerts()) ids.push_back(a.id());
+  CHECK(ids == std::vector<uint64_t>{2, 3, 4, 5});
+  REQUIRE(all.sinks_size() == 1);
+  CHECK(all.sinks(0).pending() == 3);  // from the third (last) call
+  v1::ListAlertsResponse two;
+  REQUIRE(FetchAlerts(fs.Calls(10), req, 2, &two).ok());
+  CHECK(two.alerts_size() == 2);
+}
+
+TEST_CASE("export: CSV and JSON Lines into a file; a failed stream leaves the file alone") {
+  FakeServer fs;
+  fs.fleet.records = {TwoCheckRecord(), TwoCheckRecord()};
+  fs.fleet.records[1].set_sequence(8);
+  char tmpl[] = "/tmp/vigilctl_export.XXXXXX";
+  REQUIRE(mkdtemp(tmpl) != nullptr);
+  const std::string dir = tmpl, path = dir + "/evidence.csv";
+
+  {
+    auto out = AtomicFileOutput(path);
+    REQUIRE(out.ok());
+    ExportResult r = StreamExport(fs.Calls(1000), v1::ExportRequest(), "csv", **out);
+    REQUIRE(r.ok());
+    CHECK(r.records == 2);
+    CHECK(r.rows == 4);
+    REQUIRE((*out)->Commit().ok());
+  }
+  std::string csv = *ReadWholeFile(path);
+  CHECK(csv.rfind(CsvRecord(ExportCsvHeader()), 0) == 0);
+  CHECK(Contains(csv, CsvRecord(ExportCsvRows(fs.fleet.records[1])[1])));
+
+  {
+    auto out = AtomicFileOutput(dir + "/evidence.jsonl");
+    REQUIRE(out.ok());
+    ExportResult r = StreamExport(fs.Calls(1000), v1::ExportRequest(), "json", **out);
+    REQUIRE(r.ok());
+    REQUIRE((*out)->Commit().ok());
+  }
+  std::istringstream lines(*ReadWholeFile(dir + "/evidence.jsonl"));
+  std::string line;
+  int n = 0;
+  while (std::getline(lines, line)) {
+    v1::ExportRecord back;
+    REQUIRE(ParseJsonStrict(line, &back, "line").ok());
+    CHECK(back.checks_size() == 2);
+    ++n;
+  }
+  CHECK(n == 2);
+
+  fs.fleet.fail_export_after = 1;
+  {
+    auto out = AtomicFileOutput(path);
+    REQUIRE(out.ok());
+    ExportResult r = StreamExport(fs.Calls(1000), v1::ExportRequest(), "csv", **out);
+    CHECK(!r.ok());
+    CHECK(r.rpc.error_code() == grpc::StatusCode::UNAVAILABLE);
+    CHECK(r.records == 1);
+  }
+  CHECK(*ReadWholeFile(path) == csv);  // the earlier, complete report
   std::system(("rm -rf " + dir).c_str());
 }
 

@@ -224,8 +224,8 @@
     if (from.line) where += ':' + from.line;
     const parts = [];
     if (where) parts.push(where);
-    if (from.key) parts.push(from.key);
-    if (from.raw !== undefined && from.raw !== '') parts.push('= ' + from.raw);
+    if (from.key) parts.push('(' + from.key + ')');
+    if (from.raw !== undefined && from.raw !== '') parts.push('\u201c' + from.raw + '\u201d');
     const flags = [];
     if (from.locked) flags.push('locked');
     if (from.userCanOverride) flags.push('user can override');
@@ -240,7 +240,10 @@
     if (v === null || v === undefined) return el('span', {class: 'muted'}, '—');
     if (isFact(v)) {
       return el('span', {class: 'fact'},
-                el('span', {class: 'value'}, v.value === undefined ? '—' : String(v.value)), ' ',
+                v.value === undefined || v.value === '' ?
+                    el('span', {class: 'muted'}, 'not set') :
+                    el('span', {class: 'value'}, String(v.value)),
+                ' ',
                 provenance(v.from));
     }
     if (Array.isArray(v)) {
@@ -255,6 +258,7 @@
       if (depth > 8) return el('code', {}, JSON.stringify(v));
       const dl = el('dl', {class: 'evidence'});
       for (const k of keys) {
+        if (v[k] === '') continue;  // an unset text field (the API prints defaults)
         dl.append(el('dt', {'data-field': k}, words(k)), el('dd', {}, renderValue(v[k], depth + 1)));
       }
       return dl;

@@ -142,6 +142,35 @@ device_json | jq -e '.checks[] | select(.check=="usb_storage") | select(.status=
   || fail "usb_storage check is not FAIL with a reason"
 ctl devices | grep -q "$DEVICE" || fail "table output lacks the device"
 
+step "vigilctl: tags, filters, history, alerts, export, usage errors"
+ctl device tag "$DEVICE" laptop team-eng | grep -q "tags: laptop,team-eng" || fail "device tag"
+[ "$(ctl devices --tag laptop --format json | jq -r '[.devices[].deviceId] | join(",")')" = "$DEVICE" ] || fail "--tag"
+[ "$(ctl devices --tag nobody --format json | jq '.devices | length')" = 0 ] || fail "--tag nobody"
+[ "$(ctl devices --not-seen-since 1h --format json | jq '.devices | length')" = 0 ] || fail "--not-seen-since 1h"
+[ "$(ctl devices --not-seen-since 0s --format json | jq '.devices | length')" = 1 ] || fail "--not-seen-since 0s"
+[ "$(ctl devices --limit 1 --format json | jq '.devices | length')" = 1 ] || fail "--limit"
+ctl devices --format csv | head -1 | grep -q $'^device_id,hostname,status,status_reason,failing_checks,last_seen,last_sequence,enrolled_at,os,os_name,tags\r$' || fail "devices csv"
+[ "$(ctl history "$DEVICE" --format json | jq -r '[.entries[].status] | join(",")')" = "NON_COMPLIANT,COMPLIANT" ] || fail "history"
+[ "$(ctl history "$DEVICE" --limit 1 --format csv | wc -l)" = 2 ] || fail "history --limit"
+ctl alerts --device "$DEVICE" --format json | jq -e '.alerts[] | select(.kind=="device.non_compliant" and .previousStatus=="COMPLIANT")' >/dev/null || fail "no alert"
+ctl export --format csv --output "$WORK/evidence.csv" 2>/dev/null || fail "export csv"
+[ "$(stat -c %a "$WORK/evidence.csv")" = 600 ] || fail "export file mode"
+head -1 "$WORK/evidence.csv" | grep -q $'^device_id,hostname,sequence,issued_at,received_at,device_status,check,check_status,reason,evidence,digest\r$' || fail "export header"
+[ "$(ctl export --format json | jq -r --arg d "$DEVICE" 'select(.device.deviceId==$d) | .sequence' | sort -n | paste -sd,)" = "1,2" ] || fail "export json"
+[ "$(ctl export --format json | jq -s 'map(.checks | length) | add')" = "$(($(wc -l < "$WORK/evidence.csv") - 1))" ] || fail "csv rows != checks"
+set +e
+ctl export --format csv --output "$WORK/no-such-dir/x.csv" 2>/dev/null; rc1=$?
+out=$(ctl devices --status NONCOMPLIANT 2>&1); rc2=$?
+ctl devics 2>/dev/null; rc3=$?
+"$CTL_BIN" --server "$ADDR" --ca "$CA" --token-file "$WORK/viewer.token" device tag "$DEVICE" x 2>/dev/null; rc4=$?
+ctl history dev-nope 2>/dev/null; rc5=$?
+ctl export 2>/dev/null; rc6=$?
+set -e
+[ "$rc1 $rc2 $rc3 $rc4 $rc5 $rc6" = "1 2 2 4 3 2" ] || fail "vigilctl exits: $rc1 $rc2 $rc3 $rc4 $rc5 $rc6"
+grep -q "one of: COMPLIANT NON_COMPLIANT" <<<"$out" || fail "bad status message: $out"
+"$CTL_BIN" export --help | grep -q "JSON Lines" || fail "export --help"
+"$CTL_BIN" help devices | grep -q -- "--not-seen-since" || fail "help devices"
+
 step "restarting the server keeps all data"
 stop_server
 start_server
