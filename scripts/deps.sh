@@ -9,7 +9,8 @@ PACKAGES=(
   dconf-cli jq procps openssl sqlite3
 )
 if [ "${1:-}" = "--test" ]; then
-  PACKAGES+=(clang-14 libclang-rt-14-dev postgresql)
+  # chromium, chromium-driver and python3: the dashboard test in a headless browser.
+  PACKAGES+=(clang-14 libclang-rt-14-dev postgresql chromium chromium-driver python3)
 fi
 missing=()
 for p in "${PACKAGES[@]}"; do

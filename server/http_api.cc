@@ -120,9 +120,9 @@ Status QueryInto(const Query& query, const std::vector<std::string>& allowed,
     if (!ok) {
       std::string names;
       for (const auto& a : allowed) names += (names.empty() ? "" : ", ") + a;
-      return Status::InvalidArgument("unknown query parameter '" + Printable(key, 64) + "'" +
-                                     (names.empty() ? " (this route takes none)"
-                                                    : " (this route takes " + names + ")"));
+      return Status::InvalidArgument(
+          "unknown query parameter '" + Printable(key, 64) + "'" +
+          (names.empty() ? " (this route takes none)" : " (this route takes " + names + ")"));
     }
     if (!seen.insert(key).second) {
       return Status::InvalidArgument("query parameter '" + key + "' given twice");
@@ -280,7 +280,8 @@ std::vector<std::string> SplitPath(const std::string& path) {
 }
 
 bool EndsWith(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 HttpResponse MethodNotAllowed(const std::string& allow) {
@@ -300,8 +301,8 @@ Status BodyInto(const std::string& body, google::protobuf::Message* msg) {
 
 // ---- HttpApi --------------------------------------------------------------------------------
 
-HttpApi::HttpApi(Fleet& fleet, Credentials& credentials, Aggregator& aggregator,
-                 Counters& counters, const Histogram& report_duration)
+HttpApi::HttpApi(Fleet& fleet, Credentials& credentials, Aggregator& aggregator, Counters& counters,
+                 const Histogram& report_duration)
     : fleet_(fleet),
       credentials_(credentials),
       aggregator_(aggregator),
@@ -312,8 +313,8 @@ HttpResponse HttpApi::Error(int http_status, const std::string& code, const std:
   HttpResponse r;
   r.status = http_status;
   r.content_type = "application/json";
-  r.body = "{\"error\":{\"code\":" + JsonString(code) + ",\"message\":" + JsonString(message) +
-           "}}\n";
+  r.body =
+      "{\"error\":{\"code\":" + JsonString(code) + ",\"message\":" + JsonString(message) + "}}\n";
   r.headers.emplace_back("Cache-Control", "no-store");
   return r;
 }
@@ -389,7 +390,13 @@ HttpResponse HttpApi::Api(const HttpRequest& req, const std::string& path,
   // The {id} segment of /devices/{id}..., decoded.
   std::string device_id;
   auto decode_id = [&](std::string raw) -> bool {
-    return PercentDecode(raw, false, &device_id) && !device_id.empty();
+    if (!PercentDecode(raw, false, &device_id) || device_id.empty() || device_id.size() > 128) {
+      return false;
+    }
+    for (unsigned char c : device_id) {
+      if (c <= 0x20 || c >= 0x7f) return false;  // ids are printable ASCII (docs/protocol.md)
+    }
+    return true;
   };
   HttpResponse denied;
   auto authorize = [&](Permission p, const char* method) -> std::optional<Principal> {
@@ -401,10 +408,9 @@ HttpResponse HttpApi::Api(const HttpRequest& req, const std::string& path,
     if (m != "GET") return MethodNotAllowed("GET");
     if (!authorize(Permission::kReadFleet, "ListDevices")) return denied;
     v1::ListDevicesRequest r;
-    if (Status s = QueryInto(query,
-                             {"status", "failingCheck", "os", "tag", "notSeenSince", "limit",
-                              "pageToken"},
-                             &r);
+    if (Status s = QueryInto(
+            query, {"status", "failingCheck", "os", "tag", "notSeenSince", "limit", "pageToken"},
+            &r);
         !s.ok()) {
       return Error(s);
     }
@@ -577,19 +583,32 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_->header_limit(static_cast<uint32_t>(shared_.options.max_header_bytes));
     parser_->body_limit(shared_.options.max_body_bytes);
     beast::get_lowest_layer(stream_).expires_after(shared_.options.header_timeout);
-    http::async_read_header(stream_, buffer_, *parser_,
-                            [self = shared_from_this()](beast::error_code ec, size_t) {
-                              self->OnHeader(ec);
-                            });
+    http::async_read_header(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
   }
 
   void OnHeader(beast::error_code ec) {
     if (ec) return Refuse(ec);
     beast::get_lowest_layer(stream_).expires_after(shared_.options.body_timeout);
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec2, size_t) {
-                       self->OnRequest(ec2);
-                     });
+    // curl and others wait (a second) for "100 Continue" before sending a larger body.
+    const auto& header = parser_->get();
+    if (auto it = header.find(http::field::expect);
+        it != header.end() && beast::iequals(it->value(), "100-continue")) {
+      continue_ = std::make_shared<http::response<http::empty_body>>(http::status::continue_, 11);
+      return http::async_write(stream_, *continue_,
+                               [self = shared_from_this()](beast::error_code ec2, size_t) {
+                                 if (ec2) return;
+                                 self->ReadBody();
+                               });
+    }
+    ReadBody();
+  }
+
+  void ReadBody() {
+    http::async_read(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec2, size_t) { self->OnRequest(ec2); });
   }
 
   // A request that cannot be read to its end: answer when there is something to say, then close.
@@ -603,14 +622,13 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     if (ec == http::error::header_limit) {
       shared_.counters.Inc("http.rejected.header_too_large");
-      return Send(HttpApi::Error(431, "HEADER_TOO_LARGE", "the request header is too large"),
-                  false, true);
+      return Send(HttpApi::Error(431, "HEADER_TOO_LARGE", "the request header is too large"), false,
+                  true);
     }
     bool parse_error = ec.category() == http::make_error_code(http::error::bad_target).category();
     if (parse_error && ec != http::error::end_of_stream && ec != http::error::partial_message) {
       shared_.counters.Inc("http.rejected.malformed");
-      return Send(HttpApi::Error(400, "INVALID_ARGUMENT", "malformed HTTP request"), false,
-                  true);
+      return Send(HttpApi::Error(400, "INVALID_ARGUMENT", "malformed HTTP request"), false, true);
     }
     Close();  // closed by the peer, timed out, or the server is stopping
   }
@@ -656,8 +674,7 @@ class Session : public std::enable_shared_from_this<Session> {
     response_.prepare_payload();
     beast::get_lowest_layer(stream_).expires_after(shared_.options.body_timeout);
     http::async_write(stream_, response_,
-                      [self = shared_from_this(), keep_alive, drain](beast::error_code ec,
-                                                                     size_t) {
+                      [self = shared_from_this(), keep_alive, drain](beast::error_code ec, size_t) {
                         if (ec) return;
                         if (keep_alive) return self->ReadHeader();
                         if (!drain) return self->Close();
@@ -682,8 +699,7 @@ class Session : public std::enable_shared_from_this<Session> {
     beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(2));
     stream_.async_shutdown([self = shared_from_this()](beast::error_code) {
       beast::error_code ignored;
-      beast::get_lowest_layer(self->stream_).socket().shutdown(tcp::socket::shutdown_both,
-                                                               ignored);
+      beast::get_lowest_layer(self->stream_).socket().shutdown(tcp::socket::shutdown_both, ignored);
     });
   }
 
@@ -693,6 +709,7 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   http::response<http::string_body> response_;
+  std::shared_ptr<http::response<http::empty_body>> continue_;
   std::array<char, 16384> drain_buffer_;
   size_t drained_ = 0;
 };
@@ -722,8 +739,8 @@ struct HttpServer::Impl {
         shared.counters.Inc("http.rejected.connections");
         socket.close(peer_ec);
       } else {
-        auto session = std::make_shared<Session>(std::move(socket), tls, shared,
-                                                 peer_ec ? std::string("unknown") : PeerName(remote));
+        auto session = std::make_shared<Session>(
+            std::move(socket), tls, shared, peer_ec ? std::string("unknown") : PeerName(remote));
         session->Start();
       }
       Accept();
@@ -769,7 +786,8 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOptions& o
   if (ec) return Status::InvalidArgument("the server's certificate or key: " + ec.message());
 
   tcp::resolver resolver(impl->io);
-  auto endpoints = resolver.resolve(host, port, tcp::resolver::passive | tcp::resolver::numeric_service, ec);
+  auto endpoints =
+      resolver.resolve(host, port, tcp::resolver::passive | tcp::resolver::numeric_service, ec);
   if (ec || endpoints.empty()) {
     return Status::InvalidArgument("--http-listen " + options.listen + ": " +
                                    (ec ? ec.message() : "no address"));

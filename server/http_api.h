@@ -10,10 +10,10 @@
 //
 // HttpServer serves an HttpApi over TLS 1.3 with the server's certificate, using Boost.Beast on
 // `threads` threads of its own. Start binds; Stop (or the destructor) stops serving, lets the
-// requests being handled finish and joins the threads; the destructor drops open connections. Limits: request header 16 KiB (431), body 64 KiB
-// (413), TLS handshake and each request header within header_timeout, a body within
-// body_timeout, at most max_connections open (further ones are closed at accept and counted as
-// http.rejected.connections).
+// requests being handled finish and joins the threads; the destructor drops open connections.
+// Limits: request header 16 KiB (431), body 64 KiB (413), TLS handshake and each request header
+// within header_timeout, a body within body_timeout, at most max_connections open (further ones are
+// closed at accept and counted as http.rejected.connections).
 #pragma once
 
 #include <chrono>

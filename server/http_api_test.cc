@@ -1,6 +1,8 @@
 // The HTTPS API (http_api.h) over real TLS on 127.0.0.1 with a Boost.Beast client that trusts
 // only the test's CA: tokens and roles, each route's JSON, malformed input, limits, /metrics
 // and the dashboard's files. The metrics' Histogram and text format are tested on their own.
+#include "server/http_api.h"
+
 #include <doctest/doctest.h>
 #include <stdlib.h>
 
@@ -22,7 +24,6 @@
 #include "server/aggregator.h"
 #include "server/auth.h"
 #include "server/fleet.h"
-#include "server/http_api.h"
 #include "server/metrics.h"
 #include "server/sqlite_store.h"
 #include "server/tls.h"
@@ -252,8 +253,8 @@ TEST_CASE("HTTPS API: no token, a forged token and the wrong role are refused an
   Response forged = c.Get("/api/v1/summary", "vgt_0123456789ab_forged");
   CHECK(forged.status == 401);
   CHECK(forged.body.find("forged") == std::string::npos);  // never echoes the presented token
-  Response not_bearer = c.Do(http::verb::get, "/api/v1/summary", "", "",
-                             {{"Authorization", "Basic dXNlcjpwYXNz"}});
+  Response not_bearer =
+      c.Do(http::verb::get, "/api/v1/summary", "", "", {{"Authorization", "Basic dXNlcjpwYXNz"}});
   CHECK(not_bearer.status == 401);
   CHECK(h.counters.Get("auth.rejected.bad_token") == 2);
 
@@ -262,8 +263,8 @@ TEST_CASE("HTTPS API: no token, a forged token and the wrong role are refused an
   REQUIRE(h.credentials->Revoke(CredentialKind::kToken, "old", "test").ok());
   CHECK(c.Get("/api/v1/summary", old).status == 401);
 
-  Response viewer_revoke = c.Do(http::verb::post, "/api/v1/devices/x:revoke", h.viewer,
-                                R"({"reason": "lost"})");
+  Response viewer_revoke =
+      c.Do(http::verb::post, "/api/v1/devices/x:revoke", h.viewer, R"({"reason": "lost"})");
   CHECK(viewer_revoke.status == 403);
   CHECK(ErrorCode(viewer_revoke) == "PERMISSION_DENIED");
   CHECK(c.Get("/api/v1/audit", h.viewer).status == 403);
@@ -314,8 +315,8 @@ TEST_CASE("HTTPS API: each route answers with its FleetService message in JSON")
   REQUIRE(failing.devices_size() == 1);
   CHECK(failing.devices(0).device_id() == h.failing_id);
   CHECK(failing.devices(0).failing_checks(0) == "usb_storage");
-  auto by_check = Parse<v1::ListDevicesResponse>(
-      c.Get("/api/v1/devices?failingCheck=usb_storage", h.viewer));
+  auto by_check =
+      Parse<v1::ListDevicesResponse>(c.Get("/api/v1/devices?failingCheck=usb_storage", h.viewer));
   CHECK(by_check.devices_size() == 1);
   // Empty values are "not given" (the dashboard's "any status").
   CHECK(Parse<v1::ListDevicesResponse>(c.Get("/api/v1/devices?status=&tag=", h.viewer))
@@ -367,8 +368,7 @@ TEST_CASE("HTTPS API: each route answers with its FleetService message in JSON")
   bool raised = false;
   for (const auto& a : alert_list.alerts()) raised = raised || a.device_id() == h.failing_id;
   CHECK(raised);
-  CHECK(Parse<v1::ListAlertsResponse>(
-            c.Get("/api/v1/alerts?deviceId=" + h.compliant_id, h.viewer))
+  CHECK(Parse<v1::ListAlertsResponse>(c.Get("/api/v1/alerts?deviceId=" + h.compliant_id, h.viewer))
             .alerts_size() == 0);
 
   auto stats = Parse<v1::ServerStatsResponse>(c.Get("/api/v1/stats", h.viewer));
@@ -390,14 +390,15 @@ TEST_CASE("HTTPS API: each route answers with its FleetService message in JSON")
              R"({"tags": ["no spaces allowed"]})")
             .status == 400);
 
-  CHECK(c.Do(http::verb::post, "/api/v1/devices/" + h.failing_id + ":revoke", h.admin, "{}")
-            .status == 400);  // a reason is required
-  Response revoked = c.Do(http::verb::post, "/api/v1/devices/" + h.failing_id + ":revoke",
-                          h.admin, R"({"reason": "lost on a train"})");
+  CHECK(
+      c.Do(http::verb::post, "/api/v1/devices/" + h.failing_id + ":revoke", h.admin, "{}").status ==
+      400);  // a reason is required
+  Response revoked = c.Do(http::verb::post, "/api/v1/devices/" + h.failing_id + ":revoke", h.admin,
+                          R"({"reason": "lost on a train"})");
   REQUIRE_MESSAGE(revoked.status == 200, revoked.body);
   CHECK(Parse<v1::DeviceActionResponse>(revoked).device().status() == v1::REVOKED);
-  Response approve = c.Do(http::verb::post, "/api/v1/devices/" + h.failing_id + ":approve",
-                          h.admin);
+  Response approve =
+      c.Do(http::verb::post, "/api/v1/devices/" + h.failing_id + ":approve", h.admin);
   CHECK(approve.status == 409);
   CHECK(ErrorCode(approve) == "FAILED_PRECONDITION");
   CHECK(c.Do(http::verb::post, "/api/v1/devices/nope:approve", h.admin).status == 404);
@@ -433,6 +434,8 @@ TEST_CASE("HTTPS API: malformed queries and bodies are 400, unknown paths 404, w
            "/api/v1/summary?x=1",
            "/api/v1/audit?afterId=x",
            "/api/v1/devices/abc?history=1",
+           "/api/v1/devices/a%0Ab",  // device ids are printable
+           "/api/v1/devices/a%zz/history",
        }) {
     CAPTURE(target);
     Response r = c.Get(target, h.admin);
@@ -444,8 +447,8 @@ TEST_CASE("HTTPS API: malformed queries and bodies are 400, unknown paths 404, w
   CHECK(c.Do(http::verb::post, "/api/v1/devices/x:revoke", h.admin, R"({"reason": 1, "x": 2})")
             .status == 400);
 
-  for (const char* target : {"/api/v1/nothing", "/api/v2/devices", "/api/v1/devices/a/b/c",
-                             "/nothing", "/index.php"}) {
+  for (const char* target :
+       {"/api/v1/nothing", "/api/v2/devices", "/api/v1/devices/a/b/c", "/nothing", "/index.php"}) {
     CAPTURE(target);
     Response r = c.Get(target, h.admin);
     CHECK(r.status == 404);
@@ -475,6 +478,27 @@ TEST_CASE("HTTPS API: a body over 64 KiB is refused with 413 before it is read")
   req.chunked(true);
   Response chunked = c.Send(req);
   CHECK(chunked.status == 413);
+  // "Expect: 100-continue": the server says continue, then reads the body.
+  {
+    http::request<http::string_body> ask{http::verb::post, "/api/v1/devices/nope:revoke", 11};
+    ask.set(http::field::host, "127.0.0.1");
+    ask.set(http::field::authorization, "Bearer " + h.admin);
+    ask.set(http::field::expect, "100-continue");
+    ask.body() = R"({"reason": "lost"})";
+    ask.prepare_payload();
+    beast::ssl_stream<beast::tcp_stream> stream(c.io(), c.ctx());
+    c.Connect(stream);
+    http::request_serializer<http::string_body> sr{ask};
+    http::write_header(stream, sr);
+    beast::flat_buffer buffer;
+    http::response<http::empty_body> go;
+    http::read(stream, buffer, go);
+    CHECK(go.result() == http::status::continue_);
+    http::write(stream, sr);
+    http::response<http::string_body> res;
+    http::read(stream, buffer, res);
+    CHECK(res.result_int() == 404);  // the body was read: the reason passed, the device is unknown
+  }
   // Just under the limit is read (and judged by the API).
   std::string fits = R"({"tags": [")" + std::string(60 << 10, 'a') + R"("]})";
   CHECK(c.Do(http::verb::put, "/api/v1/devices/x/tags", h.admin, fits).status == 400);
@@ -545,7 +569,8 @@ TEST_CASE("HTTPS API: the dashboard's files with their types, CSP and revalidati
   Response css = c.Get("/style.css");
   CHECK(css.Header("content-type") == "text/css; charset=utf-8");
   REQUIRE(!css.Header("etag").empty());
-  Response again = c.Do(http::verb::get, "/style.css", "", "", {{"If-None-Match", css.Header("etag")}});
+  Response again =
+      c.Do(http::verb::get, "/style.css", "", "", {{"If-None-Match", css.Header("etag")}});
   CHECK(again.status == 304);
   CHECK(again.body.empty());
 }

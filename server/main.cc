@@ -415,7 +415,8 @@ int Serve(const Flags& flags) {
   Fleet fleet(**store, clock, aggregator.policy(), counters);
   auto alerts = MakeAlerts(*config, **store, clock, counters, aggregator.policy(), &fleet);
   if (!alerts.ok()) return Fail(2, alerts.status().message());
-  Histogram report_duration(Histogram::LatencyBuckets());  // /metrics: vigil_report_duration_seconds
+  // /metrics: vigil_report_duration_seconds, observed around each AgentService.Report call.
+  Histogram report_duration(Histogram::LatencyBuckets());
   AgentServiceImpl agent_service(aggregator, &report_duration);
   FleetServiceImpl fleet_service(fleet, credentials, aggregator);
 
@@ -530,9 +531,10 @@ int Serve(const Flags& flags) {
 int Main(int argc, char** argv) {
   // Everything this process creates (database, WAL, keys) is private to the server's user.
   ::umask(077);
-  FlagSpec spec{{"listen", "data-dir", "policy", "ready-file", "http-listen", "http-ready-file", "max-batch", "live-window",
+  FlagSpec spec{{"listen", "data-dir", "policy", "ready-file", "max-batch", "live-window",
                  "report-rate", "max-inflight", "server-address", "san", "bundle", "secret-expires",
-                 "expires", "role", "name", "enroll-secret-file", "store", "retention-days", "config"},
+                 "expires", "role", "name", "enroll-secret-file", "store", "retention-days", "config",
+                 "http-listen", "http-ready-file"},
                 {"help", "insecure", "require-client-cert", "approve-devices"}};
   auto flags = Flags::Parse(argc, argv, 1, spec);
   if (!flags.ok()) return Fail(2, flags.status().message() + "\n" + kUsage);

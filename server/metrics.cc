@@ -177,7 +177,7 @@ std::string RenderServerMetrics(const ServerMetricsInput& in) {
   }
 
   m.Family("vigil_auth_failures_total", "counter",
-           "Failed authentications (tokens and enroll secrets), by reason.");
+           "API calls refused for their token (gRPC and HTTPS), by reason.");
   const std::string kAuth = "auth.rejected.";
   for (const auto& [name, value] : counters) {
     if (StartsWith(name, kAuth)) {
@@ -189,12 +189,13 @@ std::string RenderServerMetrics(const ServerMetricsInput& in) {
                     "Time to answer one AgentService.Report call (verify, commit, acknowledge).",
                     *in.report_duration);
 
-  // alert.delivery.RESULT.SINK: the result is one word, the sink name the rest.
+  // alert.delivery.RESULT.SINK (server/alerts.cc): the result is one word, the sink name the rest.
   std::map<std::pair<std::string, std::string>, uint64_t> deliveries;
   if (in.sinks != nullptr) {
     for (const auto& s : *in.sinks) {
-      deliveries[{s.name(), "delivered"}] += 0;
-      deliveries[{s.name(), "failed"}] += 0;
+      for (const char* result : {"delivered", "retried", "failed"}) {
+        deliveries[{s.name(), result}] += 0;
+      }
     }
   }
   const std::string kDelivery = "alert.delivery.";
@@ -206,10 +207,10 @@ std::string RenderServerMetrics(const ServerMetricsInput& in) {
     deliveries[{rest.substr(dot + 1), rest.substr(0, dot)}] += value;
   }
   m.Family("vigil_alert_deliveries_total", "counter",
-           "Alert delivery attempts by sink and result since the server started.");
+           "Alert delivery attempts by sink and result (delivered, retried, failed: refused for "
+           "good) since the server started.");
   for (const auto& [key, value] : deliveries) {
-    m.Sample("vigil_alert_deliveries_total", {{"sink", key.first}, {"result", key.second}},
-             value);
+    m.Sample("vigil_alert_deliveries_total", {{"sink", key.first}, {"result", key.second}}, value);
   }
   if (in.sinks != nullptr) {
     m.Family("vigil_alert_outbox_depth", "gauge", "Alerts waiting for delivery, by sink.");

@@ -87,10 +87,10 @@ class MetricsText {
 std::string FormatMetricValue(double value);
 
 struct ServerMetricsInput {
-  const v1::SummaryResponse* summary = nullptr;                 // required
-  std::vector<std::pair<std::string, uint64_t>> counters;       // Counters::Snapshot()
-  const Histogram::Snapshot* report_duration = nullptr;         // required
-  const std::vector<v1::SinkState>* sinks = nullptr;            // null: alert state unknown
+  const v1::SummaryResponse* summary = nullptr;            // required
+  std::vector<std::pair<std::string, uint64_t>> counters;  // Counters::Snapshot()
+  const Histogram::Snapshot* report_duration = nullptr;    // required
+  const std::vector<v1::SinkState>* sinks = nullptr;       // null: alert state unknown
 };
 
 // The /metrics page. Counter mapping (names are the Counters' keys, e.g. "report.accepted"):
@@ -99,7 +99,7 @@ struct ServerMetricsInput {
 //   vigil_attestations_rejected_total{reason} report.rejected.REASON
 //   vigil_auth_failures_total{reason}         auth.rejected.REASON
 //   vigil_alert_deliveries_total{sink,result} alert.delivery.RESULT.SINK (zero-filled with
-//                                              "delivered" and "failed" for every known sink)
+//                                              delivered, retried, failed for every known sink)
 //   vigil_counter_total{name}                 every counter, whatever its name
 std::string RenderServerMetrics(const ServerMetricsInput& in);
 

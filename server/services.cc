@@ -160,8 +160,8 @@ Result<Principal> FleetServiceImpl::Authorize(const grpc::ServerContext& ctx, Pe
   std::string value;
   if (it != md.end()) value.assign(it->second.data(), it->second.size());
   auto principal =
-      AuthenticateBearer(aggregator_, credentials_, peer, it != md.end() ? &value : nullptr,
-                         method, "pass --token-file FILE or set VIGIL_TOKEN_FILE");
+      AuthenticateBearer(aggregator_, credentials_, peer, it != md.end() ? &value : nullptr, method,
+                         "pass --token-file FILE or set VIGIL_TOKEN_FILE");
   if (!principal.ok()) return principal;
   if (Status s = CheckRole(aggregator_, peer, *principal, permission, method); !s.ok()) return s;
   return principal;
