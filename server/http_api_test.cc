@@ -12,6 +12,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <filesystem>
 #include <map>
 #include <regex>
 #include <sstream>
@@ -186,6 +187,17 @@ struct Harness {
     auto started = HttpServer::Start(options, tls.server, *api, counters);
     REQUIRE_MESSAGE(started.ok(), started.status().ToString());
     server = std::move(started).value();
+  }
+
+  ~Harness() {
+    server.reset();  // stops serving before what it uses goes
+    api.reset();
+    fleet.reset();
+    aggregator.reset();
+    credentials.reset();
+    store.reset();
+    std::error_code ignored;
+    std::filesystem::remove_all(dir, ignored);
   }
 
   std::string Token(const std::string& name, Role role) {
