@@ -380,7 +380,13 @@ class HttpSink final : public AlertSink {
     if (status >= 200 && status < 300) return Delivered();
     std::string error = url_.Origin() + ": HTTP " + std::to_string(status);
     if (std::string excerpt = Excerpt(body); !excerpt.empty()) error += ": " + excerpt;
-    if (status == 408 || status == 429 || status >= 500) return Retry(error);
+    // A wrong secret, path or a receiver mid-deploy (401, 403, 404, 410) is fixed on the
+    // receiver's side: keep the alerts until it is. Only a refusal of this alert's content
+    // (400, 413, 422 and the rest of 4xx) gives it up.
+    if (status == 408 || status == 429 || status >= 500 || status == 401 || status == 403 ||
+        status == 404 || status == 410) {
+      return Retry(error);
+    }
     if (status >= 400) return Rejected(error);
     // 1xx and 3xx: the receiver refused nothing. A redirect means the URL needs fixing (they are
     // not followed); keep the alerts until it is rather than give them up.

@@ -293,7 +293,7 @@ TEST_CASE("webhook sink: a signed POST of the Alert JSON; 2xx is delivered") {
   CHECK(got.failing_checks_size() == 2);
 }
 
-TEST_CASE("webhook sink: 408, 429 and 5xx are retried, other 4xx rejected, redirects retried") {
+TEST_CASE("webhook sink: 408, 429, 5xx, 401/403/404/410 retried, other 4xx rejected, redirects retried") {
   std::string dir = TempDir();
   FakeClock clock(kNow);
   struct Case {
@@ -305,7 +305,10 @@ TEST_CASE("webhook sink: 408, 429 and 5xx are retried, other 4xx rejected, redir
       {http::status::too_many_requests, DeliveryOutcome::kRetry},
       {http::status::request_timeout, DeliveryOutcome::kRetry},
       {http::status::bad_request, DeliveryOutcome::kRejected},
-      {http::status::not_found, DeliveryOutcome::kRejected},
+      {http::status::not_found, DeliveryOutcome::kRetry},
+      {http::status::unauthorized, DeliveryOutcome::kRetry},
+      {http::status::unprocessable_entity, DeliveryOutcome::kRejected},
+      {http::status::payload_too_large, DeliveryOutcome::kRejected},
       {http::status::moved_permanently, DeliveryOutcome::kRetry},
       {http::status::ok, DeliveryOutcome::kDelivered},
   };

@@ -55,6 +55,7 @@ int AlertDispatcher::DeliverOnce(size_t index) {
   };
   int done = 0;
   for (const AlertRecord& a : *alerts) {
+    if (stopping_flag_.load()) return done;
     // Renew a lease that is half gone before the next attempt, so no other replica starts on
     // this sink while this one is still sending.
     now = clock_.NowMillis();
@@ -155,6 +156,13 @@ uint64_t AlertDispatcher::RaiseDue() {
 }
 
 void AlertDispatcher::Start() {
+  // Each sink's cursor exists before the server answers its first report, so no alert raised
+  // from then on can fall before a new sink's starting point.
+  for (const auto& sink : sinks_) {
+    auto lease = store_.LeaseSink(sink->name(), options_.owner, clock_.NowMillis(),
+                                  options_.lease_ms);
+    if (!lease.ok()) spdlog::warn("alert sink {}: {}", sink->name(), lease.status().ToString());
+  }
   for (size_t i = 0; i < sinks_.size(); ++i) {
     threads_.emplace_back([this, i] {
       std::unique_lock<std::mutex> lock(mu_);
@@ -177,6 +185,7 @@ void AlertDispatcher::Stop() {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
   }
+  stopping_flag_ = true;
   cv_.notify_all();
   for (auto& t : threads_) t.join();
   threads_.clear();

@@ -16,6 +16,7 @@
 // idempotency key, which receivers deduplicate on. Thread-safe: one thread per sink.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -34,7 +35,9 @@ namespace vigil::server {
 struct AlertOptions {
   std::string owner;                      // this replica's lease name (unique per process)
   int64_t retry_max_ms = 300'000;         // backoff cap
-  int64_t lease_ms = 30'000;              // a dead replica's sinks move after this
+  // A dead replica's sinks move after this; at least twice the longest send, so a slow send
+  // never outlives the lease it started under (MakeAlerts sizes it from the sinks' timeouts).
+  int64_t lease_ms = 30'000;
   int64_t poll_ms = 1'000;                // how often an idle sink looks for new alerts
   int64_t stale_period_ms = 60'000;       // how often devices are checked for staleness
   int64_t checkin_window_ms = 3'600'000;  // the policy's check-in window
@@ -78,6 +81,7 @@ class AlertDispatcher {
   std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;
+  std::atomic<bool> stopping_flag_{false};  // read between sends, without mu_
 };
 
 }  // namespace vigil::server

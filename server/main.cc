@@ -297,7 +297,12 @@ Result<std::unique_ptr<AlertDispatcher>> MakeAlerts(const v1::ServerConfig& conf
                                                     const v1::Policy& policy, Fleet* fleet) {
   std::vector<std::unique_ptr<AlertSink>> sinks;
   std::map<std::string, std::string> types;
+  int64_t longest_send_ms = 10'000;  // syslog's fixed TCP timeout
   for (const auto& c : config.alert_sinks()) {
+    uint32_t t = c.has_webhook() ? c.webhook().timeout_seconds()
+                 : c.has_slack() ? c.slack().timeout_seconds()
+                                 : 0;
+    longest_send_ms = std::max<int64_t>(longest_send_ms, int64_t{t ? t : 10} * 1000);
     auto sink = MakeAlertSink(c, clock);
     if (!sink.ok()) return sink.status();
     if (!types.emplace((*sink)->name(), (*sink)->type()).second) {
@@ -314,6 +319,7 @@ Result<std::unique_ptr<AlertDispatcher>> MakeAlerts(const v1::ServerConfig& conf
   if (config.alert_retry_max_seconds()) {
     o.retry_max_ms = int64_t{config.alert_retry_max_seconds()} * 1000;
   }
+  o.lease_ms = std::max<int64_t>(o.lease_ms, 2 * longest_send_ms + 10'000);
   o.checkin_window_ms =
       int64_t{policy.checkin_window_seconds() ? policy.checkin_window_seconds() : 3600} * 1000;
   if (config.has_enroll_failure_threshold()) {
@@ -415,6 +421,9 @@ int Serve(const Flags& flags) {
   Fleet fleet(**store, clock, aggregator.policy(), counters);
   auto alerts = MakeAlerts(*config, **store, clock, counters, aggregator.policy(), &fleet);
   if (!alerts.ok()) return Fail(2, alerts.status().message());
+  // Sinks from --config, delivered by one thread per sink; their cursors exist before the first
+  // report is served.
+  (*alerts)->Start();
   // /metrics: vigil_report_duration_seconds, observed around each AgentService.Report call.
   Histogram report_duration(Histogram::LatencyBuckets());
   AgentServiceImpl agent_service(aggregator, &report_duration);
@@ -495,9 +504,6 @@ int Serve(const Flags& flags) {
       return Fail(1, st.message());
     }
   }
-  // ---- alerts (server/alerts.h): sinks from --config, delivered by one thread per sink ----
-  (*alerts)->Start();
-  // ---- end of alerts ----
   // Background jobs (history retention, stale and enrollment-failure alerts), claimed through
   // the store so that one replica runs each per period. A minute's granularity is plenty.
   std::mutex jobs_mu;

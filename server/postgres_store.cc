@@ -770,10 +770,12 @@ class PostgresStore final : public Store {
                    Params().Int(before_ms));
           if (!del.ok()) return del.status();
           deleted = static_cast<uint64_t>(del.affected());
-          // Alerts as old, once every sink has delivered them.
+          // Alerts as old, once every sink in use within the period has delivered them (a sink
+          // removed from the configuration holds nothing back for longer than that).
           Reply alerts = Exec("prune alerts",
                               "DELETE FROM alerts WHERE at_ms < $1 AND id <= (SELECT "
-                              "COALESCE(MIN(delivered_id), 9223372036854775807) FROM alert_sinks)",
+                              "COALESCE(MIN(delivered_id), 9223372036854775807) FROM alert_sinks "
+                              "WHERE lease_until_ms >= $1)",
                               Params().Int(before_ms));
           if (!alerts.ok()) return alerts.status();
           return Status::Ok();
@@ -869,13 +871,16 @@ class PostgresStore final : public Store {
               !r.ok()) {
             return r.status();
           }
-          // One statement: the devices marked are exactly those announced, even with a report
-          // committing meanwhile (the UPDATE re-checks each row it waited for).
+          // One statement: the devices marked are exactly those announced. Rows a report holds
+          // are skipped, never waited for: that report's trigger waits for the alert lock this
+          // transaction holds, so waiting here would deadlock; the device has just reported and
+          // is not stale, or the next sweep finds it.
           std::string sql =
-              "WITH s AS (UPDATE devices SET alert_state=4 WHERE alert_state IN (1, 2)" +
+              "WITH s AS (UPDATE devices SET alert_state=4 WHERE id IN (SELECT id FROM devices "
+              "WHERE alert_state IN (1, 2)" +
               store_sql::StatusFilter(v1::STALE, '$') +
-              " RETURNING id, hostname, status, failing_checks) INSERT INTO alerts(kind, "
-              "device_id, hostname, status, previous, at_ms, reason, failing_checks) SELECT "
+              " FOR UPDATE SKIP LOCKED) RETURNING id, hostname, status, failing_checks) "
+              "INSERT INTO alerts(kind, device_id, hostname, status, previous, at_ms, reason, failing_checks) SELECT "
               "'device.stale', id, hostname, 4, status, $1, 'no attestation within the "
               "check-in window', failing_checks FROM s ORDER BY id";
           Reply r = Exec("raise stale alerts", sql, Params().Int(now_ms).Int(stale_before_ms));
@@ -946,8 +951,9 @@ class PostgresStore final : public Store {
 
   Result<uint64_t> LastAlertId() override {
     ConnLock lock(Reader());
-    Reply r = ExecFromIdle("read last alert id", "SELECT COALESCE(MAX(id), 0) FROM alerts",
-                           Params());
+    // The sequence, not MAX(id): it survives pruning, as SQLite's AUTOINCREMENT record does.
+    Reply r = ExecFromIdle("read last alert id",
+                           "SELECT COALESCE(pg_sequence_last_value('alerts_id_seq'), 0)", Params());
     if (!r.ok()) return r.status();
     return static_cast<uint64_t>(r.Int(0, 0));
   }
@@ -959,7 +965,8 @@ class PostgresStore final : public Store {
         [&]() -> Status {
           Reply ins = Exec("add alert sink",
                            "INSERT INTO alert_sinks(name, delivered_id) SELECT $1, "
-                           "COALESCE(MAX(id), 0) FROM alerts ON CONFLICT DO NOTHING",
+                           "COALESCE(pg_sequence_last_value('alerts_id_seq'), 0) "
+                           "ON CONFLICT DO NOTHING",
                            Params().Text(sink));
           if (!ins.ok()) return ins.status();
           Reply up = Exec(

@@ -402,7 +402,10 @@ class SqliteStore final : public Store {
       Stmt probe(w_, m[0]);
       if (probe.ok()) continue;
       if (std::string(sqlite3_errmsg(db_)).find("no such table") != std::string::npos) continue;
-      if (Status s = Exec(m[1]); !s.ok()) return s;
+      // One transaction (SQLite's DDL is transactional): a crash mid-way leaves none of it.
+      if (Status s = Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
+      if (Status s = Exec(m[1]); !s.ok()) return Rollback(s);
+      if (Status s = Commit(); !s.ok()) return s;
     }
     // One transaction: the first release's attestations move to the arrival-ordered table, and
     // counters created now start from the devices already there.
@@ -790,10 +793,12 @@ class SqliteStore final : public Store {
           del.Bind(1, before_ms);
           if (del.Step() != SQLITE_DONE) return Err("prune history");
           deleted = static_cast<uint64_t>(sqlite3_changes(db_));
-          // Alerts as old, once every sink has delivered them.
+          // Alerts as old, once every sink in use within the period has delivered them (a sink
+          // removed from the configuration holds nothing back for longer than that).
           Stmt alerts(w_,
-                      "DELETE FROM alerts WHERE at_ms < ? AND id <= (SELECT "
-                      "COALESCE(MIN(delivered_id), 9223372036854775807) FROM alert_sinks)");
+                      "DELETE FROM alerts WHERE at_ms < ?1 AND id <= (SELECT "
+                      "COALESCE(MIN(delivered_id), 9223372036854775807) FROM alert_sinks WHERE "
+                      "lease_until_ms >= ?1)");
           alerts.Bind(1, before_ms);
           if (alerts.Step() != SQLITE_DONE) return Err("prune alerts");
           return Status::Ok();

@@ -709,6 +709,17 @@ TEST_CASE("store: one replica at a time holds an alert sink; its progress is lea
     auto sinks = s->ListSinks().value();
     REQUIRE(sinks.size() == 1);
     CHECK(sinks[0].owner == "replica-b");
+    // Retention keeps what a sink in use has not delivered; a sink unused for the whole
+    // period (removed from the configuration) holds nothing back.
+    REQUIRE(s->CommitAttestation(Accepted(d, 2, v1::COMPLIANT)).ok());  // alert 2, undelivered
+    const uint64_t first = (*bl)->delivered_id;
+    REQUIRE(s->PruneHistory(kNow + 1500).ok());  // the lease runs to kNow + 2000: in use
+    auto left = s->ListAlerts(0, 100, "").value();
+    REQUIRE(left.size() == 1);
+    CHECK(left[0].id == first + 1);
+    REQUIRE(s->PruneHistory(kNow + 5000).ok());  // unused since kNow + 2000
+    CHECK(s->ListAlerts(0, 100, "")->empty());
+    CHECK(s->LastAlertId().value() >= first + 1);  // ids are never reused
   }
 }
 
