@@ -44,6 +44,11 @@ int AlertDispatcher::DeliverOnce(size_t index) {
   if (!lease->has_value()) return 0;  // another replica delivers this sink
   SinkCursor cursor = **lease;
   if (cursor.next_attempt_ms > now) return 0;  // backing off
+  auto instance = store_.InstanceId();
+  if (!instance.ok()) {
+    spdlog::warn("alert sink {}: {}", sink.name(), instance.status().ToString());
+    return 0;
+  }
   auto alerts = store_.ListAlerts(cursor.delivered_id, kPage, "");
   if (!alerts.ok()) {
     spdlog::warn("alert sink {}: {}", sink.name(), alerts.status().ToString());
@@ -64,7 +69,7 @@ int AlertDispatcher::DeliverOnce(size_t index) {
       if (!renewed.ok() || !renewed->has_value()) return done;
       cursor.lease_until_ms = (*renewed)->lease_until_ms;
     }
-    Delivery d = sink.Send(ToAlert(a));
+    Delivery d = sink.Send(ToAlert(a, *instance));
     switch (d.outcome) {
       case DeliveryOutcome::kDelivered:
         count("delivered");

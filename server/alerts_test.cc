@@ -123,7 +123,8 @@ TEST_CASE("alerts: delivered in id order with idempotency keys; a new sink skips
   REQUIRE(rig.sink->received.size() == 4);
   for (size_t i = 0; i < 4; ++i) {
     CHECK(rig.sink->received[i].id() == 3 + i);
-    CHECK(rig.sink->received[i].idempotency_key() == "vigil-alert-" + std::to_string(3 + i));
+    CHECK(rig.sink->received[i].idempotency_key() ==
+          "vigil-alert-" + rig.store->InstanceId().value() + "-" + std::to_string(3 + i));
   }
   CHECK(rig.sink->received[0].kind() == "device.non_compliant");
   CHECK(rig.sink->received[0].failing_checks(0) == "usb_storage");
@@ -348,7 +349,8 @@ TEST_CASE("alerts: a real webhook receiver gets signed alerts; down, they queue;
     REQUIRE(ParseJsonStrict(body, &alert, "webhook body").ok());
     if (i == 0) first = alert.id();
     CHECK(alert.id() == first + i);  // in order, none lost, none twice
-    CHECK(alert.idempotency_key() == "vigil-alert-" + std::to_string(alert.id()));
+    CHECK(alert.idempotency_key() ==
+          "vigil-alert-" + store->InstanceId().value() + "-" + std::to_string(alert.id()));
     CHECK(alert.device_id() == "dev-a");
     CHECK(alert.kind() == (i % 2 == 0 ? "device.non_compliant" : "device.resolved"));
     if (i % 2 == 0) CHECK(alert.failing_checks(0) == "usb_storage");

@@ -21,11 +21,10 @@ int64_t ToMillis(const google::protobuf::Timestamp& t) {
   return t.seconds() * 1000 + t.nanos() / 1000000;
 }
 
-std::string AlertIdempotencyKey(uint64_t id) { return "vigil-alert-" + std::to_string(id); }
 
 }  // namespace
 
-v1::Alert ToAlert(const AlertRecord& a) {
+v1::Alert ToAlert(const AlertRecord& a, const std::string& instance) {
   v1::Alert out;
   out.set_id(a.id);
   out.set_kind(a.kind);
@@ -36,7 +35,7 @@ v1::Alert ToAlert(const AlertRecord& a) {
   *out.mutable_at() = FromMillis(a.at_ms);
   out.set_reason(a.reason);
   for (const auto& c : a.failing_checks) out.add_failing_checks(c);
-  out.set_idempotency_key(AlertIdempotencyKey(a.id));
+  out.set_idempotency_key("vigil-alert-" + instance + "-" + std::to_string(a.id));
   return out;
 }
 
@@ -259,8 +258,10 @@ Result<v1::ListAlertsResponse> Fleet::ListAlerts(const v1::ListAlertsRequest& re
   uint32_t limit = req.limit() == 0 ? 100 : std::min<uint32_t>(req.limit(), 10000);
   auto alerts = store_.ListAlerts(req.after_id(), limit, req.device_id());
   if (!alerts.ok()) return alerts.status();
+  auto instance = store_.InstanceId();
+  if (!instance.ok()) return instance.status();
   v1::ListAlertsResponse resp;
-  for (const auto& a : *alerts) *resp.add_alerts() = ToAlert(a);
+  for (const auto& a : *alerts) *resp.add_alerts() = ToAlert(a, *instance);
   auto sinks = store_.ListSinks();
   if (!sinks.ok()) return sinks.status();
   auto last = store_.LastAlertId();

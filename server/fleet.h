@@ -18,8 +18,9 @@
 
 namespace vigil::server {
 
-// The API form of a stored alert, with its idempotency key ("vigil-alert-ID").
-v1::Alert ToAlert(const AlertRecord& alert);
+// The API form of a stored alert, with its idempotency key "vigil-alert-INSTANCE-ID" (INSTANCE:
+// Store::InstanceId, so a restored or new database never repeats a key).
+v1::Alert ToAlert(const AlertRecord& alert, const std::string& instance);
 
 class Fleet {
  public:

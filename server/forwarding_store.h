@@ -107,6 +107,7 @@ class ForwardingStore : public Store {
     return base_.ListAlerts(after, limit, id);
   }
   Result<uint64_t> LastAlertId() override { return base_.LastAlertId(); }
+  Result<std::string> InstanceId() override { return base_.InstanceId(); }
   Result<std::optional<SinkCursor>> LeaseSink(const std::string& sink, const std::string& owner,
                                               int64_t now, int64_t lease) override {
     return base_.LeaseSink(sink, owner, now, lease);

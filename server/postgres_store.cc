@@ -131,7 +131,7 @@ $$;
 constexpr const char* kSchemaPresent = R"sql(
 SELECT (SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()
           AND tablename IN ('devices', 'attestations', 'events', 'credentials', 'audit',
-                            'jobs', 'status_counts', 'alerts', 'alert_sinks')) = 9
+                            'jobs', 'status_counts', 'alerts', 'alert_sinks', 'meta')) = 10
    AND (SELECT count(*) FROM pg_trigger WHERE tgrelid = to_regclass('audit')
           AND tgname IN ('audit_no_update_delete', 'audit_no_truncate')) = 2
    AND (SELECT count(*) FROM pg_trigger WHERE tgrelid = to_regclass('devices')
@@ -214,6 +214,10 @@ CREATE TABLE IF NOT EXISTS alerts(
 );
 CREATE INDEX IF NOT EXISTS alerts_device ON alerts(device_id, id);
 CREATE INDEX IF NOT EXISTS audit_action ON audit(action, at_ms);
+CREATE TABLE IF NOT EXISTS meta(key TEXT COLLATE "C" PRIMARY KEY, value TEXT COLLATE "C" NOT NULL);
+INSERT INTO meta(key, value)
+  VALUES ('instance', substr(md5(random()::text || clock_timestamp()::text), 1, 16))
+  ON CONFLICT DO NOTHING;
 CREATE TABLE IF NOT EXISTS alert_sinks(
   name TEXT COLLATE "C" PRIMARY KEY,
   delivered_id BIGINT NOT NULL,
@@ -956,6 +960,15 @@ class PostgresStore final : public Store {
                            "SELECT COALESCE(pg_sequence_last_value('alerts_id_seq'), 0)", Params());
     if (!r.ok()) return r.status();
     return static_cast<uint64_t>(r.Int(0, 0));
+  }
+
+  Result<std::string> InstanceId() override {
+    ConnLock lock(Reader());
+    Reply r = ExecFromIdle("read instance id", "SELECT value FROM meta WHERE key='instance'",
+                           Params());
+    if (!r.ok()) return r.status();
+    if (r.rows() != 1) return Status::IoError("postgres: no instance id in table meta");
+    return r.Str(0, 0);
   }
 
   Result<std::optional<SinkCursor>> LeaseSink(const std::string& sink, const std::string& owner,

@@ -104,6 +104,8 @@ CREATE TABLE IF NOT EXISTS alerts(
 );
 CREATE INDEX IF NOT EXISTS alerts_device ON alerts(device_id, id);
 CREATE INDEX IF NOT EXISTS audit_action ON audit(action, at_ms);
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT OR IGNORE INTO meta(key, value) VALUES('instance', lower(hex(randomblob(8))));
 CREATE TABLE IF NOT EXISTS alert_sinks(
   name TEXT PRIMARY KEY,
   delivered_id INTEGER NOT NULL,
@@ -977,6 +979,13 @@ class SqliteStore final : public Store {
             "COALESCE((SELECT MAX(id) FROM alerts), 0))");
     if (st.Step() != SQLITE_ROW) return RErr("read last alert id");
     return static_cast<uint64_t>(st.Int(0));
+  }
+
+  Result<std::string> InstanceId() override {
+    std::lock_guard<std::mutex> lock(*rmu_);
+    Stmt st(*r_, "SELECT value FROM meta WHERE key='instance'");
+    if (st.Step() != SQLITE_ROW) return RErr("read instance id");
+    return st.Text(0);
   }
 
   Result<std::optional<SinkCursor>> LeaseSink(const std::string& sink, const std::string& owner,

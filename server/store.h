@@ -223,8 +223,11 @@ class Store {
   // Oldest first, id > after_id; only `device_id`'s when not empty.
   virtual Result<std::vector<AlertRecord>> ListAlerts(uint64_t after_id, uint32_t limit,
                                                       const std::string& device_id) = 0;
-  // The highest alert id (0 when none).
+  // The highest alert id ever handed out (0 when none).
   virtual Result<uint64_t> LastAlertId() = 0;
+  // A random id of this database, made with its schema: alert ids restart in another database
+  // (a restored backup, a reinstall), so idempotency keys carry it too.
+  virtual Result<std::string> InstanceId() = 0;
   // Takes or renews the lease on `sink` for `owner` until now_ms + lease_ms. A sink seen for
   // the first time starts after the newest alert (a new sink is not flooded with the past).
   // nullopt when another owner's lease is still running.

@@ -686,6 +686,12 @@ TEST_CASE("store: one replica at a time holds an alert sink; its progress is lea
     DeviceRecord d = Device("dev-a", 'a');
     REQUIRE(s->InsertDevice(d, Audit("e")).ok());
     REQUIRE(s->CommitAttestation(Accepted(d, 1, v1::NON_COMPLIANT, {"usb_storage"})).ok());
+    // Idempotency keys carry the database's id: the same for every replica, another for
+    // another database (a restored backup or a reinstall restarts alert ids).
+    REQUIRE(s->InstanceId().ok());
+    CHECK(s->InstanceId()->size() == 16);
+    CHECK(replica->InstanceId().value() == s->InstanceId().value());
+    CHECK(OpenSqliteStore(":memory:").value()->InstanceId().value() != s->InstanceId().value());
     // A sink configured now starts after the existing alerts.
     auto a = s->LeaseSink("ops", "replica-a", kNow, 1000);
     REQUIRE(a.ok());
