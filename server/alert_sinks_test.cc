@@ -293,7 +293,8 @@ TEST_CASE("webhook sink: a signed POST of the Alert JSON; 2xx is delivered") {
   CHECK(got.failing_checks_size() == 2);
 }
 
-TEST_CASE("webhook sink: 408, 429, 5xx, 401/403/404/410 retried, other 4xx rejected, redirects retried") {
+TEST_CASE(
+    "webhook sink: 408, 429, 5xx, 401/403/404/410 retried, other 4xx rejected, redirects retried") {
   std::string dir = TempDir();
   FakeClock clock(kNow);
   struct Case {

@@ -147,9 +147,8 @@ uint64_t AlertDispatcher::RaiseDue() {
     a.kind = "enrollment.failures";
     a.at_ms = now;
     a.reason = std::to_string(*failures) + " failed enrollments in the last " +
-               std::to_string(options_.enroll_failure_window_ms / 1000) +
-               " s (threshold " + std::to_string(options_.enroll_failure_threshold) +
-               "); see `vigilctl audit`";
+               std::to_string(options_.enroll_failure_window_ms / 1000) + " s (threshold " +
+               std::to_string(options_.enroll_failure_threshold) + "); see `vigilctl audit`";
     if (auto id = store_.InsertAlert(a); id.ok()) {
       ++raised;
       counters_.Inc("alert.raised.enrollment_failures");
@@ -164,8 +163,8 @@ void AlertDispatcher::Start() {
   // Each sink's cursor exists before the server answers its first report, so no alert raised
   // from then on can fall before a new sink's starting point.
   for (const auto& sink : sinks_) {
-    auto lease = store_.LeaseSink(sink->name(), options_.owner, clock_.NowMillis(),
-                                  options_.lease_ms);
+    auto lease =
+        store_.LeaseSink(sink->name(), options_.owner, clock_.NowMillis(), options_.lease_ms);
     if (!lease.ok()) spdlog::warn("alert sink {}: {}", sink->name(), lease.status().ToString());
   }
   for (size_t i = 0; i < sinks_.size(); ++i) {

@@ -33,15 +33,15 @@
 namespace vigil::server {
 
 struct AlertOptions {
-  std::string owner;                      // this replica's lease name (unique per process)
-  int64_t retry_max_ms = 300'000;         // backoff cap
+  std::string owner;               // this replica's lease name (unique per process)
+  int64_t retry_max_ms = 300'000;  // backoff cap
   // A dead replica's sinks move after this; at least twice the longest send, so a slow send
   // never outlives the lease it started under (MakeAlerts sizes it from the sinks' timeouts).
   int64_t lease_ms = 30'000;
-  int64_t poll_ms = 1'000;                // how often an idle sink looks for new alerts
-  int64_t stale_period_ms = 60'000;       // how often devices are checked for staleness
-  int64_t checkin_window_ms = 3'600'000;  // the policy's check-in window
-  uint32_t enroll_failure_threshold = 20; // 0: no enrollment-failure alerts
+  int64_t poll_ms = 1'000;                 // how often an idle sink looks for new alerts
+  int64_t stale_period_ms = 60'000;        // how often devices are checked for staleness
+  int64_t checkin_window_ms = 3'600'000;   // the policy's check-in window
+  uint32_t enroll_failure_threshold = 20;  // 0: no enrollment-failure alerts
   int64_t enroll_failure_window_ms = 300'000;
 };
 

@@ -2,6 +2,8 @@
 // time-driven alerts, on a real SQLite store with scripted sinks and a fake clock. The real
 // sinks over real sockets are in alert_sinks_test.cc; a real server, agent and receiver in
 // tests/e2e/alerts_test.sh.
+#include "server/alerts.h"
+
 #include <doctest/doctest.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -15,7 +17,6 @@
 
 #include "common/files.h"
 #include "proto/json.h"
-#include "server/alerts.h"
 #include "server/sqlite_store.h"
 
 namespace vigil::server {
@@ -69,8 +70,8 @@ void Flip(Store& store, const std::string& id, int times, uint64_t* seq) {
     d.last_seen_ms = kNow;
     d.last_sequence = a.sequence;
     d.status = i % 2 == 0 ? v1::NON_COMPLIANT : v1::COMPLIANT;
-    d.failing_checks = i % 2 == 0 ? std::vector<std::string>{"usb_storage"}
-                                  : std::vector<std::string>{};
+    d.failing_checks =
+        i % 2 == 0 ? std::vector<std::string>{"usb_storage"} : std::vector<std::string>{};
     a.device_after = d;
     REQUIRE(store.CommitAttestation(a).ok());
   }
@@ -105,8 +106,8 @@ struct Rig {
     o.retry_max_ms = 60'000;
     o.lease_ms = 10'000;
     o.enroll_failure_threshold = 3;
-    dispatcher = std::make_unique<AlertDispatcher>(on ? *on : *store, clock, counters,
-                                                   std::move(sinks), o);
+    dispatcher =
+        std::make_unique<AlertDispatcher>(on ? *on : *store, clock, counters, std::move(sinks), o);
   }
 };
 
@@ -115,10 +116,10 @@ TEST_CASE("alerts: delivered in id order with idempotency keys; a new sink skips
   Enroll(*rig.store, "dev-a", 'a');
   Enroll(*rig.store, "dev-b", 'b');
   uint64_t seq_a = 0, seq_b = 0;
-  Flip(*rig.store, "dev-a", 1, &seq_a);   // alerts 1, 2: before the sink existed
+  Flip(*rig.store, "dev-a", 1, &seq_a);        // alerts 1, 2: before the sink existed
   CHECK(rig.dispatcher->DeliverOnce(0) == 0);  // first sight: starts after them
-  Flip(*rig.store, "dev-a", 1, &seq_a);   // 3, 4
-  Flip(*rig.store, "dev-b", 1, &seq_b);   // 5, 6
+  Flip(*rig.store, "dev-a", 1, &seq_a);        // 3, 4
+  Flip(*rig.store, "dev-b", 1, &seq_b);        // 5, 6
   CHECK(rig.dispatcher->DeliverOnce(0) == 4);
   REQUIRE(rig.sink->received.size() == 4);
   for (size_t i = 0; i < 4; ++i) {
@@ -138,7 +139,7 @@ TEST_CASE("alerts: a receiver that is down gets every alert, in order, once, whe
   Rig rig;
   Enroll(*rig.store, "dev-a", 'a');
   uint64_t seq = 0;
-  rig.dispatcher->DeliverOnce(0);  // the sink starts here
+  rig.dispatcher->DeliverOnce(0);      // the sink starts here
   Flip(*rig.store, "dev-a", 3, &seq);  // six alerts
   // Down for an hour: every attempt fails, with growing, capped waits in between.
   for (int i = 0; i < 200; ++i) rig.sink->script.push_back({DeliveryOutcome::kRetry, "refused"});
@@ -169,7 +170,8 @@ TEST_CASE("alerts: a receiver that is down gets every alert, in order, once, whe
   rig.clock.Advance(61'000);
   CHECK(rig.dispatcher->DeliverOnce(0) == 6);
   REQUIRE(rig.sink->received.size() == 6);
-  for (size_t i = 1; i < 6; ++i) CHECK(rig.sink->received[i].id() == rig.sink->received[0].id() + i);
+  for (size_t i = 1; i < 6; ++i)
+    CHECK(rig.sink->received[i].id() == rig.sink->received[0].id() + i);
   CHECK(rig.store->ListSinks().value()[0].attempts == 0);
   CHECK(rig.store->ListSinks().value()[0].last_error.empty());
 }
@@ -223,10 +225,10 @@ TEST_CASE("alerts: stale devices and enrollment failure bursts are raised once p
   auto alerts = rig.store->ListAlerts(0, 100, "").value();
   CHECK(alerts.back().kind == "device.stale");
 
-  AuditRecord failed{rig.clock.NowMillis(), "peer:ipv4:127.0.0.1:9", "auth.failed",
-                     "enroll.rejected.bad_secret", "host 'x': invalid", false};
+  AuditRecord failed{rig.clock.NowMillis(),        "peer:ipv4:127.0.0.1:9", "auth.failed",
+                     "enroll.rejected.bad_secret", "host 'x': invalid",     false};
   for (int i = 0; i < 3; ++i) REQUIRE(rig.store->AppendAudit(failed).ok());
-  rig.clock.Advance(300'001);  // the enrollment window's claim is due again
+  rig.clock.Advance(300'001);              // the enrollment window's claim is due again
   CHECK(rig.dispatcher->RaiseDue() == 0);  // the failures are older than the window now
   for (int i = 0; i < 3; ++i) {
     failed.at_ms = rig.clock.NowMillis();
@@ -296,7 +298,8 @@ class Receiver {
   std::vector<std::pair<std::string, std::string>> got_;
 };
 
-TEST_CASE("alerts: a real webhook receiver gets signed alerts; down, they queue; back, all arrive once") {
+TEST_CASE(
+    "alerts: a real webhook receiver gets signed alerts; down, they queue; back, all arrive once") {
   std::string path = TempDb();
   auto store = OpenSqliteStore(path).value();
   FakeClock clock{kNow};

@@ -1,9 +1,9 @@
 #include "server/fleet.h"
 
-#include "collectors/policy.h"
 #include <algorithm>
 #include <optional>
 
+#include "collectors/policy.h"
 #include "server/aggregator.h"
 #include "server/store_sql.h"
 
@@ -20,7 +20,6 @@ google::protobuf::Timestamp FromMillis(int64_t ms) {
 int64_t ToMillis(const google::protobuf::Timestamp& t) {
   return t.seconds() * 1000 + t.nanos() / 1000000;
 }
-
 
 }  // namespace
 
@@ -103,7 +102,8 @@ Result<v1::ListDevicesResponse> Fleet::ListDevices(const v1::ListDevicesRequest&
   f.os = req.os();
   f.after_id = req.page_token();
   if (!req.tag().empty() && !store_sql::IsValidTag(req.tag())) {
-    return Status::InvalidArgument("tag: '" + req.tag() + "' is not a tag (1..64 of A-Z a-z 0-9 . _ : = -)");
+    return Status::InvalidArgument("tag: '" + req.tag() +
+                                   "' is not a tag (1..64 of A-Z a-z 0-9 . _ : = -)");
   }
   f.tag = req.tag();
   if (req.has_not_seen_since()) {
@@ -313,8 +313,7 @@ Status Fleet::ExportEvidence(const v1::ExportRequest& req,
         if (!found.ok()) return found.status();
         if (found->has_value()) {
           v1::DeviceSummary s = ToSummary(**found);
-          bool tagged = req.tag().empty() || std::find((*found)->tags.begin(),
-                                                       (*found)->tags.end(),
+          bool tagged = req.tag().empty() || std::find((*found)->tags.begin(), (*found)->tags.end(),
                                                        req.tag()) != (*found)->tags.end();
           if ((req.status() == v1::DEVICE_STATUS_UNSPECIFIED || s.status() == req.status()) &&
               tagged) {
@@ -353,8 +352,7 @@ Result<v1::DeviceActionResponse> Fleet::SetDeviceTags(const v1::SetDeviceTagsReq
   std::vector<std::string> tags;
   for (const auto& t : req.tags()) {
     if (!store_sql::IsValidTag(t)) {
-      return Status::InvalidArgument("tag '" + t +
-                                     "': expected 1..64 of A-Z a-z 0-9 . _ : = -");
+      return Status::InvalidArgument("tag '" + t + "': expected 1..64 of A-Z a-z 0-9 . _ : = -");
     }
     tags.push_back(t);
   }
