@@ -17,6 +17,16 @@ google::protobuf::Timestamp FromMillis(int64_t ms) {
   return t;
 }
 
+v1::HistoryEntry ToHistoryEntry(const HistoryRow& h) {
+  v1::HistoryEntry e;
+  e.set_sequence(h.sequence);
+  *e.mutable_issued_at() = FromMillis(h.issued_at_ms);
+  *e.mutable_received_at() = FromMillis(h.received_at_ms);
+  e.set_status(h.status);
+  for (const auto& c : h.failing_checks) e.add_failing_checks(c);
+  return e;
+}
+
 int64_t ToMillis(const google::protobuf::Timestamp& t) {
   return t.seconds() * 1000 + t.nanos() / 1000000;
 }
@@ -138,14 +148,7 @@ Result<v1::GetDeviceResponse> Fleet::GetDevice(const v1::GetDeviceRequest& req) 
   uint32_t limit = req.history_limit() == 0 ? 20 : std::min<uint32_t>(req.history_limit(), 1000);
   auto history = store_.History(d.id, limit);
   if (!history.ok()) return history.status();
-  for (const auto& h : *history) {
-    auto* e = resp.add_history();
-    e->set_sequence(h.sequence);
-    *e->mutable_issued_at() = FromMillis(h.issued_at_ms);
-    *e->mutable_received_at() = FromMillis(h.received_at_ms);
-    e->set_status(h.status);
-    for (const auto& c : h.failing_checks) e->add_failing_checks(c);
-  }
+  for (const auto& h : *history) *resp.add_history() = ToHistoryEntry(h);
   auto events = store_.Events(d.id, 50);
   if (!events.ok()) return events.status();
   for (const auto& ev : *events) {
@@ -242,14 +245,7 @@ Result<v1::DeviceHistoryResponse> Fleet::DeviceHistory(const v1::DeviceHistoryRe
   auto rows = store_.HistoryRange(req.device_id(), since, until, req.before_sequence(), limit);
   if (!rows.ok()) return rows.status();
   v1::DeviceHistoryResponse resp;
-  for (const auto& h : *rows) {
-    auto* e = resp.add_entries();
-    e->set_sequence(h.sequence);
-    *e->mutable_issued_at() = FromMillis(h.issued_at_ms);
-    *e->mutable_received_at() = FromMillis(h.received_at_ms);
-    e->set_status(h.status);
-    for (const auto& c : h.failing_checks) e->add_failing_checks(c);
-  }
+  for (const auto& h : *rows) *resp.add_entries() = ToHistoryEntry(h);
   if (rows->size() == limit) resp.set_next_before_sequence(rows->back().sequence);
   return resp;
 }

@@ -232,15 +232,19 @@ CREATE OR REPLACE FUNCTION vigil_device_alert() RETURNS trigger LANGUAGE plpgsql
 DECLARE
   s INTEGER;
 BEGIN
-  s := )sql" + store_sql::AlertState() +
+  s := )sql" +
+         store_sql::AlertState() +
          R"sql(;
   IF s = OLD.alert_state THEN RETURN NEW; END IF;
-  IF )sql" + store_sql::AlertRaised("s") +
+  IF )sql" +
+         store_sql::AlertRaised("s") +
          R"sql( THEN
-    PERFORM pg_advisory_xact_lock()sql" + std::to_string(kAlertLockKey) +
+    PERFORM pg_advisory_xact_lock()sql" +
+         std::to_string(kAlertLockKey) +
          R"sql();
     INSERT INTO alerts(kind, device_id, hostname, status, previous, at_ms, reason, failing_checks)
-      VALUES ()sql" + store_sql::AlertKind("s") + ", NEW.id, NEW.hostname, s, OLD.alert_state, " +
+      VALUES ()sql" +
+         store_sql::AlertKind("s") + ", NEW.id, NEW.hostname, s, OLD.alert_state, " +
          store_sql::AlertAt("(extract(epoch FROM clock_timestamp()) * 1000)::BIGINT") + ", " +
          store_sql::AlertReason("s") + R"sql(, NEW.failing_checks);
   END IF;
@@ -445,10 +449,9 @@ class PostgresStore final : public Store {
         !r.ok()) {
       return Rollback(r.status());
     }
-    PGresult* raw = PQexec(
-        tl_conn, (kSchema + std::string(store_sql::kDeviceIndexes) + CountingSchema() +
-                  AlertSchema())
-                     .c_str());
+    PGresult* raw = PQexec(tl_conn, (kSchema + std::string(store_sql::kDeviceIndexes) +
+                                     CountingSchema() + AlertSchema())
+                                        .c_str());
     if (Reply r = Check("create schema", raw); !r.ok()) return Rollback(r.status());
     return Commit();
   }
@@ -635,23 +638,7 @@ class PostgresStore final : public Store {
   }
 
   Result<std::vector<HistoryRow>> History(const std::string& device_id, uint32_t limit) override {
-    ConnLock lock(Reader());
-    Reply r = ExecFromIdle("read history",
-                           "SELECT sequence, issued_at_ms, received_at_ms, status, failing_checks "
-                           "FROM attestations WHERE device_id=$1 ORDER BY sequence DESC LIMIT $2",
-                           Params().Text(device_id).Int(limit));
-    if (!r.ok()) return r.status();
-    std::vector<HistoryRow> out;
-    for (int i = 0; i < r.rows(); ++i) {
-      HistoryRow h;
-      h.sequence = static_cast<uint64_t>(r.Int(i, 0));
-      h.issued_at_ms = r.Int(i, 1);
-      h.received_at_ms = r.Int(i, 2);
-      h.status = static_cast<v1::DeviceStatus>(r.Int(i, 3));
-      h.failing_checks = store_sql::SplitChecks(r.Str(i, 4));
-      out.push_back(std::move(h));
-    }
-    return out;
+    return HistoryRange(device_id, 0, 0, 0, limit);
   }
 
   Result<std::vector<EventRow>> Events(const std::string& device_id, uint32_t limit) override {
@@ -818,9 +805,9 @@ class PostgresStore final : public Store {
     return out;
   }
 
-  Result<std::vector<ExportRow>> ExportRows(const std::string& from_device,
-                                            uint64_t after_sequence, int64_t since_ms,
-                                            int64_t until_ms, uint32_t limit) override {
+  Result<std::vector<ExportRow>> ExportRows(const std::string& from_device, uint64_t after_sequence,
+                                            int64_t since_ms, int64_t until_ms,
+                                            uint32_t limit) override {
     ConnLock lock(Reader());
     Reply r = ExecFromIdle(
         "export attestations",
@@ -884,7 +871,8 @@ class PostgresStore final : public Store {
               "WHERE alert_state IN (1, 2)" +
               store_sql::StatusFilter(v1::STALE, '$') +
               " FOR UPDATE SKIP LOCKED) RETURNING id, hostname, status, failing_checks) "
-              "INSERT INTO alerts(kind, device_id, hostname, status, previous, at_ms, reason, failing_checks) SELECT "
+              "INSERT INTO alerts(kind, device_id, hostname, status, previous, at_ms, reason, "
+              "failing_checks) SELECT "
               "'device.stale', id, hostname, 4, status, $1, 'no attestation within the "
               "check-in window', failing_checks FROM s ORDER BY id";
           Reply r = Exec("raise stale alerts", sql, Params().Int(now_ms).Int(stale_before_ms));
@@ -964,8 +952,8 @@ class PostgresStore final : public Store {
 
   Result<std::string> InstanceId() override {
     ConnLock lock(Reader());
-    Reply r = ExecFromIdle("read instance id", "SELECT value FROM meta WHERE key='instance'",
-                           Params());
+    Reply r =
+        ExecFromIdle("read instance id", "SELECT value FROM meta WHERE key='instance'", Params());
     if (!r.ok()) return r.status();
     if (r.rows() != 1) return Status::IoError("postgres: no instance id in table meta");
     return r.Str(0, 0);
@@ -1015,8 +1003,7 @@ class PostgresStore final : public Store {
                              .Int(c.lease_until_ms));
           if (!r.ok()) return r.status();
           if (r.affected() == 0) {
-            return Status::FailedPrecondition("the lease on alert sink '" + c.sink +
-                                              "' was lost");
+            return Status::FailedPrecondition("the lease on alert sink '" + c.sink + "' was lost");
           }
           return Status::Ok();
         },

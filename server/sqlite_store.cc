@@ -139,6 +139,12 @@ constexpr const char* kMigrations[][2] = {
      "WHEN status IN (1, 2) THEN status ELSE 0 END;"},
 };
 
+// The highest alert id ever handed out: AUTOINCREMENT's record survives pruning, MAX(id) alone
+// would not.
+constexpr const char* kLastAlertId =
+    "MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name='alerts'), 0), "
+    "COALESCE((SELECT MAX(id) FROM alerts), 0))";
+
 constexpr const char* kNowMs = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)";
 
 // The alert trigger (store_sql.h): on a change of a watched column that moves the device's
@@ -428,10 +434,9 @@ class SqliteStore final : public Store {
         return Rollback(s);
       }
     }
-    if (Status s =
-            Exec((kSchema + std::string(store_sql::kDeviceIndexes) + CountingSchema() +
-                  AlertSchema())
-                     .c_str());
+    if (Status s = Exec(
+            (kSchema + std::string(store_sql::kDeviceIndexes) + CountingSchema() + AlertSchema())
+                .c_str());
         !s.ok())
       return Rollback(s);
     if (rebuild) {
@@ -650,25 +655,7 @@ class SqliteStore final : public Store {
   }
 
   Result<std::vector<HistoryRow>> History(const std::string& device_id, uint32_t limit) override {
-    std::lock_guard<std::mutex> lock(*rmu_);
-    Stmt st(*r_,
-            "SELECT sequence, issued_at_ms, received_at_ms, status, failing_checks FROM "
-            "attestations WHERE device_id=? ORDER BY sequence DESC LIMIT ?");
-    st.Bind(1, device_id);
-    st.Bind(2, static_cast<int64_t>(limit));
-    std::vector<HistoryRow> out;
-    int rc;
-    while ((rc = st.Step()) == SQLITE_ROW) {
-      HistoryRow h;
-      h.sequence = static_cast<uint64_t>(st.Int(0));
-      h.issued_at_ms = st.Int(1);
-      h.received_at_ms = st.Int(2);
-      h.status = static_cast<v1::DeviceStatus>(st.Int(3));
-      h.failing_checks = store_sql::SplitChecks(st.Text(4));
-      out.push_back(std::move(h));
-    }
-    if (rc != SQLITE_DONE) return RErr("read history");
-    return out;
+    return HistoryRange(device_id, 0, 0, 0, limit);
   }
 
   Result<std::vector<EventRow>> Events(const std::string& device_id, uint32_t limit) override {
@@ -838,9 +825,9 @@ class SqliteStore final : public Store {
     return out;
   }
 
-  Result<std::vector<ExportRow>> ExportRows(const std::string& from_device,
-                                            uint64_t after_sequence, int64_t since_ms,
-                                            int64_t until_ms, uint32_t limit) override {
+  Result<std::vector<ExportRow>> ExportRows(const std::string& from_device, uint64_t after_sequence,
+                                            int64_t since_ms, int64_t until_ms,
+                                            uint32_t limit) override {
     std::lock_guard<std::mutex> lock(*rmu_);
     Stmt st(*r_,
             "SELECT device_id, sequence, issued_at_ms, received_at_ms, status, failing_checks, "
@@ -890,8 +877,8 @@ class SqliteStore final : public Store {
   Result<uint64_t> RaiseStaleAlerts(int64_t stale_before_ms, int64_t now_ms) override {
     uint64_t raised = 0;
     // The stale devices are exactly those StatusFilter(STALE) selects, not yet announced.
-    const std::string where = std::string(" WHERE alert_state IN (1, 2)") +
-                              store_sql::StatusFilter(v1::STALE, '?');
+    const std::string where =
+        std::string(" WHERE alert_state IN (1, 2)") + store_sql::StatusFilter(v1::STALE, '?');
     Status st = WriteTx(
         [&]() -> Status {
           std::string ins =
@@ -973,10 +960,7 @@ class SqliteStore final : public Store {
 
   Result<uint64_t> LastAlertId() override {
     std::lock_guard<std::mutex> lock(*rmu_);
-    // AUTOINCREMENT's record survives pruning, unlike MAX(id).
-    Stmt st(*r_,
-            "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name='alerts'), 0), "
-            "COALESCE((SELECT MAX(id) FROM alerts), 0))");
+    Stmt st(*r_, (std::string("SELECT ") + kLastAlertId).c_str());
     if (st.Step() != SQLITE_ROW) return RErr("read last alert id");
     return static_cast<uint64_t>(st.Int(0));
   }
@@ -993,10 +977,10 @@ class SqliteStore final : public Store {
     std::optional<SinkCursor> out;
     Status st = WriteTx(
         [&]() -> Status {
-          Stmt ins(w_,
-                   "INSERT OR IGNORE INTO alert_sinks(name, delivered_id) SELECT ?, MAX("
-                   "COALESCE((SELECT seq FROM sqlite_sequence WHERE name='alerts'), 0), "
-                   "COALESCE((SELECT MAX(id) FROM alerts), 0))");
+          Stmt ins(
+              w_, (std::string("INSERT OR IGNORE INTO alert_sinks(name, delivered_id) SELECT ?, ") +
+                   kLastAlertId)
+                      .c_str());
           ins.Bind(1, sink);
           if (ins.Step() != SQLITE_DONE) return Err("add alert sink");
           Stmt up(w_,
@@ -1008,8 +992,9 @@ class SqliteStore final : public Store {
           up.Bind(4, now_ms);
           if (up.Step() != SQLITE_DONE) return Err("lease alert sink");
           if (sqlite3_changes(db_) == 0) return Status::Ok();
-          Stmt sel(w_, (std::string("SELECT ") + kSinkColumns + " FROM alert_sinks WHERE name=?")
-                           .c_str());
+          Stmt sel(
+              w_,
+              (std::string("SELECT ") + kSinkColumns + " FROM alert_sinks WHERE name=?").c_str());
           sel.Bind(1, sink);
           if (sel.Step() != SQLITE_ROW) return Err("read alert sink");
           out = ReadSink(sel);
@@ -1036,8 +1021,7 @@ class SqliteStore final : public Store {
           up.Bind(8, c.lease_until_ms);
           if (up.Step() != SQLITE_DONE) return Err("update alert sink");
           if (sqlite3_changes(db_) == 0) {
-            return Status::FailedPrecondition("the lease on alert sink '" + c.sink +
-                                              "' was lost");
+            return Status::FailedPrecondition("the lease on alert sink '" + c.sink + "' was lost");
           }
           return Status::Ok();
         },
@@ -1046,7 +1030,8 @@ class SqliteStore final : public Store {
 
   Result<std::vector<SinkCursor>> ListSinks() override {
     std::lock_guard<std::mutex> lock(*rmu_);
-    Stmt st(*r_, (std::string("SELECT ") + kSinkColumns + " FROM alert_sinks ORDER BY name").c_str());
+    Stmt st(*r_,
+            (std::string("SELECT ") + kSinkColumns + " FROM alert_sinks ORDER BY name").c_str());
     std::vector<SinkCursor> out;
     int rc;
     while ((rc = st.Step()) == SQLITE_ROW) out.push_back(ReadSink(st));
