@@ -140,6 +140,16 @@ struct DeviceFilter {
   uint32_t limit = 1000;
 };
 
+// One applied policy version (Store::ApplyPolicyVersion). Numbers start at 1, without gaps.
+struct PolicyVersionRecord {
+  uint64_t number = 0;
+  uint64_t change_id = 0;
+  std::string set_version;  // PolicySetVersion of `set`
+  v1::PolicySet set;
+  int64_t applied_at_ms = 0;
+  std::string applied_by;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -241,6 +251,44 @@ class Store {
   // (e.g. "enroll.") at or after since_ms: the enrollment-failure alerts.
   virtual Result<uint64_t> CountAuthFailures(const std::string& target_prefix,
                                              int64_t since_ms) = 0;
+
+  // ---- Policy versions and change requests (server/policy_changes.h). A change is stored as
+  // its v1::PolicyChange (the store numbers it and keeps its state in a column); every write
+  // appends its audit record in the same transaction. ----
+  // Stores a new change with the next id (the given id is ignored); returns the id.
+  virtual Result<uint64_t> InsertPolicyChange(const v1::PolicyChange& change,
+                                              const AuditRecord& audit) = 0;
+  // Replaces change `change.id` only if its stored state is still `from`: NotFound when there is
+  // no such change, FailedPrecondition when its state moved (someone else decided first).
+  virtual Status UpdatePolicyChange(const v1::PolicyChange& change, v1::PolicyChangeState from,
+                                    const AuditRecord& audit) = 0;
+  virtual Result<std::optional<v1::PolicyChange>> GetPolicyChange(uint64_t id) = 0;
+  // In id order, id > after_id.
+  virtual Result<std::vector<v1::PolicyChange>> ListPolicyChanges(uint64_t after_id,
+                                                                  uint32_t limit) = 0;
+  // Makes `version` current, in one transaction with the change's update (as UpdatePolicyChange,
+  // from state `from`): version.number must be exactly the current number + 1 (0 + 1 when none),
+  // otherwise FailedPrecondition (another version was applied meanwhile) and nothing changes.
+  virtual Status ApplyPolicyVersion(const PolicyVersionRecord& version,
+                                    const v1::PolicyChange& change, v1::PolicyChangeState from,
+                                    const AuditRecord& audit) = 0;
+  // The highest-numbered version; nullopt before the first.
+  virtual Result<std::optional<PolicyVersionRecord>> CurrentPolicyVersion() = 0;
+  virtual Result<std::optional<PolicyVersionRecord>> GetPolicyVersion(uint64_t number) = 0;
+
+  // ---- Exceptions, stored as v1::PolicyException (state and expiry also in columns). ----
+  virtual Result<uint64_t> InsertException(const v1::PolicyException& exception,
+                                           const AuditRecord& audit) = 0;
+  // Replaces exception `exception.id` only if its stored state is still `from` (NotFound,
+  // FailedPrecondition as for changes). With `alert`, appends it to the alert outbox in the same
+  // transaction (expiry alerts are never lost).
+  virtual Status UpdateException(const v1::PolicyException& exception, v1::ExceptionState from,
+                                 const AuditRecord& audit, const AlertRecord* alert) = 0;
+  virtual Result<std::optional<v1::PolicyException>> GetException(uint64_t id) = 0;
+  // In id order, id > after_id; only those in `state` unless it is UNSPECIFIED.
+  virtual Result<std::vector<v1::PolicyException>> ListExceptions(v1::ExceptionState state,
+                                                                  uint64_t after_id,
+                                                                  uint32_t limit) = 0;
 
   // Appends to the hash-chained audit log (for events that change nothing else).
   virtual Status AppendAudit(const AuditRecord& audit) = 0;
