@@ -84,14 +84,12 @@ class ForwardingStore : public Store {
   Result<std::vector<v1::AuditEntry>> ListAudit(uint64_t after, uint32_t limit) override {
     return base_.ListAudit(after, limit);
   }
-  Result<std::vector<HistoryRow>> HistoryRange(const std::string& id, int64_t since,
-                                               int64_t until, uint64_t before,
-                                               uint32_t limit) override {
+  Result<std::vector<HistoryRow>> HistoryRange(const std::string& id, int64_t since, int64_t until,
+                                               uint64_t before, uint32_t limit) override {
     return base_.HistoryRange(id, since, until, before, limit);
   }
-  Result<std::vector<ExportRow>> ExportRows(const std::string& from, uint64_t after,
-                                            int64_t since, int64_t until,
-                                            uint32_t limit) override {
+  Result<std::vector<ExportRow>> ExportRows(const std::string& from, uint64_t after, int64_t since,
+                                            int64_t until, uint32_t limit) override {
     return base_.ExportRows(from, after, since, until, limit);
   }
   Status SetDeviceTags(const std::string& id, const std::vector<std::string>& tags,
@@ -116,6 +114,43 @@ class ForwardingStore : public Store {
   Result<std::vector<SinkCursor>> ListSinks() override { return base_.ListSinks(); }
   Result<uint64_t> CountAuthFailures(const std::string& action, int64_t since) override {
     return base_.CountAuthFailures(action, since);
+  }
+  Result<uint64_t> InsertPolicyChange(const v1::PolicyChange& c, const AuditRecord& a) override {
+    return base_.InsertPolicyChange(c, a);
+  }
+  Status UpdatePolicyChange(const v1::PolicyChange& c, v1::PolicyChangeState from,
+                            const AuditRecord& a) override {
+    return base_.UpdatePolicyChange(c, from, a);
+  }
+  Result<std::optional<v1::PolicyChange>> GetPolicyChange(uint64_t id) override {
+    return base_.GetPolicyChange(id);
+  }
+  Result<std::vector<v1::PolicyChange>> ListPolicyChanges(uint64_t after, uint32_t limit) override {
+    return base_.ListPolicyChanges(after, limit);
+  }
+  Status ApplyPolicyVersion(const PolicyVersionRecord& v, const v1::PolicyChange& c,
+                            v1::PolicyChangeState from, const AuditRecord& a) override {
+    return base_.ApplyPolicyVersion(v, c, from, a);
+  }
+  Result<std::optional<PolicyVersionRecord>> CurrentPolicyVersion() override {
+    return base_.CurrentPolicyVersion();
+  }
+  Result<std::optional<PolicyVersionRecord>> GetPolicyVersion(uint64_t number) override {
+    return base_.GetPolicyVersion(number);
+  }
+  Result<uint64_t> InsertException(const v1::PolicyException& e, const AuditRecord& a) override {
+    return base_.InsertException(e, a);
+  }
+  Status UpdateException(const v1::PolicyException& e, v1::ExceptionState from,
+                         const AuditRecord& a, const AlertRecord* alert) override {
+    return base_.UpdateException(e, from, a, alert);
+  }
+  Result<std::optional<v1::PolicyException>> GetException(uint64_t id) override {
+    return base_.GetException(id);
+  }
+  Result<std::vector<v1::PolicyException>> ListExceptions(v1::ExceptionState state, uint64_t after,
+                                                          uint32_t limit) override {
+    return base_.ListExceptions(state, after, limit);
   }
 
  private:

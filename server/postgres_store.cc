@@ -25,6 +25,10 @@ constexpr int64_t kAuditLockKey = 0x5649474c00000002;   // "VIGL" 2
 // has read up to id N never finds a smaller id committed after it (a sequence alone hands out
 // ids at insert time, and a slower transaction could commit a smaller one later).
 constexpr int64_t kAlertLockKey = 0x5649474c00000003;  // "VIGL" 3
+// Held by ApplyPolicyVersion from its read of the current version number to its commit, so two
+// replicas applying at once cannot both find the same number current (the primary key on the
+// number is the backstop).
+constexpr int64_t kPolicyLockKey = 0x5649474c00000004;  // "VIGL" 4
 
 // PostgreSQL 11 added EXECUTE FUNCTION for triggers.
 constexpr int kMinServerVersion = 110000;
@@ -104,6 +108,28 @@ CREATE TABLE IF NOT EXISTS jobs(
   last_run_ms BIGINT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS attestations_received ON attestations(received_at_ms);
+-- Policy change requests, applied versions and exceptions (store.h). The message is the body;
+-- the id and the state, its compare-and-swap guard, are columns (store_sql.h).
+CREATE TABLE IF NOT EXISTS policy_changes(
+  id BIGSERIAL PRIMARY KEY,
+  state INTEGER NOT NULL,
+  body BYTEA NOT NULL
+);
+CREATE TABLE IF NOT EXISTS policy_versions(
+  number BIGINT PRIMARY KEY,
+  change_id BIGINT NOT NULL,
+  set_version TEXT COLLATE "C" NOT NULL,
+  body BYTEA NOT NULL,
+  applied_at_ms BIGINT NOT NULL,
+  applied_by TEXT COLLATE "C" NOT NULL
+);
+CREATE TABLE IF NOT EXISTS policy_exceptions(
+  id BIGSERIAL PRIMARY KEY,
+  state INTEGER NOT NULL,
+  expires_at_ms BIGINT NOT NULL,
+  body BYTEA NOT NULL
+);
+CREATE INDEX IF NOT EXISTS policy_exceptions_state ON policy_exceptions(state, id);
 -- Append-only for the servers' own role; the hash chain catches edits made around it.
 CREATE OR REPLACE FUNCTION vigil_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -131,7 +157,8 @@ $$;
 constexpr const char* kSchemaPresent = R"sql(
 SELECT (SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()
           AND tablename IN ('devices', 'attestations', 'events', 'credentials', 'audit',
-                            'jobs', 'status_counts', 'alerts', 'alert_sinks', 'meta')) = 10
+                            'jobs', 'status_counts', 'alerts', 'alert_sinks', 'meta',
+                            'policy_changes', 'policy_versions', 'policy_exceptions')) = 13
    AND (SELECT count(*) FROM pg_trigger WHERE tgrelid = to_regclass('audit')
           AND tgname IN ('audit_no_update_delete', 'audit_no_truncate')) = 2
    AND (SELECT count(*) FROM pg_trigger WHERE tgrelid = to_regclass('devices')
@@ -868,7 +895,8 @@ class PostgresStore final : public Store {
           // is not stale, or the next sweep finds it.
           std::string sql =
               "WITH s AS (UPDATE devices SET alert_state=4 WHERE id IN (SELECT id FROM devices "
-              "WHERE alert_state IN (1, 2)" +
+              "WHERE alert_state IN " +
+              std::string(store_sql::kVerdictAlertStates) +
               store_sql::StatusFilter(v1::STALE, '$') +
               " FOR UPDATE SKIP LOCKED) RETURNING id, hostname, status, failing_checks) "
               "INSERT INTO alerts(kind, device_id, hostname, status, previous, at_ms, reason, "
@@ -887,30 +915,7 @@ class PostgresStore final : public Store {
 
   Result<uint64_t> InsertAlert(const AlertRecord& a) override {
     uint64_t id = 0;
-    Status st = WriteTx(
-        [&]() -> Status {
-          if (Reply r = Exec("lock alerts", "SELECT pg_advisory_xact_lock($1)",
-                             Params().Int(kAlertLockKey));
-              !r.ok()) {
-            return r.status();
-          }
-          Reply r = Exec("insert alert",
-                         "INSERT INTO alerts(kind, device_id, hostname, status, previous, at_ms, "
-                         "reason, failing_checks) VALUES($1,$2,$3,$4,$5,$6,$7,$8) RETURNING id",
-                         Params()
-                             .Text(a.kind)
-                             .Text(a.device_id)
-                             .Text(a.hostname)
-                             .Int(a.status)
-                             .Int(a.previous)
-                             .Int(a.at_ms)
-                             .Text(a.reason)
-                             .Text(store_sql::JoinChecks(a.failing_checks)));
-          if (!r.ok()) return r.status();
-          id = static_cast<uint64_t>(r.Int(0, 0));
-          return Status::Ok();
-        },
-        nullptr);
+    Status st = WriteTx([&] { return AddAlert(a, &id); }, nullptr);
     if (!st.ok()) return st;
     return id;
   }
@@ -1030,6 +1035,209 @@ class PostgresStore final : public Store {
         Params().Text(target_prefix).Int(since_ms));
     if (!r.ok()) return r.status();
     return static_cast<uint64_t>(r.Int(0, 0));
+  }
+
+  Result<uint64_t> InsertPolicyChange(const v1::PolicyChange& change,
+                                      const AuditRecord& audit) override {
+    uint64_t id = 0;
+    Status st = WriteTx(
+        [&]() -> Status {
+          if (Status s = LockIdOrder(); !s.ok()) return s;
+          Reply r = Exec("insert policy change",
+                         "INSERT INTO policy_changes(state, body) VALUES($1,$2) RETURNING id",
+                         Params()
+                             .Int(static_cast<int64_t>(change.state()))
+                             .Bytes(store_sql::ChangeBody(change)));
+          if (!r.ok()) return r.status();
+          id = static_cast<uint64_t>(r.Int(0, 0));
+          return Status::Ok();
+        },
+        &audit);
+    if (!st.ok()) return st;
+    return id;
+  }
+
+  Status UpdatePolicyChange(const v1::PolicyChange& change, v1::PolicyChangeState from,
+                            const AuditRecord& audit) override {
+    return WriteTx([&] { return CasChange(change, from); }, &audit);
+  }
+
+  Result<std::optional<v1::PolicyChange>> GetPolicyChange(uint64_t id) override {
+    ConnLock lock(Reader());
+    Reply r =
+        ExecFromIdle("read policy change", "SELECT id, state, body FROM policy_changes WHERE id=$1",
+                     Params().Int(static_cast<int64_t>(id)));
+    if (!r.ok()) return r.status();
+    if (r.rows() == 0) return std::optional<v1::PolicyChange>();
+    auto c = store_sql::ChangeFromRow(r.Int(0, 0), r.Int(0, 1), r.Str(0, 2));
+    if (!c.ok()) return c.status();
+    return std::optional<v1::PolicyChange>(std::move(c).value());
+  }
+
+  Result<std::vector<v1::PolicyChange>> ListPolicyChanges(uint64_t after_id,
+                                                          uint32_t limit) override {
+    ConnLock lock(Reader());
+    Reply r =
+        ExecFromIdle("list policy changes",
+                     "SELECT id, state, body FROM policy_changes WHERE id>$1 ORDER BY id LIMIT $2",
+                     Params().Int(static_cast<int64_t>(after_id)).Int(limit));
+    if (!r.ok()) return r.status();
+    std::vector<v1::PolicyChange> out;
+    for (int i = 0; i < r.rows(); ++i) {
+      auto c = store_sql::ChangeFromRow(r.Int(i, 0), r.Int(i, 1), r.Str(i, 2));
+      if (!c.ok()) return c.status();
+      out.push_back(std::move(c).value());
+    }
+    return out;
+  }
+
+  Status ApplyPolicyVersion(const PolicyVersionRecord& version, const v1::PolicyChange& change,
+                            v1::PolicyChangeState from, const AuditRecord& audit) override {
+    return WriteTx(
+        [&]() -> Status {
+          // Taken before the read, whose snapshot therefore includes the previous holder's
+          // committed version (as for the audit head).
+          if (Reply r = Exec("lock policy versions", "SELECT pg_advisory_xact_lock($1)",
+                             Params().Int(kPolicyLockKey));
+              !r.ok()) {
+            return r.status();
+          }
+          Reply cur = Exec("read policy version",
+                           "SELECT COALESCE(MAX(number), 0) FROM policy_versions", Params());
+          if (!cur.ok()) return cur.status();
+          if (Status s =
+                  store_sql::NextVersion(version.number, static_cast<uint64_t>(cur.Int(0, 0)));
+              !s.ok()) {
+            return s;
+          }
+          Reply ins = Exec("insert policy version",
+                           "INSERT INTO policy_versions(number, change_id, set_version, body, "
+                           "applied_at_ms, applied_by) VALUES($1,$2,$3,$4,$5,$6)",
+                           Params()
+                               .Int(static_cast<int64_t>(version.number))
+                               .Int(static_cast<int64_t>(version.change_id))
+                               .Text(version.set_version)
+                               .Bytes(version.set.SerializeAsString())
+                               .Int(version.applied_at_ms)
+                               .Text(version.applied_by));
+          if (ins.sqlstate() == kUniqueViolation) {
+            return Status::FailedPrecondition("policy version " + std::to_string(version.number) +
+                                              " was applied meanwhile");
+          }
+          if (!ins.ok()) return ins.status();
+          return CasChange(change, from);
+        },
+        &audit);
+  }
+
+  Result<std::optional<PolicyVersionRecord>> CurrentPolicyVersion() override {
+    ConnLock lock(Reader());
+    return OneVersion(ExecFromIdle("read policy version",
+                                   std::string("SELECT ") + kVersionColumns +
+                                       " FROM policy_versions ORDER BY number DESC LIMIT 1",
+                                   Params()));
+  }
+
+  Result<std::optional<PolicyVersionRecord>> GetPolicyVersion(uint64_t number) override {
+    ConnLock lock(Reader());
+    return OneVersion(ExecFromIdle(
+        "read policy version",
+        std::string("SELECT ") + kVersionColumns + " FROM policy_versions WHERE number=$1",
+        Params().Int(static_cast<int64_t>(number))));
+  }
+
+  Result<uint64_t> InsertException(const v1::PolicyException& exception,
+                                   const AuditRecord& audit) override {
+    uint64_t id = 0;
+    Status st = WriteTx(
+        [&]() -> Status {
+          if (Status s = LockIdOrder(); !s.ok()) return s;
+          Reply r = Exec("insert exception",
+                         "INSERT INTO policy_exceptions(state, expires_at_ms, body) "
+                         "VALUES($1,$2,$3) RETURNING id",
+                         Params()
+                             .Int(static_cast<int64_t>(exception.state()))
+                             .Int(store_sql::TimestampMs(exception.expires_at()))
+                             .Bytes(store_sql::ExceptionBody(exception)));
+          if (!r.ok()) return r.status();
+          id = static_cast<uint64_t>(r.Int(0, 0));
+          return Status::Ok();
+        },
+        &audit);
+    if (!st.ok()) return st;
+    return id;
+  }
+
+  Status UpdateException(const v1::PolicyException& exception, v1::ExceptionState from,
+                         const AuditRecord& audit, const AlertRecord* alert) override {
+    return WriteTx(
+        [&]() -> Status {
+          // Under READ COMMITTED a concurrent update of the row makes this one re-check the
+          // state against the committed version: a compare-and-swap across replicas.
+          Reply r = Exec("update exception",
+                         "UPDATE policy_exceptions SET state=$1, expires_at_ms=$2, body=$3 "
+                         "WHERE id=$4 AND state=$5",
+                         Params()
+                             .Int(static_cast<int64_t>(exception.state()))
+                             .Int(store_sql::TimestampMs(exception.expires_at()))
+                             .Bytes(store_sql::ExceptionBody(exception))
+                             .Int(static_cast<int64_t>(exception.id()))
+                             .Int(static_cast<int64_t>(from)));
+          if (!r.ok()) return r.status();
+          if (r.affected() == 0) {
+            Reply now = Exec("read exception", "SELECT state FROM policy_exceptions WHERE id=$1",
+                             Params().Int(static_cast<int64_t>(exception.id())));
+            if (!now.ok()) return now.status();
+            std::optional<std::string> state;
+            if (now.rows() == 1) {
+              state = v1::ExceptionState_Name(static_cast<v1::ExceptionState>(now.Int(0, 0)));
+            }
+            return store_sql::StateMoved("exception", exception.id(), state,
+                                         v1::ExceptionState_Name(from));
+          }
+          if (alert == nullptr) return Status::Ok();
+          uint64_t id = 0;
+          return AddAlert(*alert, &id);
+        },
+        &audit);
+  }
+
+  Result<std::optional<v1::PolicyException>> GetException(uint64_t id) override {
+    ConnLock lock(Reader());
+    Reply r =
+        ExecFromIdle("read exception", "SELECT id, state, body FROM policy_exceptions WHERE id=$1",
+                     Params().Int(static_cast<int64_t>(id)));
+    if (!r.ok()) return r.status();
+    if (r.rows() == 0) return std::optional<v1::PolicyException>();
+    auto e = store_sql::ExceptionFromRow(r.Int(0, 0), r.Int(0, 1), r.Str(0, 2));
+    if (!e.ok()) return e.status();
+    return std::optional<v1::PolicyException>(std::move(e).value());
+  }
+
+  Result<std::vector<v1::PolicyException>> ListExceptions(v1::ExceptionState state,
+                                                          uint64_t after_id,
+                                                          uint32_t limit) override {
+    ConnLock lock(Reader());
+    Reply r = state == v1::EXCEPTION_STATE_UNSPECIFIED
+                  ? ExecFromIdle("list exceptions",
+                                 "SELECT id, state, body FROM policy_exceptions WHERE id>$1 "
+                                 "ORDER BY id LIMIT $2",
+                                 Params().Int(static_cast<int64_t>(after_id)).Int(limit))
+                  : ExecFromIdle("list exceptions",
+                                 "SELECT id, state, body FROM policy_exceptions WHERE state=$3 AND "
+                                 "id>$1 ORDER BY id LIMIT $2",
+                                 Params()
+                                     .Int(static_cast<int64_t>(after_id))
+                                     .Int(limit)
+                                     .Int(static_cast<int64_t>(state)));
+    if (!r.ok()) return r.status();
+    std::vector<v1::PolicyException> out;
+    for (int i = 0; i < r.rows(); ++i) {
+      auto e = store_sql::ExceptionFromRow(r.Int(i, 0), r.Int(i, 1), r.Str(i, 2));
+      if (!e.ok()) return e.status();
+      out.push_back(std::move(e).value());
+    }
+    return out;
   }
 
   Status AppendAudit(const AuditRecord& audit) override {
@@ -1269,6 +1477,82 @@ class PostgresStore final : public Store {
                     .Bytes(e.prev_hash())
                     .Bytes(e.hash()))
         .status();
+  }
+
+  // Appends one alert inside the caller's transaction; `id` gets its id. The alert lock is held
+  // from the insert to the commit, so alert ids commit in id order (kAlertLockKey).
+  Status AddAlert(const AlertRecord& a, uint64_t* id) {
+    if (Reply r =
+            Exec("lock alerts", "SELECT pg_advisory_xact_lock($1)", Params().Int(kAlertLockKey));
+        !r.ok()) {
+      return r.status();
+    }
+    Reply r = Exec("insert alert",
+                   "INSERT INTO alerts(kind, device_id, hostname, status, previous, at_ms, "
+                   "reason, failing_checks) VALUES($1,$2,$3,$4,$5,$6,$7,$8) RETURNING id",
+                   Params()
+                       .Text(a.kind)
+                       .Text(a.device_id)
+                       .Text(a.hostname)
+                       .Int(a.status)
+                       .Int(a.previous)
+                       .Int(a.at_ms)
+                       .Text(a.reason)
+                       .Text(store_sql::JoinChecks(a.failing_checks)));
+    if (!r.ok()) return r.status();
+    *id = static_cast<uint64_t>(r.Int(0, 0));
+    return Status::Ok();
+  }
+
+  // Changes and exceptions are listed by id (id > after_id, for paging), and a sequence hands
+  // out ids at insert time: the audit lock, which the transaction takes again for its audit
+  // entry anyway, is taken before the insert, so ids commit in id order and a reader that has
+  // seen id N never finds a smaller one committed after it.
+  Status LockIdOrder() {
+    return Exec("lock audit log", "SELECT pg_advisory_xact_lock($1)", Params().Int(kAuditLockKey))
+        .status();
+  }
+
+  // Replaces change `c` if its state is still `from`, inside the caller's transaction. Under
+  // READ COMMITTED a concurrent update of the row makes this one re-check the state against the
+  // committed version: a compare-and-swap across replicas.
+  Status CasChange(const v1::PolicyChange& c, v1::PolicyChangeState from) {
+    Reply r = Exec("update policy change",
+                   "UPDATE policy_changes SET state=$1, body=$2 WHERE id=$3 AND state=$4",
+                   Params()
+                       .Int(static_cast<int64_t>(c.state()))
+                       .Bytes(store_sql::ChangeBody(c))
+                       .Int(static_cast<int64_t>(c.id()))
+                       .Int(static_cast<int64_t>(from)));
+    if (!r.ok()) return r.status();
+    if (r.affected() != 0) return Status::Ok();
+    Reply now = Exec("read policy change", "SELECT state FROM policy_changes WHERE id=$1",
+                     Params().Int(static_cast<int64_t>(c.id())));
+    if (!now.ok()) return now.status();
+    std::optional<std::string> state;
+    if (now.rows() == 1) {
+      state = v1::PolicyChangeState_Name(static_cast<v1::PolicyChangeState>(now.Int(0, 0)));
+    }
+    return store_sql::StateMoved("policy change", c.id(), state, v1::PolicyChangeState_Name(from));
+  }
+
+  static constexpr const char* kVersionColumns =
+      "number, change_id, set_version, body, applied_at_ms, applied_by";
+
+  static Result<std::optional<PolicyVersionRecord>> OneVersion(const Reply& r) {
+    if (!r.ok()) return r.status();
+    if (r.rows() == 0) return std::optional<PolicyVersionRecord>();
+    PolicyVersionRecord v;
+    v.number = static_cast<uint64_t>(r.Int(0, 0));
+    v.change_id = static_cast<uint64_t>(r.Int(0, 1));
+    v.set_version = r.Str(0, 2);
+    if (!v.set.ParseFromString(r.Str(0, 3))) {
+      return Status::IoError("stored policy version " + std::to_string(v.number) +
+                             " does not parse");
+    }
+    v.applied_at_ms = r.Int(0, 4);
+    v.applied_by = r.Str(0, 5);
+    return std::optional<PolicyVersionRecord>(std::move(v));
   }
 
   Status AddEvent(const std::string& device_id, int64_t at_ms, const std::string& kind,

@@ -116,6 +116,29 @@ CREATE TABLE IF NOT EXISTS alert_sinks(
   owner TEXT NOT NULL DEFAULT '',
   lease_until_ms INTEGER NOT NULL DEFAULT 0
 );
+-- Policy change requests, applied versions and exceptions (store.h). The message is the body;
+-- the id and the state, its compare-and-swap guard, are columns (store_sql.h). AUTOINCREMENT:
+-- an id, named in audit entries and alerts, is never reused.
+CREATE TABLE IF NOT EXISTS policy_changes(
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  state INTEGER NOT NULL,
+  body BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS policy_versions(
+  number INTEGER PRIMARY KEY,
+  change_id INTEGER NOT NULL,
+  set_version TEXT NOT NULL,
+  body BLOB NOT NULL,
+  applied_at_ms INTEGER NOT NULL,
+  applied_by TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS policy_exceptions(
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  state INTEGER NOT NULL,
+  expires_at_ms INTEGER NOT NULL,
+  body BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS policy_exceptions_state ON policy_exceptions(state, id);
 -- Append-only for the server's own connection; the hash chain catches edits made around it.
 CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
   BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
@@ -149,10 +172,13 @@ constexpr const char* kNowMs = "CAST((julianday('now') - 2440587.5) * 86400000 A
 
 // The alert trigger (store_sql.h): on a change of a watched column that moves the device's
 // alert state, the alert (when one is due) and the new state, in the changing transaction. The
-// inner UPDATE touches no watched column, so it does not fire the trigger again.
+// inner UPDATE touches no watched column, so it does not fire the trigger again. Dropped and
+// made again at every start, so a database keeps no trigger of an earlier release.
 std::string AlertSchema() {
   const std::string st = store_sql::AlertState();
-  return std::string("CREATE TRIGGER IF NOT EXISTS devices_alert AFTER UPDATE OF ") +
+  return std::string(
+             "DROP TRIGGER IF EXISTS devices_alert;\n"
+             "CREATE TRIGGER devices_alert AFTER UPDATE OF ") +
          store_sql::kAlertWatched + " ON devices WHEN " + st +
          " <> OLD.alert_state BEGIN "
          "INSERT INTO alerts(kind, device_id, hostname, status, previous, at_ms, reason, "
@@ -877,8 +903,9 @@ class SqliteStore final : public Store {
   Result<uint64_t> RaiseStaleAlerts(int64_t stale_before_ms, int64_t now_ms) override {
     uint64_t raised = 0;
     // The stale devices are exactly those StatusFilter(STALE) selects, not yet announced.
-    const std::string where =
-        std::string(" WHERE alert_state IN (1, 2)") + store_sql::StatusFilter(v1::STALE, '?');
+    const std::string where = std::string(" WHERE alert_state IN ") +
+                              store_sql::kVerdictAlertStates +
+                              store_sql::StatusFilter(v1::STALE, '?');
     Status st = WriteTx(
         [&]() -> Status {
           std::string ins =
@@ -904,24 +931,7 @@ class SqliteStore final : public Store {
 
   Result<uint64_t> InsertAlert(const AlertRecord& a) override {
     uint64_t id = 0;
-    Status st = WriteTx(
-        [&]() -> Status {
-          Stmt ins(w_,
-                   "INSERT INTO alerts(kind, device_id, hostname, status, previous, at_ms, "
-                   "reason, failing_checks) VALUES(?,?,?,?,?,?,?,?)");
-          ins.Bind(1, a.kind);
-          ins.Bind(2, a.device_id);
-          ins.Bind(3, a.hostname);
-          ins.Bind(4, static_cast<int64_t>(a.status));
-          ins.Bind(5, static_cast<int64_t>(a.previous));
-          ins.Bind(6, a.at_ms);
-          ins.Bind(7, a.reason);
-          ins.Bind(8, store_sql::JoinChecks(a.failing_checks));
-          if (ins.Step() != SQLITE_DONE) return Err("insert alert");
-          id = static_cast<uint64_t>(sqlite3_last_insert_rowid(db_));
-          return Status::Ok();
-        },
-        nullptr);
+    Status st = WriteTx([&] { return AddAlert(a, &id); }, nullptr);
     if (!st.ok()) return st;
     return id;
   }
@@ -1048,6 +1058,194 @@ class SqliteStore final : public Store {
     st.Bind(2, since_ms);
     if (st.Step() != SQLITE_ROW) return RErr("count audit");
     return static_cast<uint64_t>(st.Int(0));
+  }
+
+  Result<uint64_t> InsertPolicyChange(const v1::PolicyChange& change,
+                                      const AuditRecord& audit) override {
+    uint64_t id = 0;
+    Status st = WriteTx(
+        [&]() -> Status {
+          Stmt ins(w_, "INSERT INTO policy_changes(state, body) VALUES(?,?)");
+          ins.Bind(1, static_cast<int64_t>(change.state()));
+          ins.BindBlob(2, store_sql::ChangeBody(change));
+          if (ins.Step() != SQLITE_DONE) return Err("insert policy change");
+          id = static_cast<uint64_t>(sqlite3_last_insert_rowid(db_));
+          return Status::Ok();
+        },
+        &audit);
+    if (!st.ok()) return st;
+    return id;
+  }
+
+  Status UpdatePolicyChange(const v1::PolicyChange& change, v1::PolicyChangeState from,
+                            const AuditRecord& audit) override {
+    return WriteTx([&] { return CasChange(change, from); }, &audit);
+  }
+
+  Result<std::optional<v1::PolicyChange>> GetPolicyChange(uint64_t id) override {
+    std::lock_guard<std::mutex> lock(*rmu_);
+    Stmt st(*r_, "SELECT id, state, body FROM policy_changes WHERE id=?");
+    st.Bind(1, static_cast<int64_t>(id));
+    int rc = st.Step();
+    if (rc == SQLITE_DONE) return std::optional<v1::PolicyChange>();
+    if (rc != SQLITE_ROW) return RErr("read policy change");
+    auto c = store_sql::ChangeFromRow(st.Int(0), st.Int(1), st.Blob(2));
+    if (!c.ok()) return c.status();
+    return std::optional<v1::PolicyChange>(std::move(c).value());
+  }
+
+  Result<std::vector<v1::PolicyChange>> ListPolicyChanges(uint64_t after_id,
+                                                          uint32_t limit) override {
+    std::lock_guard<std::mutex> lock(*rmu_);
+    Stmt st(*r_, "SELECT id, state, body FROM policy_changes WHERE id>? ORDER BY id LIMIT ?");
+    st.Bind(1, static_cast<int64_t>(after_id));
+    st.Bind(2, static_cast<int64_t>(limit));
+    std::vector<v1::PolicyChange> out;
+    int rc;
+    while ((rc = st.Step()) == SQLITE_ROW) {
+      auto c = store_sql::ChangeFromRow(st.Int(0), st.Int(1), st.Blob(2));
+      if (!c.ok()) return c.status();
+      out.push_back(std::move(c).value());
+    }
+    if (rc != SQLITE_DONE) return RErr("list policy changes");
+    return out;
+  }
+
+  Status ApplyPolicyVersion(const PolicyVersionRecord& version, const v1::PolicyChange& change,
+                            v1::PolicyChangeState from, const AuditRecord& audit) override {
+    // One writer: the number read here cannot move before the commit.
+    return WriteTx(
+        [&]() -> Status {
+          Stmt cur(w_, "SELECT COALESCE(MAX(number), 0) FROM policy_versions");
+          if (cur.Step() != SQLITE_ROW) return Err("read policy version");
+          if (Status s = store_sql::NextVersion(version.number, static_cast<uint64_t>(cur.Int(0)));
+              !s.ok()) {
+            return s;
+          }
+          Stmt ins(w_,
+                   "INSERT INTO policy_versions(number, change_id, set_version, body, "
+                   "applied_at_ms, applied_by) VALUES(?,?,?,?,?,?)");
+          ins.Bind(1, static_cast<int64_t>(version.number));
+          ins.Bind(2, static_cast<int64_t>(version.change_id));
+          ins.Bind(3, version.set_version);
+          ins.BindBlob(4, version.set.SerializeAsString());
+          ins.Bind(5, version.applied_at_ms);
+          ins.Bind(6, version.applied_by);
+          int rc = ins.Step();
+          if (rc == SQLITE_CONSTRAINT) {
+            return Status::FailedPrecondition("policy version " + std::to_string(version.number) +
+                                              " was applied meanwhile");
+          }
+          if (rc != SQLITE_DONE) return Err("insert policy version");
+          return CasChange(change, from);
+        },
+        &audit);
+  }
+
+  Result<std::optional<PolicyVersionRecord>> CurrentPolicyVersion() override {
+    std::lock_guard<std::mutex> lock(*rmu_);
+    Stmt st(*r_, (std::string("SELECT ") + kVersionColumns +
+                  " FROM policy_versions ORDER BY number DESC LIMIT 1")
+                     .c_str());
+    int rc = st.Step();
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return RErr("read policy version");
+    return OneVersion(st, rc);
+  }
+
+  Result<std::optional<PolicyVersionRecord>> GetPolicyVersion(uint64_t number) override {
+    std::lock_guard<std::mutex> lock(*rmu_);
+    Stmt st(*r_, (std::string("SELECT ") + kVersionColumns + " FROM policy_versions WHERE number=?")
+                     .c_str());
+    st.Bind(1, static_cast<int64_t>(number));
+    int rc = st.Step();
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return RErr("read policy version");
+    return OneVersion(st, rc);
+  }
+
+  Result<uint64_t> InsertException(const v1::PolicyException& exception,
+                                   const AuditRecord& audit) override {
+    uint64_t id = 0;
+    Status st = WriteTx(
+        [&]() -> Status {
+          Stmt ins(w_, "INSERT INTO policy_exceptions(state, expires_at_ms, body) VALUES(?,?,?)");
+          ins.Bind(1, static_cast<int64_t>(exception.state()));
+          ins.Bind(2, store_sql::TimestampMs(exception.expires_at()));
+          ins.BindBlob(3, store_sql::ExceptionBody(exception));
+          if (ins.Step() != SQLITE_DONE) return Err("insert exception");
+          id = static_cast<uint64_t>(sqlite3_last_insert_rowid(db_));
+          return Status::Ok();
+        },
+        &audit);
+    if (!st.ok()) return st;
+    return id;
+  }
+
+  Status UpdateException(const v1::PolicyException& exception, v1::ExceptionState from,
+                         const AuditRecord& audit, const AlertRecord* alert) override {
+    return WriteTx(
+        [&]() -> Status {
+          Stmt up(w_,
+                  "UPDATE policy_exceptions SET state=?, expires_at_ms=?, body=? WHERE id=? AND "
+                  "state=?");
+          up.Bind(1, static_cast<int64_t>(exception.state()));
+          up.Bind(2, store_sql::TimestampMs(exception.expires_at()));
+          up.BindBlob(3, store_sql::ExceptionBody(exception));
+          up.Bind(4, static_cast<int64_t>(exception.id()));
+          up.Bind(5, static_cast<int64_t>(from));
+          if (up.Step() != SQLITE_DONE) return Err("update exception");
+          if (sqlite3_changes(db_) == 0) {
+            Stmt now(w_, "SELECT state FROM policy_exceptions WHERE id=?");
+            now.Bind(1, static_cast<int64_t>(exception.id()));
+            int rc = now.Step();
+            if (rc != SQLITE_ROW && rc != SQLITE_DONE) return Err("read exception");
+            std::optional<std::string> state;
+            if (rc == SQLITE_ROW) {
+              state = v1::ExceptionState_Name(static_cast<v1::ExceptionState>(now.Int(0)));
+            }
+            return store_sql::StateMoved("exception", exception.id(), state,
+                                         v1::ExceptionState_Name(from));
+          }
+          if (alert == nullptr) return Status::Ok();
+          uint64_t id = 0;
+          return AddAlert(*alert, &id);
+        },
+        &audit);
+  }
+
+  Result<std::optional<v1::PolicyException>> GetException(uint64_t id) override {
+    std::lock_guard<std::mutex> lock(*rmu_);
+    Stmt st(*r_, "SELECT id, state, body FROM policy_exceptions WHERE id=?");
+    st.Bind(1, static_cast<int64_t>(id));
+    int rc = st.Step();
+    if (rc == SQLITE_DONE) return std::optional<v1::PolicyException>();
+    if (rc != SQLITE_ROW) return RErr("read exception");
+    auto e = store_sql::ExceptionFromRow(st.Int(0), st.Int(1), st.Blob(2));
+    if (!e.ok()) return e.status();
+    return std::optional<v1::PolicyException>(std::move(e).value());
+  }
+
+  Result<std::vector<v1::PolicyException>> ListExceptions(v1::ExceptionState state,
+                                                          uint64_t after_id,
+                                                          uint32_t limit) override {
+    std::lock_guard<std::mutex> lock(*rmu_);
+    const char* sql =
+        state == v1::EXCEPTION_STATE_UNSPECIFIED
+            ? "SELECT id, state, body FROM policy_exceptions WHERE id>?1 ORDER BY id LIMIT ?2"
+            : "SELECT id, state, body FROM policy_exceptions WHERE state=?3 AND id>?1 "
+              "ORDER BY id LIMIT ?2";
+    Stmt st(*r_, sql);
+    st.Bind(1, static_cast<int64_t>(after_id));
+    st.Bind(2, static_cast<int64_t>(limit));
+    if (state != v1::EXCEPTION_STATE_UNSPECIFIED) st.Bind(3, static_cast<int64_t>(state));
+    std::vector<v1::PolicyException> out;
+    int rc;
+    while ((rc = st.Step()) == SQLITE_ROW) {
+      auto e = store_sql::ExceptionFromRow(st.Int(0), st.Int(1), st.Blob(2));
+      if (!e.ok()) return e.status();
+      out.push_back(std::move(e).value());
+    }
+    if (rc != SQLITE_DONE) return RErr("list exceptions");
+    return out;
   }
 
   Status AppendAudit(const AuditRecord& audit) override {
@@ -1231,6 +1429,62 @@ class SqliteStore final : public Store {
     ins.BindBlob(9, e.hash());
     if (ins.Step() != SQLITE_DONE) return Err("append audit entry");
     return Status::Ok();
+  }
+
+  // Appends one alert inside the caller's write transaction; `id` gets its id.
+  Status AddAlert(const AlertRecord& a, uint64_t* id) {
+    Stmt ins(w_,
+             "INSERT INTO alerts(kind, device_id, hostname, status, previous, at_ms, "
+             "reason, failing_checks) VALUES(?,?,?,?,?,?,?,?)");
+    ins.Bind(1, a.kind);
+    ins.Bind(2, a.device_id);
+    ins.Bind(3, a.hostname);
+    ins.Bind(4, static_cast<int64_t>(a.status));
+    ins.Bind(5, static_cast<int64_t>(a.previous));
+    ins.Bind(6, a.at_ms);
+    ins.Bind(7, a.reason);
+    ins.Bind(8, store_sql::JoinChecks(a.failing_checks));
+    if (ins.Step() != SQLITE_DONE) return Err("insert alert");
+    *id = static_cast<uint64_t>(sqlite3_last_insert_rowid(db_));
+    return Status::Ok();
+  }
+
+  // Replaces change `c` if its state is still `from`, inside the caller's write transaction.
+  Status CasChange(const v1::PolicyChange& c, v1::PolicyChangeState from) {
+    Stmt up(w_, "UPDATE policy_changes SET state=?, body=? WHERE id=? AND state=?");
+    up.Bind(1, static_cast<int64_t>(c.state()));
+    up.BindBlob(2, store_sql::ChangeBody(c));
+    up.Bind(3, static_cast<int64_t>(c.id()));
+    up.Bind(4, static_cast<int64_t>(from));
+    if (up.Step() != SQLITE_DONE) return Err("update policy change");
+    if (sqlite3_changes(db_) != 0) return Status::Ok();
+    Stmt now(w_, "SELECT state FROM policy_changes WHERE id=?");
+    now.Bind(1, static_cast<int64_t>(c.id()));
+    int rc = now.Step();
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return Err("read policy change");
+    std::optional<std::string> state;
+    if (rc == SQLITE_ROW) {
+      state = v1::PolicyChangeState_Name(static_cast<v1::PolicyChangeState>(now.Int(0)));
+    }
+    return store_sql::StateMoved("policy change", c.id(), state, v1::PolicyChangeState_Name(from));
+  }
+
+  static constexpr const char* kVersionColumns =
+      "number, change_id, set_version, body, applied_at_ms, applied_by";
+
+  static Result<std::optional<PolicyVersionRecord>> OneVersion(Stmt& st, int rc) {
+    if (rc == SQLITE_DONE) return std::optional<PolicyVersionRecord>();
+    PolicyVersionRecord v;
+    v.number = static_cast<uint64_t>(st.Int(0));
+    v.change_id = static_cast<uint64_t>(st.Int(1));
+    v.set_version = st.Text(2);
+    if (!v.set.ParseFromString(st.Blob(3))) {
+      return Status::IoError("stored policy version " + std::to_string(v.number) +
+                             " does not parse");
+    }
+    v.applied_at_ms = st.Int(4);
+    v.applied_by = st.Text(5);
+    return std::optional<PolicyVersionRecord>(std::move(v));
   }
 
   Status AddEvent(const std::string& device_id, int64_t at_ms, const std::string& kind,

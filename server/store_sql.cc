@@ -93,7 +93,8 @@ std::string AlertState() {
   return "(CASE WHEN NEW.revoked_at_ms<>0 THEN 8 WHEN NEW.tampered<>0 THEN 5 "
          "WHEN NEW.pending<>0 THEN OLD.alert_state "
          "WHEN OLD.alert_state=4 AND NEW.last_seen_ms<=OLD.last_seen_ms THEN 4 "
-         "WHEN NEW.status IN (1, 2) THEN NEW.status ELSE OLD.alert_state END)";
+         "WHEN NEW.status IN " +
+         std::string(kVerdictAlertStates) + " THEN NEW.status ELSE OLD.alert_state END)";
 }
 
 std::string AlertRaised(const std::string& state) {
@@ -113,6 +114,62 @@ std::string AlertReason(const std::string& state) {
 std::string AlertAt(const std::string& now_ms_sql) {
   return "(CASE WHEN NEW.last_seen_ms>OLD.last_seen_ms THEN NEW.last_seen_ms ELSE " + now_ms_sql +
          " END)";
+}
+
+std::string ChangeBody(const v1::PolicyChange& change) {
+  v1::PolicyChange body = change;
+  body.clear_id();
+  return body.SerializeAsString();
+}
+
+std::string ExceptionBody(const v1::PolicyException& exception) {
+  v1::PolicyException body = exception;
+  body.clear_id();
+  return body.SerializeAsString();
+}
+
+Result<v1::PolicyChange> ChangeFromRow(int64_t id, int64_t state, const std::string& body) {
+  v1::PolicyChange c;
+  if (!c.ParseFromString(body)) {
+    return Status::IoError("stored policy change " + std::to_string(id) + " does not parse");
+  }
+  c.set_id(static_cast<uint64_t>(id));
+  c.set_state(static_cast<v1::PolicyChangeState>(state));
+  return c;
+}
+
+Result<v1::PolicyException> ExceptionFromRow(int64_t id, int64_t state, const std::string& body) {
+  v1::PolicyException e;
+  if (!e.ParseFromString(body)) {
+    return Status::IoError("stored exception " + std::to_string(id) + " does not parse");
+  }
+  e.set_id(static_cast<uint64_t>(id));
+  e.set_state(static_cast<v1::ExceptionState>(state));
+  return e;
+}
+
+int64_t TimestampMs(const google::protobuf::Timestamp& t) {
+  return t.seconds() * 1000 + t.nanos() / 1000000;
+}
+
+Status StateMoved(const std::string& what, uint64_t id, std::optional<std::string> state,
+                  const std::string& from) {
+  if (!state) return Status::NotFound("no " + what + " " + std::to_string(id));
+  return Status::FailedPrecondition(what + " " + std::to_string(id) + " is " + *state + ", not " +
+                                    from + " (changed meanwhile)");
+}
+
+Status NextVersion(uint64_t number, uint64_t current) {
+  if (number == current + 1) return Status::Ok();
+  if (number == 0) return Status::FailedPrecondition("policy versions are numbered from 1");
+  if (number <= current) {
+    return Status::FailedPrecondition("policy version " + std::to_string(number) +
+                                      " was applied meanwhile (the current version is " +
+                                      std::to_string(current) + ")");
+  }
+  return Status::FailedPrecondition("policy version " + std::to_string(number) +
+                                    " does not follow the current version " +
+                                    std::to_string(current));
 }
 
 bool IsValidTag(const std::string& tag) {

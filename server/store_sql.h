@@ -4,11 +4,14 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "common/status.h"
 #include "vigil/v1/attestation.pb.h"
+#include "vigil/v1/fleet_service.pb.h"
 
 namespace vigil::server::store_sql {
 
@@ -47,20 +50,41 @@ std::vector<std::pair<v1::DeviceStatus, uint64_t>> CountsFromRows(
     const std::vector<std::pair<int64_t, int64_t>>& rows);
 
 // Alerts. devices.alert_state is the last status announced for a device (0 = none yet):
-// COMPLIANT or NON_COMPLIANT (its verdict), STALE, TAMPERED or REVOKED. A change of the row moves
-// it to AlertState(); the change raises an alert when AlertRaised() holds: into NON_COMPLIANT or
-// TAMPERED, or into COMPLIANT from NON_COMPLIANT, STALE or TAMPERED ("device.resolved"). STALE is
-// announced by the stale sweep (Store::RaiseStaleAlerts), since no row change marks it; the row
-// leaves STALE only when it reports again (last_seen_ms moves on). Both stores run these
-// expressions in a trigger on the device row, inside the transaction that changes it.
-std::string AlertState();                        // over NEW and OLD
+// COMPLIANT, NON_COMPLIANT or EXCEPTED (its verdict, kVerdictAlertStates), STALE, TAMPERED or
+// REVOKED. A change of the row moves it to AlertState(); the change raises an alert when
+// AlertRaised() holds: into NON_COMPLIANT or TAMPERED, or into COMPLIANT from NON_COMPLIANT,
+// STALE or TAMPERED ("device.resolved"). EXCEPTED (failing only checks an approved exception
+// covers) is tracked so that leaving it for NON_COMPLIANT raises "device.non_compliant"; entering
+// it, and leaving it for COMPLIANT, raise nothing (its failures were accepted, not fixed). STALE
+// is announced by the stale sweep (Store::RaiseStaleAlerts) for devices in a verdict state, since
+// no row change marks it; the row leaves STALE only when it reports again (last_seen_ms moves
+// on). Both stores run these expressions in a trigger on the device row, inside the transaction
+// that changes it.
+inline constexpr const char* kVerdictAlertStates = "(1, 2, 6)";
+std::string AlertState();                           // over NEW and OLD
 std::string AlertRaised(const std::string& state);  // `state`: AlertState() or a variable
 std::string AlertKind(const std::string& state);
 std::string AlertReason(const std::string& state);
 // The alert time: the new report's receive time, else `now_ms_sql` (the database's clock).
 std::string AlertAt(const std::string& now_ms_sql);
 // The columns the alert trigger watches.
-inline constexpr const char* kAlertWatched = "status, tampered, revoked_at_ms, pending, last_seen_ms";
+inline constexpr const char* kAlertWatched =
+    "status, tampered, revoked_at_ms, pending, last_seen_ms";
+
+// Policy changes and exceptions are stored as their serialized message, with the id (the key)
+// and the state (the compare-and-swap guard) in columns: those are the truth, and a row read
+// back gets them set in its message. The stored body carries no id.
+std::string ChangeBody(const v1::PolicyChange& change);
+std::string ExceptionBody(const v1::PolicyException& exception);
+Result<v1::PolicyChange> ChangeFromRow(int64_t id, int64_t state, const std::string& body);
+Result<v1::PolicyException> ExceptionFromRow(int64_t id, int64_t state, const std::string& body);
+int64_t TimestampMs(const google::protobuf::Timestamp& t);
+// Why a compare-and-swap update of `what` ("policy change", "exception") `id` from state
+// `from` changed no row, given the row's state read after it (nullopt: there is no such row).
+Status StateMoved(const std::string& what, uint64_t id, std::optional<std::string> state,
+                  const std::string& from);
+// OK when `number` is the version after `current` (0: none yet); else why it cannot be applied.
+Status NextVersion(uint64_t number, uint64_t current);
 
 // Tags are stored like failing checks (",a,b,"), sorted and unique.
 bool IsValidTag(const std::string& tag);

@@ -27,6 +27,8 @@ struct Backend {
   std::string name;
   // Opens a store; calling it again opens another connection to the SAME database (a replica).
   std::function<std::unique_ptr<Store>()> open;
+  // Runs SQL on the same database around the store (to make it look like an earlier release's).
+  std::function<void(const std::string&)> exec;
 };
 
 std::string RandomSuffix() {
@@ -52,10 +54,22 @@ std::vector<Backend> Backends() {
   char tmpl[] = "/tmp/vigil-store-XXXXXX";
   REQUIRE(::mkdtemp(tmpl) != nullptr);
   std::string path = std::string(tmpl) + "/vigil.db";
-  out.push_back({"sqlite", [path] {
+  out.push_back({"sqlite",
+                 [path] {
                    auto s = OpenSqliteStore(path);
                    REQUIRE(s.ok());
                    return std::move(s).value();
+                 },
+                 [path](const std::string& sql) {
+                   sqlite3* db = nullptr;
+                   REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+                   sqlite3_busy_timeout(db, 5000);
+                   char* msg = nullptr;
+                   int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &msg);
+                   std::string m = msg ? msg : "";
+                   sqlite3_free(msg);
+                   sqlite3_close(db);
+                   REQUIRE_MESSAGE(rc == SQLITE_OK, m);
                  }});
   const char* url = std::getenv("VIGIL_TEST_POSTGRES_URL");
   const char* required = std::getenv("VIGIL_REQUIRE_POSTGRES");
@@ -69,10 +83,22 @@ std::vector<Backend> Backends() {
     return out;
   }
   std::string schema_url = FreshPostgresSchema(url);
-  out.push_back({"postgres", [schema_url] {
+  out.push_back({"postgres",
+                 [schema_url] {
                    auto s = OpenPostgresStore(schema_url);
                    REQUIRE_MESSAGE(s.ok(), s.status().ToString());
                    return std::move(s).value();
+                 },
+                 [schema_url](const std::string& sql) {
+                   PGconn* conn = PQconnectdb(schema_url.c_str());
+                   REQUIRE_MESSAGE(PQstatus(conn) == CONNECTION_OK, PQerrorMessage(conn));
+                   PGresult* r = PQexec(conn, sql.c_str());
+                   bool ok = PQresultStatus(r) == PGRES_COMMAND_OK ||
+                             PQresultStatus(r) == PGRES_TUPLES_OK;
+                   std::string m = PQresultErrorMessage(r);
+                   PQclear(r);
+                   PQfinish(conn);
+                   REQUIRE_MESSAGE(ok, m);
                  }});
   return out;
 }
@@ -616,8 +642,8 @@ TEST_CASE("store: status transitions raise alerts in the changing transaction, o
     };
     REQUIRE(s->CommitAttestation(Accepted(d, 1, v1::COMPLIANT)).ok());
     CHECK(kinds().empty());  // a first verdict of COMPLIANT is not news
-    REQUIRE(s->CommitAttestation(Accepted(d, 2, v1::NON_COMPLIANT, {"usb_storage"}, kNow + 5))
-                .ok());
+    REQUIRE(
+        s->CommitAttestation(Accepted(d, 2, v1::NON_COMPLIANT, {"usb_storage"}, kNow + 5)).ok());
     auto alerts = s->ListAlerts(0, 100, "").value();
     REQUIRE(alerts.size() == 1);
     CHECK(alerts[0].kind == "device.non_compliant");
@@ -773,13 +799,391 @@ TEST_CASE("store: tags, history by time range, the export and enrollment-failure
     REQUIRE(rows.size() == 2);  // dev-a 3, then dev-b 1
     CHECK(rows[0].sequence == 3);
     CHECK(rows[1].device_id == "dev-b");
-    AuditRecord failed{kNow, "peer:ipv4:127.0.0.1:1", "auth.failed",
-                       "enroll.rejected.bad_secret", "x", false};
+    AuditRecord failed{
+        kNow, "peer:ipv4:127.0.0.1:1", "auth.failed", "enroll.rejected.bad_secret", "x", false};
     for (int i = 0; i < 3; ++i) REQUIRE(s->AppendAudit(failed).ok());
     failed.target = "auth.rejected.bad_token";
     REQUIRE(s->AppendAudit(failed).ok());
     CHECK(s->CountAuthFailures("enroll.", kNow).value() == 3);
     CHECK(s->CountAuthFailures("enroll.", kNow + 1).value() == 0);
+  }
+}
+
+v1::PolicyChange Change(const std::string& reason, v1::PolicyChangeState state = v1::PROPOSED) {
+  v1::PolicyChange c;
+  c.set_id(999);  // the store numbers changes itself
+  c.set_kind(v1::CHANGE);
+  c.set_state(state);
+  c.set_reason(reason);
+  c.set_proposed_by("token:alice (admin)");
+  c.mutable_policy_set()->set_description("set for " + reason);
+  c.set_set_version("sha256:" + reason);
+  return c;
+}
+
+// The actions of the audit entries after the first `from`.
+std::vector<std::string> AuditActions(Store& s, size_t from) {
+  auto entries = s.ListAudit(0, 1000);
+  REQUIRE(entries.ok());
+  std::vector<std::string> out;
+  for (size_t i = from; i < entries->size(); ++i) out.push_back(entries->at(i).action());
+  return out;
+}
+
+TEST_CASE("store: policy changes are numbered, paged and updated by compare-and-swap, audited") {
+  FOR_EACH_BACKEND(b) {
+    CAPTURE(b.name);
+    auto s = b.open();
+    auto replica = b.open();
+    const size_t before = s->ListAudit(0, 1000)->size();
+    auto first = s->InsertPolicyChange(Change("a"), Audit("policy.propose"));
+    REQUIRE(first.ok());
+    auto second = replica->InsertPolicyChange(Change("b"), Audit("policy.propose"));
+    auto third = s->InsertPolicyChange(Change("c"), Audit("policy.propose"));
+    REQUIRE(second.ok());
+    REQUIRE(third.ok());
+    CHECK(*first >= 1);
+    CHECK(*second > *first);
+    CHECK(*third > *second);
+
+    auto got = replica->GetPolicyChange(*first);
+    REQUIRE(got.ok());
+    REQUIRE(got->has_value());
+    CHECK((*got)->id() == *first);
+    CHECK((*got)->state() == v1::PROPOSED);
+    CHECK((*got)->kind() == v1::CHANGE);
+    CHECK((*got)->reason() == "a");
+    CHECK((*got)->policy_set().description() == "set for a");
+    CHECK((*got)->set_version() == "sha256:a");
+    CHECK(!s->GetPolicyChange(*third + 100)->has_value());
+
+    auto page = s->ListPolicyChanges(0, 2).value();
+    REQUIRE(page.size() == 2);
+    CHECK(page[0].id() == *first);
+    CHECK(page[1].id() == *second);
+    CHECK(page[1].reason() == "b");
+    page = s->ListPolicyChanges(page[1].id(), 2).value();
+    REQUIRE(page.size() == 1);
+    CHECK(page[0].id() == *third);
+    CHECK(s->ListPolicyChanges(*third, 10)->empty());
+
+    // PROPOSED -> APPROVED once; a second decision from PROPOSED (another approver, a rejecter)
+    // finds the state moved and changes nothing.
+    v1::PolicyChange approved = (*got).value();
+    approved.set_state(v1::APPROVED);
+    approved.set_decided_by("token:bob (approver)");
+    REQUIRE(s->UpdatePolicyChange(approved, v1::PROPOSED, Audit("policy.approve")).ok());
+    v1::PolicyChange rejected = (*got).value();
+    rejected.set_state(v1::REJECTED);
+    rejected.set_decided_by("token:carol (approver)");
+    Status late = replica->UpdatePolicyChange(rejected, v1::PROPOSED, Audit("policy.reject"));
+    CHECK(late.code() == Status::Code::kFailedPrecondition);
+    CHECK(late.message().find("APPROVED") != std::string::npos);
+    v1::PolicyChange now = s->GetPolicyChange(*first)->value();
+    CHECK(now.state() == v1::APPROVED);
+    CHECK(now.decided_by() == "token:bob (approver)");
+    v1::PolicyChange missing = approved;
+    missing.set_id(*third + 100);
+    CHECK(s->UpdatePolicyChange(missing, v1::PROPOSED, Audit("x")).code() ==
+          Status::Code::kNotFound);
+    // Only what succeeded is in the audit log.
+    CHECK(AuditActions(*s, before) == std::vector<std::string>{"policy.propose", "policy.propose",
+                                                               "policy.propose", "policy.approve"});
+  }
+}
+
+TEST_CASE("store: a policy version applies only as the next number, with its change, or not") {
+  FOR_EACH_BACKEND(b) {
+    CAPTURE(b.name);
+    auto s = b.open();
+    auto replica = b.open();
+    CHECK(!s->CurrentPolicyVersion()->has_value());
+    CHECK(!s->GetPolicyVersion(1)->has_value());
+    const uint64_t id = s->InsertPolicyChange(Change("a", v1::APPROVED), Audit("p")).value();
+    const uint64_t other = s->InsertPolicyChange(Change("b", v1::APPROVED), Audit("p")).value();
+    const size_t before = s->ListAudit(0, 1000)->size();
+
+    auto version = [&](uint64_t number, uint64_t change_id, const std::string& description) {
+      PolicyVersionRecord v;
+      v.number = number;
+      v.change_id = change_id;
+      v.set_version = "sha256:" + description;
+      v.set.set_description(description);
+      v.set.mutable_default_policy()->set_checkin_window_seconds(600);
+      v1::PolicyOverride* o = v.set.add_overrides();
+      o->set_name("laptops");
+      o->set_tag("laptop");
+      (*o->mutable_policy()->mutable_fields())["checkinWindowSeconds"].set_number_value(120);
+      v.applied_at_ms = kNow + static_cast<int64_t>(number);
+      v.applied_by = "token:alice (admin)";
+      return v;
+    };
+    auto applied = [](uint64_t change_id, uint64_t number) {
+      v1::PolicyChange c = Change("a", v1::APPLIED);
+      c.set_id(change_id);
+      c.set_version(number);
+      c.set_applied_by("token:alice (admin)");
+      return c;
+    };
+
+    // Not the next number (0 is none, 2 skips 1): refused, nothing changes.
+    for (uint64_t wrong : {0, 2}) {
+      CAPTURE(wrong);
+      CHECK(s->ApplyPolicyVersion(version(wrong, id, "x"), applied(id, wrong), v1::APPROVED,
+                                  Audit("policy.apply"))
+                .code() == Status::Code::kFailedPrecondition);
+    }
+    CHECK(s->GetPolicyChange(id)->value().state() == v1::APPROVED);
+    CHECK(!s->CurrentPolicyVersion()->has_value());
+    CHECK(!s->GetPolicyVersion(2)->has_value());
+    CHECK(AuditActions(*s, before).empty());
+
+    REQUIRE(s->ApplyPolicyVersion(version(1, id, "first"), applied(id, 1), v1::APPROVED,
+                                  Audit("policy.apply"))
+                .ok());
+    v1::PolicyChange change = s->GetPolicyChange(id)->value();
+    CHECK(change.state() == v1::APPLIED);
+    CHECK(change.version() == 1);
+    auto current = replica->CurrentPolicyVersion();
+    REQUIRE(current.ok());
+    REQUIRE(current->has_value());
+    const PolicyVersionRecord& first = **current;
+    CHECK(first.number == 1);
+    CHECK(first.change_id == id);
+    CHECK(first.set_version == "sha256:first");
+    CHECK(first.applied_at_ms == kNow + 1);
+    CHECK(first.applied_by == "token:alice (admin)");
+    CHECK(first.set.description() == "first");
+    CHECK(first.set.default_policy().checkin_window_seconds() == 600);
+    REQUIRE(first.set.overrides_size() == 1);
+    CHECK(first.set.overrides(0).tag() == "laptop");
+    CHECK(first.set.overrides(0).policy().fields().at("checkinWindowSeconds").number_value() ==
+          120);
+    CHECK(AuditActions(*s, before) == std::vector<std::string>{"policy.apply"});
+
+    // Version 1 again (another replica applied it meanwhile): refused, the other change stays.
+    CHECK(replica
+              ->ApplyPolicyVersion(version(1, other, "again"), applied(other, 1), v1::APPROVED,
+                                   Audit("policy.apply"))
+              .code() == Status::Code::kFailedPrecondition);
+    CHECK(s->GetPolicyChange(other)->value().state() == v1::APPROVED);
+    CHECK(s->CurrentPolicyVersion()->value().set_version == "sha256:first");
+    // The right number, but the change is not in the expected state, or does not exist: the
+    // version is not stored either.
+    CHECK(s->ApplyPolicyVersion(version(2, other, "second"), applied(other, 2), v1::PROPOSED,
+                                Audit("policy.apply"))
+              .code() == Status::Code::kFailedPrecondition);
+    CHECK(s->ApplyPolicyVersion(version(2, other + 100, "second"), applied(other + 100, 2),
+                                v1::APPROVED, Audit("policy.apply"))
+              .code() == Status::Code::kNotFound);
+    CHECK(!s->GetPolicyVersion(2)->has_value());
+    CHECK(s->CurrentPolicyVersion()->value().number == 1);
+    CHECK(AuditActions(*s, before).size() == 1);
+
+    // Two replicas apply version 2 at once: exactly one wins.
+    const uint64_t third = s->InsertPolicyChange(Change("c", v1::APPROVED), Audit("p")).value();
+    std::atomic<int> wins{0}, refused{0};
+    std::vector<std::thread> racers;
+    for (auto [store, change_id] : {std::pair{s.get(), other}, std::pair{replica.get(), third}}) {
+      racers.emplace_back([&, store = store, change_id = change_id] {
+        Status st =
+            store->ApplyPolicyVersion(version(2, change_id, std::to_string(change_id)),
+                                      applied(change_id, 2), v1::APPROVED, Audit("policy.apply"));
+        if (st.ok()) ++wins;
+        if (st.code() == Status::Code::kFailedPrecondition) ++refused;
+      });
+    }
+    for (auto& r : racers) r.join();
+    CHECK(wins == 1);
+    CHECK(refused == 1);
+    auto second = s->GetPolicyVersion(2)->value();
+    const uint64_t loser = second.change_id == other ? third : other;
+    CHECK(s->GetPolicyChange(second.change_id)->value().state() == v1::APPLIED);
+    CHECK(s->GetPolicyChange(loser)->value().state() == v1::APPROVED);
+    CHECK(s->CurrentPolicyVersion()->value().number == 2);
+    CHECK(s->GetPolicyVersion(1)->value().set_version == "sha256:first");
+    auto chain =
+        audit::VerifyChain(s->ListAudit(0, 1000).value(), std::string(audit::kHashSize, '\0'));
+    CHECK_MESSAGE(chain.ok(), chain.status().ToString());
+  }
+}
+
+v1::PolicyException Exception(const std::string& device_id, const std::string& tag,
+                              const std::string& check) {
+  v1::PolicyException e;
+  e.set_id(999);  // the store numbers exceptions itself
+  e.set_state(v1::EXCEPTION_REQUESTED);
+  e.set_device_id(device_id);
+  e.set_tag(tag);
+  e.set_check(check);
+  e.set_reason("vendor tool needs it until the migration");
+  e.mutable_expires_at()->set_seconds(kNow / 1000 + 86400);
+  e.set_requested_by("token:alice (admin)");
+  return e;
+}
+
+TEST_CASE("store: exceptions are listed by state and updated by compare-and-swap, with alerts") {
+  FOR_EACH_BACKEND(b) {
+    CAPTURE(b.name);
+    auto s = b.open();
+    auto replica = b.open();
+    const size_t before = s->ListAudit(0, 1000)->size();
+    const uint64_t a =
+        s->InsertException(Exception("dev-a", "", "usb_storage"), Audit("exception.request"))
+            .value();
+    const uint64_t t =
+        replica->InsertException(Exception("", "laptop", "screen_lock"), Audit("exception.request"))
+            .value();
+    const uint64_t c =
+        s->InsertException(Exception("dev-c", "", "password_policy"), Audit("exception.request"))
+            .value();
+    CHECK(a < t);
+    CHECK(t < c);
+    v1::PolicyException got = replica->GetException(a)->value();
+    CHECK(got.id() == a);
+    CHECK(got.state() == v1::EXCEPTION_REQUESTED);
+    CHECK(got.device_id() == "dev-a");
+    CHECK(got.check() == "usb_storage");
+    CHECK(got.expires_at().seconds() == kNow / 1000 + 86400);
+    CHECK(!s->GetException(c + 100)->has_value());
+    CHECK(s->ListExceptions(v1::EXCEPTION_STATE_UNSPECIFIED, 0, 100)->size() == 3);
+    CHECK(s->ListExceptions(v1::EXCEPTION_ACTIVE, 0, 100)->empty());
+
+    v1::PolicyException active = got;
+    active.set_state(v1::EXCEPTION_ACTIVE);
+    active.set_decided_by("token:bob (approver)");
+    REQUIRE(s->UpdateException(active, v1::EXCEPTION_REQUESTED, Audit("exception.approve"), nullptr)
+                .ok());
+    auto listed = replica->ListExceptions(v1::EXCEPTION_ACTIVE, 0, 100).value();
+    REQUIRE(listed.size() == 1);
+    CHECK(listed[0].id() == a);
+    CHECK(listed[0].decided_by() == "token:bob (approver)");
+    auto requested = s->ListExceptions(v1::EXCEPTION_REQUESTED, 0, 1).value();
+    REQUIRE(requested.size() == 1);
+    CHECK(requested[0].id() == t);
+    CHECK(requested[0].tag() == "laptop");
+    requested = s->ListExceptions(v1::EXCEPTION_REQUESTED, t, 10).value();
+    REQUIRE(requested.size() == 1);
+    CHECK(requested[0].id() == c);
+
+    // A decision from a state the exception has left: refused, and its alert is not raised.
+    AlertRecord alert;
+    alert.kind = "exception.expired";
+    alert.device_id = "dev-a";
+    alert.at_ms = kNow + 7;
+    alert.reason = "exception " + std::to_string(a) + " for usb_storage expired";
+    alert.failing_checks = {"usb_storage"};
+    v1::PolicyException expired = active;
+    expired.set_state(v1::EXCEPTION_EXPIRED);
+    expired.set_ended_by("server");
+    CHECK(replica
+              ->UpdateException(expired, v1::EXCEPTION_REQUESTED, Audit("exception.expire"), &alert)
+              .code() == Status::Code::kFailedPrecondition);
+    v1::PolicyException missing = expired;
+    missing.set_id(c + 100);
+    CHECK(s->UpdateException(missing, v1::EXCEPTION_ACTIVE, Audit("x"), &alert).code() ==
+          Status::Code::kNotFound);
+    CHECK(s->ListAlerts(0, 100, "")->empty());
+    CHECK(s->GetException(a)->value().state() == v1::EXCEPTION_ACTIVE);
+
+    // The expiry with its alert, in one transaction.
+    REQUIRE(
+        replica->UpdateException(expired, v1::EXCEPTION_ACTIVE, Audit("exception.expire"), &alert)
+            .ok());
+    auto alerts = s->ListAlerts(0, 100, "").value();
+    REQUIRE(alerts.size() == 1);
+    CHECK(alerts[0].kind == "exception.expired");
+    CHECK(alerts[0].device_id == "dev-a");
+    CHECK(alerts[0].at_ms == kNow + 7);
+    CHECK(alerts[0].failing_checks == std::vector<std::string>{"usb_storage"});
+    CHECK(s->LastAlertId().value() == alerts[0].id);
+    CHECK(s->GetException(a)->value().state() == v1::EXCEPTION_EXPIRED);
+    CHECK(s->GetException(a)->value().ended_by() == "server");
+    CHECK(s->ListExceptions(v1::EXCEPTION_ACTIVE, 0, 100)->empty());
+    CHECK(AuditActions(*s, before) ==
+          std::vector<std::string>{"exception.request", "exception.request", "exception.request",
+                                   "exception.approve", "exception.expire"});
+  }
+}
+
+TEST_CASE("store: EXCEPTED is an alert state: only leaving it for NON_COMPLIANT is news") {
+  FOR_EACH_BACKEND(b) {
+    CAPTURE(b.name);
+    auto s = b.open();
+    DeviceRecord d = Device("dev-a", 'a');
+    REQUIRE(s->InsertDevice(d, Audit("e")).ok());
+    auto alerts = [&] { return s->ListAlerts(0, 100, "").value(); };
+    auto judge = [&](v1::DeviceStatus status, std::vector<std::string> failing) {
+      DeviceRecord now = s->GetDevice("dev-a")->value();
+      now.status = status;
+      now.failing_checks = std::move(failing);
+      REQUIRE(s->UpdateVerdicts({now}).ok());
+    };
+    REQUIRE(s->CommitAttestation(Accepted(d, 1, v1::NON_COMPLIANT, {"usb_storage"})).ok());
+    REQUIRE(alerts().size() == 1);
+    // An exception covers the failure: accepted, not fixed, and not news either.
+    judge(v1::EXCEPTED, {});
+    CHECK(alerts().size() == 1);
+    // The exception ends: non-compliant again, announced again.
+    judge(v1::NON_COMPLIANT, {"usb_storage"});
+    auto now = alerts();
+    REQUIRE(now.size() == 2);
+    CHECK(now[1].kind == "device.non_compliant");
+    CHECK(now[1].previous == v1::EXCEPTED);
+    CHECK(now[1].failing_checks == std::vector<std::string>{"usb_storage"});
+    judge(v1::EXCEPTED, {});
+    // Fixed while excepted: nothing was announced as failing since, so nothing to resolve.
+    judge(v1::COMPLIANT, {});
+    CHECK(alerts().size() == 2);
+    // A report judged EXCEPTED: the same through the ingest path.
+    REQUIRE(s->CommitAttestation(Accepted(d, 2, v1::EXCEPTED)).ok());
+    CHECK(alerts().size() == 2);
+    REQUIRE(s->CommitAttestation(Accepted(d, 3, v1::NON_COMPLIANT, {"screen_lock"})).ok());
+    REQUIRE(alerts().size() == 3);
+    CHECK(alerts()[2].previous == v1::EXCEPTED);
+    // An excepted device that goes quiet is announced STALE like any other.
+    REQUIRE(s->CommitAttestation(Accepted(d, 4, v1::EXCEPTED)).ok());
+    CHECK(s->RaiseStaleAlerts(kNow + 1000, kNow + 2000).value() == 1);
+    now = alerts();
+    REQUIRE(now.size() == 4);
+    CHECK(now[3].kind == "device.stale");
+    CHECK(now[3].previous == v1::EXCEPTED);
+  }
+}
+
+TEST_CASE("store: a database from before policy versions gets their tables and alert rule") {
+  FOR_EACH_BACKEND(b) {
+    CAPTURE(b.name);
+    {
+      auto s = b.open();
+      REQUIRE(s->InsertDevice(Device("dev-a", 'a'), Audit("e")).ok());
+      REQUIRE(s->CommitAttestation(Accepted(Device("dev-a", 'a'), 1, v1::COMPLIANT)).ok());
+    }
+    // The earlier release: no policy tables, and an alert rule that ignores EXCEPTED (a stand-in
+    // that raises nothing at all).
+    if (b.name == "sqlite") {
+      b.exec(
+          "DROP TABLE policy_changes; DROP TABLE policy_versions; DROP TABLE policy_exceptions; "
+          "DROP TRIGGER devices_alert; CREATE TRIGGER devices_alert AFTER UPDATE OF status ON "
+          "devices BEGIN SELECT 1; END;");
+    } else {
+      b.exec(
+          "DROP TABLE policy_changes, policy_versions, policy_exceptions; "
+          "CREATE OR REPLACE FUNCTION vigil_device_alert() RETURNS trigger LANGUAGE plpgsql AS "
+          "$$ BEGIN RETURN NEW; END; $$;");
+    }
+    auto s = b.open();
+    REQUIRE(s->ListPolicyChanges(0, 10).ok());
+    CHECK(s->InsertPolicyChange(Change("a"), Audit("p")).ok());
+    CHECK(s->InsertException(Exception("dev-a", "", "usb_storage"), Audit("x")).ok());
+    CHECK(!s->CurrentPolicyVersion()->has_value());
+    DeviceRecord d = s->GetDevice("dev-a")->value();
+    REQUIRE(s->CommitAttestation(Accepted(d, 2, v1::EXCEPTED)).ok());
+    REQUIRE(s->CommitAttestation(Accepted(d, 3, v1::NON_COMPLIANT, {"usb_storage"})).ok());
+    auto alerts = s->ListAlerts(0, 100, "").value();
+    REQUIRE(alerts.size() == 1);
+    CHECK(alerts[0].kind == "device.non_compliant");
+    CHECK(alerts[0].previous == v1::EXCEPTED);
   }
 }
 
