@@ -1,7 +1,7 @@
-// vigilctl: the security team's command line for fleet status, alerts and the auditors' evidence
-// report. The composition root: parses the command line (vigilctl_cli.h), connects, calls
-// FleetService (paging until done), and prints through vigilctl_output.h. Usage and exit codes:
-// `vigilctl --help`, docs/vigilctl.md.
+// vigilctl: the security team's command line for fleet status, alerts, the auditors' evidence
+// report, policy changes and exceptions. The composition root: parses the command line
+// (vigilctl_cli.h), connects, calls FleetService (paging until done), and prints through
+// vigilctl_output.h. Usage and exit codes: `vigilctl --help`, docs/vigilctl.md.
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
@@ -64,6 +64,11 @@ int RpcFailed(const grpc::Status& s, const Connection& conn, const std::string& 
     case grpc::StatusCode::INVALID_ARGUMENT:
       std::cerr << "vigilctl: the server refused the request: " << s.error_message() << "\n";
       return kExitUsage;
+    case grpc::StatusCode::FAILED_PRECONDITION:
+      // The state does not allow it (an unapproved change, a moved base version, ...).
+      std::cerr << "vigilctl: " << conn.server << " refused " << rpc << ": " << s.error_message()
+                << "\n";
+      return kExitFailed;
     case grpc::StatusCode::UNIMPLEMENTED:
       std::cerr << "vigilctl: " << conn.server << " does not implement " << rpc
                 << " (a vigil-server older than this vigilctl?)\n";
@@ -258,7 +263,36 @@ int DeviceAction(const Invocation& inv, const Connection& conn) {
   return kExitOk;
 }
 
+// Makes one call and prints its response: the protobuf JSON mapping with --format json, else
+// text(response).
+template <typename Resp, typename Call, typename Text>
+int CallAndPrint(const Invocation& inv, const Connection& conn, const std::string& rpc, Call call,
+                 Text text) {
+  Resp resp;
+  auto ctx = conn.Context();
+  grpc::Status s = call(ctx.get(), &resp);
+  if (!s.ok()) return RpcFailed(s, conn, rpc);
+  if (inv.Format() == "json") {
+    PrintJson(resp);
+  } else {
+    std::cout << text(resp);
+  }
+  return kExitOk;
+}
+
+int DevicePolicy(const Invocation& inv, const Connection& conn) {
+  v1::GetDevicePolicyRequest req;
+  req.set_device_id(inv.args.at(0));
+  return CallAndPrint<v1::DevicePolicyResponse>(
+      inv, conn, "GetDevicePolicy",
+      [&](grpc::ClientContext* ctx, v1::DevicePolicyResponse* r) {
+        return conn.stub->GetDevicePolicy(ctx, req, r);
+      },
+      DevicePolicyText);
+}
+
 int Device(const Invocation& inv, const Connection& conn) {
+  if (inv.Has("policy")) return DevicePolicy(inv, conn);
   v1::GetDeviceRequest req;
   req.set_device_id(inv.args.at(0));
   if (auto h = inv.Get("history")) {
@@ -354,6 +388,160 @@ int Stats(const Invocation& inv, const Connection& conn) {
   return kExitOk;
 }
 
+int PolicyPropose(const Invocation& inv, const Connection& conn) {
+  const std::string path = inv.GetOr("file", "");
+  auto text = ReadWholeFile(path, 1u << 20);
+  if (!text.ok()) return UsageError(text.status().Prefixed("--file: "));
+  // Parsed and validated before anything is sent.
+  auto req = ProposeRequest(inv, *text);
+  if (!req.ok()) return UsageError(req.status());
+  return CallAndPrint<v1::PolicyChange>(
+      inv, conn, "ProposePolicyChange",
+      [&](grpc::ClientContext* ctx, v1::PolicyChange* r) {
+        return conn.stub->ProposePolicyChange(ctx, *req, r);
+      },
+      ProposedText);
+}
+
+int PolicyHistory(const Invocation& inv, const Connection& conn) {
+  v1::ListPolicyChangesResponse all;
+  grpc::Status s = FetchPolicyChanges(conn.Calls(), &all);
+  if (!s.ok()) return RpcFailed(s, conn, "ListPolicyChanges");
+  std::string format = inv.Format();
+  if (format == "json") {
+    PrintJson(all);
+  } else {
+    PrintTable(PolicyChangesTable(all, StyleOf(format)), format);
+  }
+  return kExitOk;
+}
+
+int Policy(const Invocation& inv, const Connection& conn) {
+  const std::string_view name = inv.command->name;
+  auto* stub = conn.stub.get();
+  using Ctx = grpc::ClientContext;
+  if (name == "policy show") {
+    auto req = PolicyShowRequest(inv);
+    if (!req.ok()) return UsageError(req.status());
+    return CallAndPrint<v1::PolicyVersionInfo>(
+        inv, conn, "GetPolicy",
+        [&](Ctx* ctx, v1::PolicyVersionInfo* r) { return stub->GetPolicy(ctx, *req, r); },
+        PolicyVersionText);
+  }
+  if (name == "policy propose") return PolicyPropose(inv, conn);
+  if (name == "policy history") return PolicyHistory(inv, conn);
+  if (name == "policy rollback") {
+    auto req = RollbackRequest(inv);
+    if (!req.ok()) return UsageError(req.status());
+    return CallAndPrint<v1::PolicyChange>(
+        inv, conn, "RollbackPolicy",
+        [&](Ctx* ctx, v1::PolicyChange* r) { return stub->RollbackPolicy(ctx, *req, r); },
+        PolicyChangeBrief);
+  }
+  if (name == "policy diff") {
+    auto req = DiffRequest(inv);
+    if (!req.ok()) return UsageError(req.status());
+    return CallAndPrint<v1::DiffPolicyVersionsResponse>(
+        inv, conn, "DiffPolicyVersions",
+        [&](Ctx* ctx, v1::DiffPolicyVersionsResponse* r) {
+          return stub->DiffPolicyVersions(ctx, *req, r);
+        },
+        [](const v1::DiffPolicyVersionsResponse& r) { return DiffText(r.lines()); });
+  }
+  if (name == "policy approve" || name == "policy reject") {
+    auto req = PolicyDecisionRequestFromArgs(inv);
+    if (!req.ok()) return UsageError(req.status());
+    const bool approve = name == "policy approve";
+    return CallAndPrint<v1::PolicyChange>(
+        inv, conn, approve ? "ApprovePolicyChange" : "RejectPolicyChange",
+        [&](Ctx* ctx, v1::PolicyChange* r) {
+          return approve ? stub->ApprovePolicyChange(ctx, *req, r)
+                         : stub->RejectPolicyChange(ctx, *req, r);
+        },
+        PolicyChangeBrief);
+  }
+  // The rest name one change.
+  auto req = PolicyChangeRequestFromArgs(inv);
+  if (!req.ok()) return UsageError(req.status());
+  if (name == "policy preview") {
+    return CallAndPrint<v1::PolicyImpact>(
+        inv, conn, "PreviewPolicyChange",
+        [&](Ctx* ctx, v1::PolicyImpact* r) {
+          grpc::Status s = stub->PreviewPolicyChange(ctx, *req, r);
+          // The table says it at the top; JSON readers still get told.
+          if (s.ok() && inv.Format() == "json" && r->current_version() != r->base_version()) {
+            std::cerr << "vigilctl: warning: change " << r->change_id()
+                      << " was proposed on version " << r->base_version()
+                      << " but the current version is " << r->current_version()
+                      << ": applying it will be refused\n";
+          }
+          return s;
+        },
+        PolicyImpactText);
+  }
+  if (name == "policy apply") {
+    return CallAndPrint<v1::PolicyChange>(
+        inv, conn, "ApplyPolicyChange",
+        [&](Ctx* ctx, v1::PolicyChange* r) { return stub->ApplyPolicyChange(ctx, *req, r); },
+        PolicyChangeBrief);
+  }
+  if (name == "policy change") {
+    return CallAndPrint<v1::PolicyChange>(
+        inv, conn, "GetPolicyChange",
+        [&](Ctx* ctx, v1::PolicyChange* r) { return stub->GetPolicyChange(ctx, *req, r); },
+        PolicyChangeDetail);
+  }
+  if (name == "policy review") {
+    return CallAndPrint<v1::PolicyReview>(
+        inv, conn, "ReviewPolicyChange",
+        [&](Ctx* ctx, v1::PolicyReview* r) { return stub->ReviewPolicyChange(ctx, *req, r); },
+        PolicyReviewText);
+  }
+  return UsageError(Status::InvalidArgument("'" + std::string(name) + "' is not runnable"));
+}
+
+int Exception(const Invocation& inv, const Connection& conn, int64_t now_ms) {
+  const std::string_view name = inv.command->name;
+  auto* stub = conn.stub.get();
+  using Ctx = grpc::ClientContext;
+  if (name == "exception request") {
+    auto req = ExceptionRequestFromFlags(inv, now_ms);
+    if (!req.ok()) return UsageError(req.status());
+    return CallAndPrint<v1::PolicyException>(
+        inv, conn, "RequestException",
+        [&](Ctx* ctx, v1::PolicyException* r) { return stub->RequestException(ctx, *req, r); },
+        [](const v1::PolicyException& e) {
+          return ExceptionBrief(e) + "next: another person runs vigilctl exception approve " +
+                 std::to_string(e.id()) + "\n";
+        });
+  }
+  if (name == "exception list") {
+    auto req = ListExceptionsRequestFromFlags(inv);
+    if (!req.ok()) return UsageError(req.status());
+    const std::string format = inv.Format();
+    return CallAndPrint<v1::ListExceptionsResponse>(
+        inv, conn, "ListExceptions",
+        [&](Ctx* ctx, v1::ListExceptionsResponse* r) { return stub->ListExceptions(ctx, *req, r); },
+        [&](const v1::ListExceptionsResponse& r) {
+          Table t = ExceptionsTable(r.exceptions(), StyleOf(format));
+          return format == "csv" ? FormatCsv(t) : FormatTable(t);
+        });
+  }
+  auto req = ExceptionDecisionRequestFromArgs(inv);
+  if (!req.ok()) return UsageError(req.status());
+  const std::string rpc = name == "exception approve"  ? "ApproveException"
+                          : name == "exception reject" ? "RejectException"
+                                                       : "RevokeException";
+  return CallAndPrint<v1::PolicyException>(
+      inv, conn, rpc,
+      [&](Ctx* ctx, v1::PolicyException* r) {
+        if (name == "exception approve") return stub->ApproveException(ctx, *req, r);
+        if (name == "exception reject") return stub->RejectException(ctx, *req, r);
+        return stub->RevokeException(ctx, *req, r);
+      },
+      ExceptionBrief);
+}
+
 int Run(const Invocation& inv, const Connection& conn, int64_t now_ms) {
   const std::string_view name = inv.command->name;
   if (name == "devices") return Devices(inv, conn, now_ms);
@@ -367,6 +555,8 @@ int Run(const Invocation& inv, const Connection& conn, int64_t now_ms) {
   if (name == "audit" || name == "audit verify") return Audit(inv, conn);
   if (name == "summary") return Summary(inv, conn);
   if (name == "stats") return Stats(inv, conn);
+  if (name.rfind("policy ", 0) == 0) return Policy(inv, conn);
+  if (name.rfind("exception ", 0) == 0) return Exception(inv, conn, now_ms);
   return UsageError(Status::InvalidArgument("'" + std::string(name) + "' is not runnable"));
 }
 
@@ -375,8 +565,12 @@ int Main(int argc, char** argv) {
   auto inv = ParseCommandLine(args);
   if (!inv.ok()) return UsageError(inv.status());
   if (inv->help) {
-    std::cout << (inv->command && inv->command->name != "help" ? CommandUsage(*inv->command)
-                                                               : MainUsage());
+    if (!inv->group.empty()) {
+      std::cout << GroupUsage(inv->group);
+    } else {
+      std::cout << (inv->command && inv->command->name != "help" ? CommandUsage(*inv->command)
+                                                                 : MainUsage());
+    }
     return kExitOk;
   }
   auto conn = Connect(*inv);

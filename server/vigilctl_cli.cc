@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <set>
 
+#include "collectors/policy_set.h"
+
 namespace vigil::ctl {
 namespace {
 
@@ -17,9 +19,11 @@ constexpr std::string_view kWhenHelp =
     "(2026-11-30T00:00:00Z, 2026-11-30T09:00:00+01:00) or date (2026-11-30, midnight UTC).";
 
 constexpr std::string_view kExitCodes =
-    "Exit codes: 0 success, 1 server unreachable or failed, 2 usage error (also a request the\n"
-    "server refuses as invalid), 3 device not found, 4 not authorized (missing, invalid,\n"
-    "expired or revoked token, or a role that may not do this), 5 the audit log does not verify.\n";
+    "Exit codes: 0 success, 1 server unreachable or failed (also a state that does not allow\n"
+    "it, e.g. applying an unapproved change), 2 usage error (also a request the server refuses\n"
+    "as invalid), 3 not found (device, policy change or version, exception), 4 not authorized\n"
+    "(missing, invalid, expired or revoked token, or a role that may not do this),\n"
+    "5 the audit log does not verify.\n";
 
 const std::vector<FlagInfo>& GlobalFlagsImpl() {
   static const std::vector<FlagInfo> kFlags = {
@@ -65,13 +69,17 @@ const std::vector<CommandInfo>& CommandsImpl() {
        0,
        0},
       {"device",
-       "device ID [--history N]",
+       "device ID [--history N] | device ID --policy",
        "one device: status, checks with reasons and evidence, history, events",
        "Each check's evidence is printed as the facts the agent collected, each with where it\n"
        "came from (file:line, key, the raw text) and whether it is locked or a user can change\n"
        "it. --format json prints the whole GetDevice response (protobuf JSON mapping).\n"
+       "With --policy, the device's effective policy instead (GetDevicePolicy): the policy\n"
+       "version, the overrides applied, which override set each value (the rest comes from the\n"
+       "default), a conflict between overrides if any, and the active exceptions covering it.\n"
        "Admin subcommands: `device approve`, `device revoke`, `device tag` (see their --help).",
-       {{"history", "N", "the last N attestations (default 10, at most 1000)"}},
+       {{"history", "N", "the last N attestations (default 10, at most 1000)"},
+        {"policy", "", "print the device's effective policy and exceptions instead"}},
        {"table", "json"},
        1,
        1},
@@ -184,6 +192,162 @@ const std::vector<CommandInfo>& CommandsImpl() {
        "accepted and rejected requests by reason (the server's counters)",
        "",
        {},
+       {"table", "json", "csv"},
+       0,
+       0},
+      {"policy show",
+       "policy show [--version N]",
+       "the current policy set, or an earlier applied version",
+       "Prints the version number, the change that made it current, who applied it and when,\n"
+       "and the policy set as JSON (the format `policy propose --file` takes).\n"
+       "--format json prints the PolicyVersionInfo.",
+       {{"version", "N", "an earlier applied version (default: the current one)"}},
+       {"table", "json"},
+       0,
+       0},
+      {"policy propose",
+       "policy propose --file F --reason TEXT --rollback-plan TEXT",
+       "(admin) propose a new policy set; nothing changes until approved and applied",
+       "F is a PolicySet (or a plain Policy) in JSON, as in docs/policy.md. It is parsed and\n"
+       "validated here first, so a mistake is reported (naming the file, the override and the\n"
+       "field) before anything is sent. Prints the new change id and its state; then preview it\n"
+       "with `vigilctl policy preview ID` and ask another person to approve it.",
+       {{"file", "F", "the proposed policy set, JSON (required)"},
+        {"reason", "TEXT", "why (required; recorded with the change and in the audit log)"},
+        {"rollback-plan", "TEXT", "how to undo the change if it goes wrong (required)"}},
+       {"table", "json"},
+       0,
+       0},
+      {"policy preview",
+       "policy preview CHANGE [--limit N]",
+       "what a change would do to every device, from their latest evidence",
+       "Re-judges every device's latest evidence under the proposed set (nothing is changed).\n"
+       "Prints the differences from the base version, device counts by status before and after,\n"
+       "each check's failing devices before and after (newly failing, newly passing), and the\n"
+       "devices whose status would change. When the current version is no longer the change's\n"
+       "base version, applying it will be refused: propose it again on the current version.",
+       {{"limit", "N",
+         "list at most N changed devices (default: the server's, 100; at most 10000)"}},
+       {"table", "json"},
+       1,
+       1},
+      {"policy approve",
+       "policy approve CHANGE [--reason TEXT]",
+       "(approver, not the proposer) approve a proposed change",
+       "PROPOSED -> APPROVED. Prints the change's id, kind, state, version, who and when.",
+       {{"reason", "TEXT", "why (optional; recorded with the decision)"}},
+       {"table", "json"},
+       1,
+       1},
+      {"policy reject",
+       "policy reject CHANGE --reason TEXT",
+       "(approver or admin) reject a proposed or approved change",
+       "PROPOSED or APPROVED -> REJECTED. Prints the change's id, kind, state, who and when.",
+       {{"reason", "TEXT", "why (required; recorded with the decision)"}},
+       {"table", "json"},
+       1,
+       1},
+      {"policy apply",
+       "policy apply CHANGE",
+       "(admin) make an approved change the current policy",
+       "APPROVED -> APPLIED: the set becomes the current version and every device is re-judged\n"
+       "at once. Refused (exit 1) when the current version is no longer the change's base.\n"
+       "Prints the change's id, kind, state, new version, who and when.",
+       {},
+       {"table", "json"},
+       1,
+       1},
+      {"policy rollback",
+       "policy rollback --to VERSION --reason TEXT",
+       "(admin) make an earlier applied version current again",
+       "Recorded as a change of its own (kind ROLLBACK), applied in one step. Prints it.",
+       {{"to", "VERSION", "the applied version to make current (required)"},
+        {"reason", "TEXT", "why (required; recorded with the change and in the audit log)"}},
+       {"table", "json"},
+       0,
+       0},
+      {"policy change",
+       "policy change CHANGE",
+       "one change request in full: who asked, why, who decided, the diff, the impact",
+       "",
+       {},
+       {"table", "json"},
+       1,
+       1},
+      {"policy review",
+       "policy review CHANGE",
+       "compliance before an applied change, right after it, and now",
+       "Device counts by status and failing devices by check, side by side: BEFORE (at apply,\n"
+       "before re-evaluation), AFTER (right after) and NOW.",
+       {},
+       {"table", "json"},
+       1,
+       1},
+      {"policy history",
+       "policy history",
+       "every change request, oldest first; the current version is marked",
+       "One row per change: id, kind, state, the version it became, who proposed it and when,\n"
+       "who decided, when it was applied, and why. All pages are fetched.",
+       {},
+       {"table", "json", "csv"},
+       0,
+       0},
+      {"policy diff",
+       "policy diff V1 [V2]",
+       "the differences from applied version V1 to V2 (default: the current version)",
+       "",
+       {},
+       {"table", "json"},
+       1,
+       2},
+      {"exception request",
+       "exception request (--device ID | --tag TAG) --check CHECK --reason TEXT "
+       "(--expires TIME | --for DURATION)",
+       "(admin) ask for an exception to one check for a device or a tag",
+       "An exception, once approved by another person, turns the check's FAIL or ERROR into\n"
+       "EXCEPTED for the device (or every device carrying the tag) until it expires. The expiry\n"
+       "is after now and at most 366 days ahead. Prints the exception's id and state.",
+       {{"device", "ID", "the device the exception is for"},
+        {"tag", "TAG", "or: every device carrying this tag"},
+        {"check", "CHECK", "the check excepted: screen_lock, password_policy, usb_storage, ..."},
+        {"reason", "TEXT", "why (required; recorded with the exception)"},
+        {"expires", "TIME",
+         "when it ends: RFC 3339 (2026-12-31T18:00:00Z) or a date (midnight UTC)"},
+        {"for", "DURATION", "or: how long from now (12h, 7d, 2w, 1d12h)"}},
+       {"table", "json"},
+       0,
+       0},
+      {"exception approve",
+       "exception approve ID [--reason TEXT]",
+       "(approver, not the requester) approve a requested exception",
+       "REQUESTED -> ACTIVE. Prints the exception.",
+       {{"reason", "TEXT", "why (optional; recorded with the decision)"}},
+       {"table", "json"},
+       1,
+       1},
+      {"exception reject",
+       "exception reject ID --reason TEXT",
+       "(approver or admin) reject a requested exception",
+       "REQUESTED -> REJECTED. Prints the exception.",
+       {{"reason", "TEXT", "why (required; recorded with the decision)"}},
+       {"table", "json"},
+       1,
+       1},
+      {"exception revoke",
+       "exception revoke ID --reason TEXT",
+       "(approver or admin) end a requested or active exception now",
+       "REQUESTED or ACTIVE -> REVOKED. Prints the exception.",
+       {{"reason", "TEXT", "why (required; recorded with the exception)"}},
+       {"table", "json"},
+       1,
+       1},
+      {"exception list",
+       "exception list [--state S] [--device ID]",
+       "exceptions, oldest first",
+       "Columns: ID STATE FOR (device or tag) CHECK EXPIRES REQUESTED-BY DECIDED-BY REASON.\n"
+       "--device keeps the exceptions covering that device, by its id or one of its tags.",
+       {{"state", "S", "only this state: requested, active, rejected, revoked, expired"},
+        {"device", "ID", "only exceptions covering this device"}},
        {"table", "json", "csv"},
        0,
        0},
@@ -350,6 +514,71 @@ Status ParseTimeRange(const Invocation& inv, int64_t now_ms, google::protobuf::T
   return Status::Ok();
 }
 
+// A first word that names no command itself but starts several: "policy", "exception".
+bool IsGroup(std::string_view word) {
+  if (word.empty()) return false;
+  bool prefix = false;
+  for (const auto& c : CommandsImpl()) {
+    if (c.name == word) return false;
+    prefix = prefix || (c.name.size() > word.size() && c.name.substr(0, word.size()) == word &&
+                        c.name[word.size()] == ' ');
+  }
+  return prefix;
+}
+
+std::vector<std::string_view> GroupCommands(std::string_view group) {
+  std::vector<std::string_view> out;
+  for (const auto& c : CommandsImpl()) {
+    if (c.name.size() > group.size() && c.name.substr(0, group.size()) == group &&
+        c.name[group.size()] == ' ') {
+      out.push_back(c.name);
+    }
+  }
+  return out;
+}
+
+// What a command's positional argument is, for arity errors.
+std::string ArgNoun(const CommandInfo& cmd) {
+  if (cmd.name == "policy diff") return "version";
+  if (cmd.name.rfind("policy ", 0) == 0) return "change id";
+  if (cmd.name.rfind("exception ", 0) == 0) return "exception id";
+  return "device id";
+}
+
+// Flags a command cannot do without (beyond its arguments).
+const std::map<std::string_view, std::vector<std::string_view>>& RequiredFlags() {
+  static const auto* kMap = new std::map<std::string_view, std::vector<std::string_view>>{
+      {"policy propose", {"file", "reason", "rollback-plan"}},
+      {"policy reject", {"reason"}},
+      {"policy rollback", {"to", "reason"}},
+      {"exception request", {"check", "reason"}},
+      {"exception reject", {"reason"}},
+      {"exception revoke", {"reason"}},
+  };
+  return *kMap;
+}
+
+// Pairs of flags of which a command needs exactly one.
+const std::map<std::string_view, std::vector<std::pair<std::string_view, std::string_view>>>&
+ExclusiveFlags() {
+  static const auto* kMap =
+      new std::map<std::string_view, std::vector<std::pair<std::string_view, std::string_view>>>{
+          {"exception request", {{"device", "tag"}, {"expires", "for"}}},
+      };
+  return *kMap;
+}
+
+bool IsBlank(std::string_view s) {
+  return s.find_first_not_of(" \t\r\n") == std::string_view::npos;
+}
+
+std::string FlagWithValue(const CommandInfo& cmd, std::string_view name) {
+  const FlagInfo* f = FindFlag(cmd.flags, name);
+  std::string out = "--" + std::string(name);
+  if (f && !f->value.empty()) out += " " + std::string(f->value);
+  return out;
+}
+
 }  // namespace
 
 const std::vector<CommandInfo>& Commands() { return CommandsImpl(); }
@@ -393,6 +622,19 @@ std::string CommandUsage(const CommandInfo& cmd) {
       cmd.name == "export" ? " (required)\n" : " (default " + std::string(cmd.formats[0]) + ")\n";
   out +=
       "Global options: --server --ca --token-file --insecure --timeout (see 'vigilctl --help')\n";
+  out += "\n" + std::string(kExitCodes);
+  return out;
+}
+
+std::string GroupUsage(std::string_view group) {
+  std::string out = "usage: vigilctl " + std::string(group) + " SUBCOMMAND [ARGS] [OPTIONS]\n\n";
+  for (auto name : GroupCommands(group)) {
+    const CommandInfo* c = FindCommand(name);
+    out += Wrapped("  vigilctl ", c->synopsis);
+    out += Wrapped("      ", c->summary);
+  }
+  out += "\nRun 'vigilctl " + std::string(group) +
+         " SUBCOMMAND --help' for a subcommand's flags and output.\n";
   out += "\n" + std::string(kExitCodes);
   return out;
 }
@@ -470,6 +712,30 @@ Result<Invocation> ParseCommandLine(const std::vector<std::string>& argv) {
       used = 1;
     }
     // "device ID": any second word is an argument; "help", "audit verify" are words.
+    if (!cmd && IsGroup(words[0])) {
+      bool wants_help = help_command;
+      for (const auto& [name, value] : given) wants_help = wants_help || name == "help";
+      if (wants_help && words.size() == 1) {
+        inv.help = true;
+        inv.group = words[0];
+        return inv;
+      }
+      std::string subs;
+      for (auto name : GroupCommands(words[0])) {
+        subs += (subs.empty() ? "" : " ") + std::string(name.substr(words[0].size() + 1));
+      }
+      if (words.size() == 1) {
+        return Status::InvalidArgument("'" + words[0] + "' needs a subcommand: " + subs +
+                                       ". Run 'vigilctl " + words[0] + " --help'.");
+      }
+      std::string typed = words[0] + " " + words[1];
+      std::string msg = "unknown command '" + typed + "'";
+      if (auto sug = Suggest(typed, GroupCommands(words[0])); !sug.empty()) {
+        msg += "; did you mean '" + sug + "'?";
+      }
+      return Status::InvalidArgument(msg + " Subcommands of '" + words[0] + "': " + subs +
+                                     ". Run 'vigilctl " + words[0] + " --help'.");
+    }
     if (!cmd) {
       std::vector<std::string_view> names;
       for (const auto& c : CommandsImpl()) names.push_back(c.name);
@@ -532,11 +798,18 @@ Result<Invocation> ParseCommandLine(const std::vector<std::string>& argv) {
       return Status::InvalidArgument("'" + std::string(cmd->name) + "' takes no arguments (got '" +
                                      inv.args[0] + "'); " + usage);
     }
+    const std::string noun = ArgNoun(*cmd);
     if (cmd->min_args == 1 && cmd->max_args == 1) {
-      return Status::InvalidArgument("'" + std::string(cmd->name) +
-                                     "' needs exactly one device id; " + usage);
+      return Status::InvalidArgument("'" + std::string(cmd->name) + "' needs exactly one " + noun +
+                                     "; " + usage);
     }
-    return Status::InvalidArgument("'" + std::string(cmd->name) + "' needs a device id; " + usage);
+    if (inv.args.size() > cmd->max_args) {
+      return Status::InvalidArgument("'" + std::string(cmd->name) + "' takes at most " +
+                                     std::to_string(cmd->max_args) + " arguments (got " +
+                                     std::to_string(inv.args.size()) + "); " + usage);
+    }
+    return Status::InvalidArgument("'" + std::string(cmd->name) + "' needs a " + noun + "; " +
+                                   usage);
   }
   if (cmd->name == "device tag") {
     if (inv.Has("clear") && inv.args.size() > 1) {
@@ -552,6 +825,36 @@ Result<Invocation> ParseCommandLine(const std::vector<std::string>& argv) {
   if (cmd->name == "device revoke" && !inv.Has("reason")) {
     return Status::InvalidArgument(
         "device revoke needs --reason TEXT (it is recorded in the audit log)");
+  }
+  if (cmd->name == "device" && inv.Has("policy") && inv.Has("history")) {
+    return Status::InvalidArgument(
+        "--history is for the device's checks and history; --policy prints its policy instead: "
+        "give one of them");
+  }
+  if (auto req = RequiredFlags().find(cmd->name); req != RequiredFlags().end()) {
+    for (auto name : req->second) {
+      if (!inv.Has(std::string(name))) {
+        return Status::InvalidArgument("'" + std::string(cmd->name) + "' needs " +
+                                       FlagWithValue(*cmd, name) + "; " + usage);
+      }
+    }
+  }
+  if (auto ex = ExclusiveFlags().find(cmd->name); ex != ExclusiveFlags().end()) {
+    for (const auto& [a, b] : ex->second) {
+      bool has_a = inv.Has(std::string(a)), has_b = inv.Has(std::string(b));
+      if (has_a == has_b) {
+        return Status::InvalidArgument("'" + std::string(cmd->name) + "' needs exactly one of " +
+                                       FlagWithValue(*cmd, a) + " and " + FlagWithValue(*cmd, b) +
+                                       (has_a ? " (both were given)" : "") + "; " + usage);
+      }
+    }
+  }
+  // A reason (or plan) of only spaces says nothing: refused like an empty one.
+  for (const auto& [name, value] : inv.flags) {
+    const FlagInfo* f = FindFlag(cmd->flags, name);
+    if (f && f->value == "TEXT" && IsBlank(value)) {
+      return Status::InvalidArgument("--" + name + " is blank; say why in words");
+    }
   }
 
   // Format.
@@ -845,6 +1148,172 @@ Result<v1::SetDeviceTagsRequest> TagsRequest(const Invocation& inv) {
     return Status::InvalidArgument("a device carries at most 32 tags (got " +
                                    std::to_string(req.tags_size()) + ")");
   }
+  return req;
+}
+
+// ---- policy changes and exceptions ----------------------------------------------------------
+
+Result<uint64_t> ParseId(std::string_view what, std::string_view text) {
+  uint64_t out = 0;
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+  if (text.empty() || ec != std::errc() || p != text.data() + text.size() || out == 0) {
+    return Status::InvalidArgument(std::string(what) + " '" + std::string(text) +
+                                   "' is not a number from 1 (e.g. 12)");
+  }
+  return out;
+}
+
+Result<v1::ExceptionState> ParseExceptionState(std::string_view text) {
+  std::string norm;
+  for (char c : text) norm += static_cast<char>(c >= 'a' && c <= 'z' ? c - 'a' + 'A' : c);
+  if (norm.rfind("EXCEPTION_", 0) != 0) norm = "EXCEPTION_" + norm;
+  v1::ExceptionState st;
+  if (!v1::ExceptionState_Parse(norm, &st) || st == v1::EXCEPTION_STATE_UNSPECIFIED) {
+    return Status::InvalidArgument("unknown exception state '" + std::string(text) +
+                                   "'; one of: requested active rejected revoked expired");
+  }
+  return st;
+}
+
+Result<v1::GetPolicyRequest> PolicyShowRequest(const Invocation& inv) {
+  v1::GetPolicyRequest req;
+  if (auto v = inv.Get("version")) {
+    auto n = ParsePositive("version", *v);
+    if (!n.ok()) return n.status();
+    req.set_version(*n);
+  }
+  return req;
+}
+
+Result<v1::ProposePolicyChangeRequest> ProposeRequest(const Invocation& inv,
+                                                      const std::string& file_text) {
+  v1::ProposePolicyChangeRequest req;
+  auto set = collectors::ParsePolicySet(file_text, inv.GetOr("file", "--file"));
+  if (!set.ok()) return set.status();
+  *req.mutable_policy_set() = std::move(*set);
+  req.set_reason(inv.GetOr("reason", ""));
+  req.set_rollback_plan(inv.GetOr("rollback-plan", ""));
+  if (IsBlank(req.reason()) || IsBlank(req.rollback_plan())) {
+    return Status::InvalidArgument(
+        "policy propose needs --reason TEXT and --rollback-plan TEXT, both in words");
+  }
+  return req;
+}
+
+Result<v1::PolicyChangeRequest> PolicyChangeRequestFromArgs(const Invocation& inv) {
+  v1::PolicyChangeRequest req;
+  auto id = ParseId("change id", inv.args.at(0));
+  if (!id.ok()) return id.status();
+  req.set_change_id(*id);
+  auto lim = LimitFlag(inv);
+  if (!lim.ok()) return lim.status();
+  if (*lim) {
+    constexpr uint64_t kMaxDevices = 10000;  // the server's limit on device_limit
+    if (**lim > kMaxDevices) {
+      return Status::InvalidArgument("--limit: at most " + std::to_string(kMaxDevices) +
+                                     " devices are listed (got " + std::to_string(**lim) + ")");
+    }
+    req.set_device_limit(static_cast<uint32_t>(**lim));
+  }
+  return req;
+}
+
+Result<v1::PolicyDecisionRequest> PolicyDecisionRequestFromArgs(const Invocation& inv) {
+  v1::PolicyDecisionRequest req;
+  auto id = ParseId("change id", inv.args.at(0));
+  if (!id.ok()) return id.status();
+  req.set_change_id(*id);
+  req.set_reason(inv.GetOr("reason", ""));
+  return req;
+}
+
+Result<v1::RollbackPolicyRequest> RollbackRequest(const Invocation& inv) {
+  v1::RollbackPolicyRequest req;
+  auto to = ParsePositive("to", inv.GetOr("to", ""));
+  if (!to.ok()) return to.status();
+  req.set_to_version(*to);
+  req.set_reason(inv.GetOr("reason", ""));
+  return req;
+}
+
+Result<v1::DiffPolicyVersionsRequest> DiffRequest(const Invocation& inv) {
+  v1::DiffPolicyVersionsRequest req;
+  auto from = ParseId("version", inv.args.at(0));
+  if (!from.ok()) return from.status();
+  req.set_from_version(*from);
+  if (inv.args.size() > 1) {
+    auto to = ParseId("version", inv.args[1]);
+    if (!to.ok()) return to.status();
+    req.set_to_version(*to);
+  }
+  return req;
+}
+
+Result<v1::RequestExceptionRequest> ExceptionRequestFromFlags(const Invocation& inv,
+                                                              int64_t now_ms) {
+  v1::RequestExceptionRequest req;
+  if (auto d = inv.Get("device")) req.set_device_id(*d);
+  if (auto t = inv.Get("tag")) {
+    if (auto st = ValidateTag(*t); !st.ok()) return st.Prefixed("--tag: ");
+    req.set_tag(*t);
+  }
+  if (req.device_id().empty() == req.tag().empty()) {
+    return Status::InvalidArgument("exception request needs exactly one of --device and --tag");
+  }
+  const std::string check = inv.GetOr("check", "");
+  if (auto st = ValidateCheckId(check); !st.ok()) return st.Prefixed("--check: ");
+  req.set_check(check);
+  req.set_reason(inv.GetOr("reason", ""));
+  if (IsBlank(req.reason())) return Status::InvalidArgument("exception request needs --reason");
+
+  // Whole milliseconds from now; the expiry must fall in (now, now + 366 days].
+  constexpr int64_t kMaxAheadMs = int64_t{366} * 86400 * 1000;
+  if (auto e = inv.Get("expires")) {
+    auto t = ParseRfc3339(*e);
+    if (!t.ok()) return t.status().Prefixed("--expires: ");
+    int64_t expires_ms = t->seconds() * 1000 + t->nanos() / 1000000;
+    if (expires_ms <= now_ms) {
+      return Status::InvalidArgument("--expires: '" + *e + "' is not in the future");
+    }
+    if (expires_ms - now_ms > kMaxAheadMs) {
+      return Status::InvalidArgument("--expires: '" + *e +
+                                     "' is more than 366 days from now; ask for less and renew");
+    }
+    *req.mutable_expires_at() = *t;
+  } else {
+    const std::string f = inv.GetOr("for", "");
+    auto d = ParseDuration(f);
+    if (!d.ok()) return d.status().Prefixed("--for: ");
+    if (*d == 0) return Status::InvalidArgument("--for: must be longer than 0s");
+    if (*d * 1000 > kMaxAheadMs) {
+      return Status::InvalidArgument("--for: '" + f +
+                                     "' is more than 366 days; ask for less and renew");
+    }
+    int64_t expires_ms = now_ms + *d * 1000;
+    int64_t secs = expires_ms / 1000;  // after 1970: no negative division
+    req.mutable_expires_at()->set_seconds(secs);
+    req.mutable_expires_at()->set_nanos(static_cast<int32_t>((expires_ms - secs * 1000) * 1000000));
+  }
+  return req;
+}
+
+Result<v1::ExceptionDecisionRequest> ExceptionDecisionRequestFromArgs(const Invocation& inv) {
+  v1::ExceptionDecisionRequest req;
+  auto id = ParseId("exception id", inv.args.at(0));
+  if (!id.ok()) return id.status();
+  req.set_exception_id(*id);
+  req.set_reason(inv.GetOr("reason", ""));
+  return req;
+}
+
+Result<v1::ListExceptionsRequest> ListExceptionsRequestFromFlags(const Invocation& inv) {
+  v1::ListExceptionsRequest req;
+  if (auto s = inv.Get("state")) {
+    auto st = ParseExceptionState(*s);
+    if (!st.ok()) return st.status().Prefixed("--state: ");
+    req.set_state(*st);
+  }
+  req.set_device_id(inv.GetOr("device", ""));
   return req;
 }
 

@@ -3,7 +3,9 @@
 // request fields (statuses, tags, durations and RFC 3339 times, limits). Nothing here talks to
 // the network or reads the clock: `now_ms` is passed in, so everything is unit-tested
 // (server/vigilctl_test.cc). Errors are Status::InvalidArgument with a message that says what to
-// do; vigilctl prints it and exits 2.
+// do; vigilctl prints it and exits 2. The one exception to "nothing reads": `policy propose`
+// parses the policy file's text (read by the caller) with collectors::ParsePolicySet, so a bad
+// file is refused before any call.
 #pragma once
 
 #include <google/protobuf/timestamp.pb.h>
@@ -24,7 +26,7 @@ namespace vigil::ctl {
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailed = 1;        // server unreachable, or it failed the call
 inline constexpr int kExitUsage = 2;         // bad command, flag or value
-inline constexpr int kExitNotFound = 3;      // no such device
+inline constexpr int kExitNotFound = 3;      // no such device, change, version, exception
 inline constexpr int kExitUnauthorized = 4;  // token missing/invalid/expired/revoked, or role
 inline constexpr int kExitAuditBroken = 5;   // the audit log does not verify
 
@@ -56,6 +58,8 @@ const CommandInfo* FindCommand(std::string_view name);
 // The whole usage (`vigilctl --help`) and one command's (`vigilctl devices --help`).
 std::string MainUsage();
 std::string CommandUsage(const CommandInfo& cmd);
+// A group's commands (`vigilctl policy --help`): each with its synopsis and summary.
+std::string GroupUsage(std::string_view group);
 
 // A parsed command line.
 struct Invocation {
@@ -64,6 +68,9 @@ struct Invocation {
   std::map<std::string, std::string> flags;
   // --help/-h, or `help [COMMAND]`: print help for `command` (or the main usage) and exit 0.
   bool help = false;
+  // `vigilctl policy --help`, `vigilctl help exception`: a command group's help (command is
+  // nullptr, help is true).
+  std::string group;
 
   bool Has(const std::string& name) const { return flags.count(name) > 0; }
   std::optional<std::string> Get(const std::string& name) const;
@@ -75,7 +82,9 @@ struct Invocation {
 // Parses argv[first..]: global and command flags may come before or after the command,
 // "--name value" or "--name=value", "--" ends the flags. Validates the command, the number of
 // arguments, that every flag belongs to the command (with a "did you mean" suggestion), that no
-// flag is given twice, and the --format value.
+// flag is given twice, that required flags are there (and a TEXT flag is not blank), that
+// exactly one of each exclusive pair is given (`exception request`: --device or --tag, --expires
+// or --for), and the --format value.
 Result<Invocation> ParseCommandLine(const std::vector<std::string>& argv);
 
 // ---- values ---------------------------------------------------------------------------------
@@ -112,5 +121,38 @@ Result<v1::ExportRequest> ExportRequestFromFlags(const Invocation& inv, int64_t 
 Result<v1::SetDeviceTagsRequest> TagsRequest(const Invocation& inv);
 // --limit as a count (nullopt: all).
 Result<std::optional<uint64_t>> LimitFlag(const Invocation& inv);
+
+// ---- policy changes and exceptions ----------------------------------------------------------
+
+// A positional id (change, version, exception): a whole number from 1. `what` names it in
+// errors ("change id").
+Result<uint64_t> ParseId(std::string_view what, std::string_view text);
+// "requested", "active", "rejected", "revoked", "expired" (any case; "EXCEPTION_ACTIVE" too).
+Result<v1::ExceptionState> ParseExceptionState(std::string_view text);
+
+// `policy show [--version N]` (absent: 0, the current version).
+Result<v1::GetPolicyRequest> PolicyShowRequest(const Invocation& inv);
+// `policy propose --file F ...`: `file_text` is F's content. The set is parsed and validated
+// here with collectors::ParsePolicySet (errors name the file, the override and the field) and
+// sent in its canonical form.
+Result<v1::ProposePolicyChangeRequest> ProposeRequest(const Invocation& inv,
+                                                      const std::string& file_text);
+// `policy preview|apply|change|review CHANGE` (preview: --limit as device_limit, 1..10000).
+Result<v1::PolicyChangeRequest> PolicyChangeRequestFromArgs(const Invocation& inv);
+// `policy approve|reject CHANGE [--reason TEXT]`.
+Result<v1::PolicyDecisionRequest> PolicyDecisionRequestFromArgs(const Invocation& inv);
+// `policy rollback --to VERSION --reason TEXT`.
+Result<v1::RollbackPolicyRequest> RollbackRequest(const Invocation& inv);
+// `policy diff V1 [V2]` (V2 absent: 0, the current version).
+Result<v1::DiffPolicyVersionsRequest> DiffRequest(const Invocation& inv);
+// `exception request (--device ID | --tag TAG) --check C --reason TEXT (--expires TIME | --for
+// DURATION)`. --for counts from `now_ms`; the expiry must be after now and at most 366 days
+// ahead (the server's limits, checked here so a mistake costs no call).
+Result<v1::RequestExceptionRequest> ExceptionRequestFromFlags(const Invocation& inv,
+                                                              int64_t now_ms);
+// `exception approve|reject|revoke ID [--reason TEXT]`.
+Result<v1::ExceptionDecisionRequest> ExceptionDecisionRequestFromArgs(const Invocation& inv);
+// `exception list [--state S] [--device ID]`.
+Result<v1::ListExceptionsRequest> ListExceptionsRequestFromFlags(const Invocation& inv);
 
 }  // namespace vigil::ctl

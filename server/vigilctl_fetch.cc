@@ -114,6 +114,29 @@ grpc::Status FetchAudit(const FleetCalls& fleet, std::vector<v1::AuditEntry>* ou
   return grpc::Status::OK;
 }
 
+grpc::Status FetchPolicyChanges(const FleetCalls& fleet, v1::ListPolicyChangesResponse* out) {
+  constexpr uint32_t kMaxPage = 1000;  // the server's maximum
+  const uint32_t page_size = std::clamp<uint32_t>(fleet.page_size, 1, kMaxPage);
+  uint64_t after = 0;
+  for (;;) {
+    v1::ListPolicyChangesRequest req;
+    req.set_after_id(after);
+    req.set_limit(page_size);
+    v1::ListPolicyChangesResponse page;
+    auto ctx = fleet.context();
+    grpc::Status s = fleet.stub.ListPolicyChanges(ctx.get(), req, &page);
+    if (!s.ok()) return s;
+    out->set_current_version(page.current_version());  // the latest answer wins
+    for (auto& c : *page.mutable_changes()) {
+      if (c.id() <= after) return NoProgress("ListPolicyChanges");
+      after = c.id();
+      *out->add_changes() = std::move(c);
+    }
+    if (static_cast<uint32_t>(page.changes_size()) < page_size) break;
+  }
+  return grpc::Status::OK;
+}
+
 ExportResult StreamExport(const FleetCalls& fleet, const v1::ExportRequest& req,
                           const std::string& format, Output& out) {
   ExportResult result;

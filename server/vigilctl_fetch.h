@@ -1,9 +1,9 @@
 // vigilctl's calls to FleetService that take more than one request: paging through devices,
-// history, alerts and the audit log until the server says there is no more (or --limit items are
-// in), and streaming the evidence export into an Output. Each call gets a fresh ClientContext
-// from `context` (deadline and token). A server whose paging does not advance is reported as an
-// error rather than followed forever. Tested against an in-process fake FleetService on port 0
-// (server/vigilctl_test.cc).
+// history, alerts, the audit log and the policy changes until the server says there is no more (or
+// --limit items are in), and streaming the evidence export into an Output. Each call gets a fresh
+// ClientContext from `context` (deadline and token). A server whose paging does not advance is
+// reported as an error rather than followed forever. Tested against an in-process fake FleetService
+// on port 0 (server/vigilctl_test.cc).
 #pragma once
 
 #include <grpcpp/grpcpp.h>
@@ -38,6 +38,9 @@ grpc::Status FetchAlerts(const FleetCalls& fleet, v1::ListAlertsRequest req,
                          std::optional<uint64_t> limit, v1::ListAlertsResponse* out);
 // The whole audit log, oldest first.
 grpc::Status FetchAudit(const FleetCalls& fleet, std::vector<v1::AuditEntry>* out);
+// Every policy change request, oldest first (after_id paging until a short page), and the
+// current version from the last page.
+grpc::Status FetchPolicyChanges(const FleetCalls& fleet, v1::ListPolicyChangesResponse* out);
 
 struct ExportResult {
   grpc::Status rpc;  // how the stream ended

@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <ctime>
 #include <iostream>
+#include <map>
+#include <utility>
 
 #include "common/files.h"
 #include "proto/json.h"
@@ -605,6 +607,479 @@ std::string DeviceDetail(const v1::GetDeviceResponse& resp) {
     out += FormatTable(e);
   }
   return out;
+}
+
+// ---- policy changes and exceptions ----------------------------------------------------------
+
+namespace {
+
+// Sanitized lines without trailing spaces, each ended by a newline.
+std::string Lines(const std::vector<std::string>& lines) {
+  std::string out;
+  for (const auto& l : lines) {
+    std::string s = Sanitize(l);
+    while (!s.empty() && s.back() == ' ') s.pop_back();
+    out += s + "\n";
+  }
+  return out;
+}
+
+// "key  value" lines, keys padded to the widest; pairs with an empty value are left out.
+std::vector<std::string> KeyValues(const std::vector<std::pair<std::string, std::string>>& kv) {
+  size_t width = 0;
+  for (const auto& [k, v] : kv) {
+    if (!v.empty()) width = std::max(width, k.size());
+  }
+  std::vector<std::string> out;
+  for (const auto& [k, v] : kv) {
+    if (v.empty()) continue;
+    std::string key = k;
+    key.resize(width, ' ');
+    out.push_back(key + "  " + v);
+  }
+  return out;
+}
+
+// "token:alice (admin) at 2026-12-01T10:00:00Z"; "" when neither is known.
+std::string ByAt(const std::string& by, const google::protobuf::Timestamp& at) {
+  std::string when = FormatTime(at);
+  if (by.empty()) return when;
+  return when.empty() ? by : by + " at " + when;
+}
+
+std::string Num(uint64_t n) { return std::to_string(n); }
+std::string NumOr(uint64_t n, Style style) {
+  return n == 0 ? (style == Style::kTable ? "-" : "") : std::to_string(n);
+}
+
+std::string Signed(int64_t n) { return n > 0 ? "+" + std::to_string(n) : std::to_string(n); }
+
+// Pretty JSON of a message, one string per line.
+std::vector<std::string> JsonLines(const Message& msg) {
+  std::vector<std::string> out;
+  std::string json = ToJson(msg, /*pretty=*/true);
+  size_t at = 0;
+  while (at < json.size()) {
+    size_t nl = json.find('\n', at);
+    if (nl == std::string::npos) nl = json.size();
+    out.push_back(json.substr(at, nl - at));
+    at = nl + 1;
+  }
+  return out;
+}
+
+std::string DiffHeading(uint64_t base) {
+  return base ? "DIFF (from version " + std::to_string(base) + ")" : "DIFF";
+}
+
+std::vector<std::string> Indented(const RepeatedPtrField<std::string>& lines) {
+  std::vector<std::string> out;
+  for (const auto& l : lines) out.push_back("  " + l);
+  if (out.empty()) out.push_back("  (no differences)");
+  return out;
+}
+
+std::string KindText(const v1::PolicyChange& c) {
+  std::string kind = PolicyChangeKindName(c.kind());
+  if (c.kind() == v1::ROLLBACK && c.rollback_to() != 0) {
+    kind += " to version " + std::to_string(c.rollback_to());
+  }
+  return kind;
+}
+
+std::vector<std::pair<std::string, std::string>> ChangeHeader(const v1::PolicyChange& c) {
+  std::string decided = ByAt(c.decided_by(), c.decided_at());
+  std::string applied = ByAt(c.applied_by(), c.applied_at());
+  if (!applied.empty() && c.state() == v1::APPLIED) {
+    applied += " (" + std::to_string(c.devices_changed()) + " devices changed status)";
+  }
+  return {
+      {"change", std::to_string(c.id())},
+      {"kind", KindText(c)},
+      {"state", PolicyChangeStateName(c.state())},
+      {"version", c.version() ? std::to_string(c.version()) : ""},
+      {"proposed", ByAt(c.proposed_by(), c.proposed_at())},
+      {c.state() == v1::REJECTED ? "rejected" : "decided", decided},
+      {"applied", applied},
+  };
+}
+
+bool HasSnapshot(const v1::ComplianceSnapshot& s) {
+  return s.total() != 0 || s.by_status_size() != 0 || s.by_check_size() != 0 || s.has_at();
+}
+
+}  // namespace
+
+std::string PolicyChangeStateName(v1::PolicyChangeState s) {
+  return s == v1::POLICY_CHANGE_STATE_UNSPECIFIED ? "" : v1::PolicyChangeState_Name(s);
+}
+
+std::string PolicyChangeKindName(v1::PolicyChangeKind k) {
+  return k == v1::POLICY_CHANGE_KIND_UNSPECIFIED ? "" : v1::PolicyChangeKind_Name(k);
+}
+
+std::string ExceptionStateName(v1::ExceptionState s) {
+  if (s == v1::EXCEPTION_STATE_UNSPECIFIED) return "";
+  std::string name = v1::ExceptionState_Name(s);
+  constexpr std::string_view kPrefix = "EXCEPTION_";
+  return name.rfind(kPrefix, 0) == 0 ? name.substr(kPrefix.size()) : name;
+}
+
+std::string PolicyVersionText(const v1::PolicyVersionInfo& info) {
+  std::vector<std::string> lines = KeyValues({
+      {"version", std::to_string(info.version())},
+      {"change", info.change_id() ? std::to_string(info.change_id()) : "-"},
+      {"applied by", Or(info.applied_by(), Style::kTable)},
+      {"applied at", When(info.applied_at(), Style::kTable)},
+      {"set", info.set_version()},
+  });
+  lines.push_back("");
+  for (auto& l : JsonLines(info.policy_set())) lines.push_back(std::move(l));
+  return Lines(lines);
+}
+
+std::string DevicePolicyText(const v1::DevicePolicyResponse& resp) {
+  std::string tags;
+  for (const auto& t : resp.tags()) tags += (tags.empty() ? "" : ",") + t;
+  std::string applied;
+  for (const auto& o : resp.applied_overrides()) applied += (applied.empty() ? "" : ",") + o;
+  std::vector<std::string> lines = KeyValues({
+      {"device", resp.device_id()},
+      {"os", Or(resp.os(), Style::kTable)},
+      {"tags", tags.empty() ? "-" : tags},
+      {"version", std::to_string(resp.version())},
+      {"policy", Or(resp.policy().version(), Style::kTable)},
+      {"overrides", applied.empty() ? "- (the default policy only)" : applied},
+  });
+  if (!resp.error().empty()) {
+    lines.push_back("");
+    lines.push_back("CONFLICT: " + resp.error());
+    lines.push_back(
+        "  (the overrides conflict: this device's checks are ERROR until the set is "
+        "fixed)");
+  }
+  lines.push_back("");
+  lines.push_back("EFFECTIVE POLICY");
+  for (auto& l : JsonLines(resp.policy())) lines.push_back(std::move(l));
+  lines.push_back("");
+  if (resp.origins_size() == 0) {
+    lines.push_back("ORIGINS: every value comes from the default policy");
+  } else {
+    lines.push_back("ORIGINS (every value not listed comes from the default policy)");
+    size_t width = 0;
+    for (const auto& o : resp.origins()) width = std::max(width, o.path().size());
+    for (const auto& o : resp.origins()) {
+      std::string path = o.path();
+      path.resize(width, ' ');
+      lines.push_back("  " + path + "  <- " + o.override());
+    }
+  }
+  std::string out = Lines(lines) + "\n";
+  if (resp.exceptions_size() == 0) {
+    out += "EXCEPTIONS: none active\n";
+  } else {
+    out += "EXCEPTIONS (active)\n" + FormatTable(ExceptionsTable(resp.exceptions(), Style::kTable));
+  }
+  return out;
+}
+
+std::string ProposedText(const v1::PolicyChange& c) {
+  std::vector<std::string> lines;
+  lines.push_back("proposed change " + std::to_string(c.id()) + " (" +
+                  PolicyChangeStateName(c.state()) + ")" +
+                  (c.set_version().empty() ? "" : ", set " + c.set_version()) +
+                  (c.base_version() ? ", on version " + std::to_string(c.base_version()) : ""));
+  lines.push_back("");
+  lines.push_back(DiffHeading(c.base_version()));
+  for (auto& l : Indented(c.diff())) lines.push_back(std::move(l));
+  lines.push_back("");
+  lines.push_back("next: vigilctl policy preview " + std::to_string(c.id()) +
+                  "   (its impact on every device); then another person runs");
+  lines.push_back("      vigilctl policy approve " + std::to_string(c.id()) +
+                  ", and an admin vigilctl policy apply " + std::to_string(c.id()));
+  return Lines(lines);
+}
+
+std::string PolicyChangeBrief(const v1::PolicyChange& c) {
+  auto kv = ChangeHeader(c);
+  if (c.state() == v1::REJECTED || !c.decision_reason().empty()) {
+    kv.push_back({"decision", c.decision_reason()});
+  }
+  return Lines(KeyValues(kv));
+}
+
+std::string PolicyChangeDetail(const v1::PolicyChange& c) {
+  auto kv = ChangeHeader(c);
+  kv.push_back({"set", c.set_version()});
+  kv.push_back({"base", c.base_version() ? "version " + std::to_string(c.base_version()) : ""});
+  kv.push_back({"reason", c.reason()});
+  kv.push_back({"rollback plan", c.rollback_plan()});
+  kv.push_back({"decision", c.decision_reason()});
+  std::vector<std::string> lines = KeyValues(kv);
+  lines.push_back("");
+  lines.push_back(DiffHeading(c.base_version()));
+  for (auto& l : Indented(c.diff())) lines.push_back(std::move(l));
+  std::string out = Lines(lines);
+  if (HasSnapshot(c.before()) || HasSnapshot(c.after())) {
+    out += "\nCOMPLIANCE AT APPLY\n";
+    out += FormatTable(
+        StatusCountsTable({"BEFORE", "AFTER"}, {&c.before().by_status(), &c.after().by_status()}));
+    if (c.before().by_check_size() + c.after().by_check_size() > 0) {
+      out += "\n" + FormatTable(CheckCountsTable({"BEFORE", "AFTER"},
+                                                 {&c.before().by_check(), &c.after().by_check()}));
+    }
+  }
+  return out;
+}
+
+Table StatusCountsTable(const std::vector<std::string>& columns,
+                        const std::vector<const RepeatedPtrField<v1::StatusCount>*>& counts) {
+  std::map<int, std::vector<uint64_t>> by_status;  // enum value -> one count per column
+  std::vector<uint64_t> totals(columns.size(), 0);
+  for (size_t col = 0; col < counts.size() && col < columns.size(); ++col) {
+    for (const auto& c : *counts[col]) {
+      auto& row = by_status[c.status()];
+      row.resize(columns.size(), 0);
+      row[col] += c.count();
+      totals[col] += c.count();
+    }
+  }
+  Table t;
+  t.header = {"STATUS"};
+  t.header.insert(t.header.end(), columns.begin(), columns.end());
+  for (const auto& [status, values] : by_status) {
+    Row r = {Or(StatusName(static_cast<v1::DeviceStatus>(status)), Style::kTable)};
+    for (uint64_t v : values) r.push_back(Num(v));
+    t.rows.push_back(std::move(r));
+  }
+  Row total = {"TOTAL"};
+  for (uint64_t v : totals) total.push_back(Num(v));
+  t.rows.push_back(std::move(total));
+  return t;
+}
+
+Table CheckCountsTable(const std::vector<std::string>& columns,
+                       const std::vector<const RepeatedPtrField<v1::CheckCount>*>& counts) {
+  // check -> (failing, excepted) per column
+  std::map<std::string, std::vector<std::pair<uint64_t, uint64_t>>> by_check;
+  for (size_t col = 0; col < counts.size() && col < columns.size(); ++col) {
+    for (const auto& c : *counts[col]) {
+      auto& row = by_check[c.check()];
+      row.resize(columns.size());
+      row[col].first += c.failing();
+      row[col].second += c.excepted();
+    }
+  }
+  Table t;
+  t.header = {"CHECK"};
+  t.header.insert(t.header.end(), columns.begin(), columns.end());
+  for (const auto& [check, values] : by_check) {
+    Row r = {check};
+    for (const auto& [failing, excepted] : values) {
+      r.push_back(Num(failing) + (excepted ? " (" + Num(excepted) + " excepted)" : ""));
+    }
+    t.rows.push_back(std::move(r));
+  }
+  return t;
+}
+
+std::string PolicyImpactText(const v1::PolicyImpact& im) {
+  std::vector<std::string> lines;
+  if (im.current_version() != im.base_version()) {
+    lines.push_back("WARNING: change " + std::to_string(im.change_id()) +
+                    " was proposed on version " + std::to_string(im.base_version()) +
+                    " but the current version is " + std::to_string(im.current_version()) + ":");
+    lines.push_back(
+        "WARNING: applying it will be refused. Propose it again on the current version");
+    lines.push_back("WARNING: (vigilctl policy show, edit, vigilctl policy propose).");
+    lines.push_back("");
+  }
+  lines.push_back("change " + std::to_string(im.change_id()) + " on version " +
+                  std::to_string(im.base_version()) + " (current " +
+                  std::to_string(im.current_version()) + "): " + std::to_string(im.devices()) +
+                  " devices, " + std::to_string(im.changed()) + " would change status");
+  lines.push_back("");
+  lines.push_back(DiffHeading(im.base_version()));
+  for (auto& l : Indented(im.diff())) lines.push_back(std::move(l));
+  std::string out = Lines(lines) + "\n";
+
+  Table st = StatusCountsTable({"BEFORE", "AFTER"}, {&im.before(), &im.after()});
+  st.header.push_back("CHANGE");
+  for (auto& r : st.rows) {
+    int64_t before = std::stoll(r[1]), after = std::stoll(r[2]);
+    r.push_back(Signed(after - before));
+  }
+  out += FormatTable(st);
+
+  if (im.checks_size() > 0) {
+    Table ct;
+    ct.header = {"CHECK", "FAILING-BEFORE", "FAILING-AFTER", "NEWLY-FAILING", "NEWLY-PASSING"};
+    for (const auto& c : im.checks()) {
+      ct.rows.push_back({c.check(), Num(c.failing_before()), Num(c.failing_after()),
+                         Num(c.newly_failing()), Num(c.newly_passing())});
+    }
+    out += "\n" + FormatTable(ct);
+  }
+
+  out += "\n";
+  if (im.changed() == 0 && im.devices_changed_size() == 0) {
+    out += "no device would change status\n";
+    return out;
+  }
+  std::string heading = "DEVICES WHOSE STATUS WOULD CHANGE (" + std::to_string(im.changed());
+  if (static_cast<uint64_t>(im.devices_changed_size()) < im.changed()) {
+    heading +=
+        "; the first " + std::to_string(im.devices_changed_size()) + " listed, --limit N for more";
+  }
+  out += heading + ")\n";
+  Table dt;
+  dt.header = {"DEVICE", "HOSTNAME", "STATUS", "FAILING-AFTER"};
+  for (const auto& d : im.devices_changed()) {
+    dt.rows.push_back({d.device_id(), Or(d.hostname(), Style::kTable),
+                       Or(StatusName(d.before()), Style::kTable) + " -> " +
+                           Or(StatusName(d.after()), Style::kTable),
+                       Join(d.failing_after(), Style::kTable)});
+  }
+  out += FormatTable(dt);
+  return out;
+}
+
+std::string PolicyReviewText(const v1::PolicyReview& rv) {
+  const auto& c = rv.change();
+  std::vector<std::string> lines;
+  std::string head = "change " + std::to_string(c.id()) + " (" + KindText(c) + ", " +
+                     PolicyChangeStateName(c.state()) + ")";
+  if (c.version()) head += " made version " + std::to_string(c.version());
+  std::string applied = ByAt(c.applied_by(), c.applied_at());
+  if (!applied.empty()) head += ", applied by " + applied;
+  lines.push_back(head);
+  lines.push_back("current version " + std::to_string(rv.current_version()) +
+                  (rv.current_version() == c.version() && c.version() ? " (this change's)" : ""));
+  const std::string applied_at = FormatTime(rv.before().at());
+  lines.push_back("BEFORE  at apply" + (applied_at.empty() ? "" : " (" + applied_at + ")") +
+                  ", before every device was re-judged");
+  lines.push_back("AFTER   right after");
+  lines.push_back("NOW     " + Or(FormatTime(rv.now().at()), Style::kTable));
+  std::string out = Lines(lines) + "\n";
+  out += FormatTable(StatusCountsTable(
+      {"BEFORE", "AFTER", "NOW"},
+      {&rv.before().by_status(), &rv.after().by_status(), &rv.now().by_status()}));
+  out += "\nFAILING DEVICES BY CHECK\n";
+  Table ct =
+      CheckCountsTable({"BEFORE", "AFTER", "NOW"},
+                       {&rv.before().by_check(), &rv.after().by_check(), &rv.now().by_check()});
+  out += ct.rows.empty() ? "  (no check fails anywhere)\n" : FormatTable(ct);
+  return out;
+}
+
+std::string DiffText(const RepeatedPtrField<std::string>& lines) {
+  if (lines.empty()) return "(no differences)\n";
+  return Lines({lines.begin(), lines.end()});
+}
+
+Table PolicyChangesTable(const v1::ListPolicyChangesResponse& resp, Style style) {
+  // The change that made the current version current: the last applied one with that version
+  // (a rollback to it comes after the change that first made it).
+  int current = -1;
+  for (int i = 0; i < resp.changes_size(); ++i) {
+    const auto& c = resp.changes(i);
+    if (c.state() == v1::APPLIED && c.version() != 0 && c.version() == resp.current_version()) {
+      current = i;
+    }
+  }
+  Table t;
+  if (style == Style::kTable) {
+    t.header = {"ID",          "KIND",       "STATE",      "VERSION", "PROPOSED-BY",
+                "PROPOSED-AT", "DECIDED-BY", "APPLIED-AT", "REASON"};
+  } else {
+    t.header = {"id",
+                "kind",
+                "state",
+                "version",
+                "current",
+                "rollback_to",
+                "base_version",
+                "set_version",
+                "proposed_by",
+                "proposed_at",
+                "decided_by",
+                "decided_at",
+                "decision_reason",
+                "applied_by",
+                "applied_at",
+                "devices_changed",
+                "reason",
+                "rollback_plan"};
+  }
+  for (int i = 0; i < resp.changes_size(); ++i) {
+    const auto& c = resp.changes(i);
+    if (style == Style::kTable) {
+      std::string version = NumOr(c.version(), style);
+      if (i == current) version += " (current)";
+      t.rows.push_back({Num(c.id()), KindText(c), PolicyChangeStateName(c.state()), version,
+                        Or(c.proposed_by(), style), When(c.proposed_at(), style),
+                        Or(c.decided_by(), style), When(c.applied_at(), style),
+                        Or(c.reason(), style)});
+    } else {
+      t.rows.push_back({Num(c.id()), PolicyChangeKindName(c.kind()),
+                        PolicyChangeStateName(c.state()), NumOr(c.version(), style),
+                        i == current ? "true" : "false", NumOr(c.rollback_to(), style),
+                        NumOr(c.base_version(), style), c.set_version(), c.proposed_by(),
+                        When(c.proposed_at(), style), c.decided_by(), When(c.decided_at(), style),
+                        c.decision_reason(), c.applied_by(), When(c.applied_at(), style),
+                        c.state() == v1::APPLIED ? Num(c.devices_changed()) : "", c.reason(),
+                        c.rollback_plan()});
+    }
+  }
+  return t;
+}
+
+Table ExceptionsTable(const RepeatedPtrField<v1::PolicyException>& exceptions, Style style) {
+  Table t;
+  if (style == Style::kTable) {
+    t.header = {"ID", "STATE", "FOR", "CHECK", "EXPIRES", "REQUESTED-BY", "DECIDED-BY", "REASON"};
+  } else {
+    t.header = {"id",         "state",           "device_id",    "tag",          "check",
+                "reason",     "expires_at",      "requested_by", "requested_at", "decided_by",
+                "decided_at", "decision_reason", "ended_by",     "ended_at",     "end_reason"};
+  }
+  for (const auto& e : exceptions) {
+    if (style == Style::kTable) {
+      std::string scope = !e.device_id().empty() ? "device " + e.device_id()
+                          : !e.tag().empty()     ? "tag " + e.tag()
+                                                 : "-";
+      t.rows.push_back({Num(e.id()), ExceptionStateName(e.state()), scope, e.check(),
+                        When(e.expires_at(), style), Or(e.requested_by(), style),
+                        Or(e.decided_by(), style), Or(e.reason(), style)});
+    } else {
+      t.rows.push_back({Num(e.id()), ExceptionStateName(e.state()), e.device_id(), e.tag(),
+                        e.check(), e.reason(), When(e.expires_at(), style), e.requested_by(),
+                        When(e.requested_at(), style), e.decided_by(), When(e.decided_at(), style),
+                        e.decision_reason(), e.ended_by(), When(e.ended_at(), style),
+                        e.end_reason()});
+    }
+  }
+  return t;
+}
+
+std::string ExceptionBrief(const v1::PolicyException& e) {
+  std::string scope = !e.device_id().empty() ? "device " + e.device_id()
+                      : !e.tag().empty()     ? "tag " + e.tag() + " (every device carrying it)"
+                                             : "";
+  auto with_reason = [](std::string who, const std::string& why) {
+    return who.empty() || why.empty() ? who : who + ": " + why;
+  };
+  return Lines(KeyValues({
+      {"exception", std::to_string(e.id())},
+      {"state", ExceptionStateName(e.state())},
+      {"for", scope},
+      {"check", e.check()},
+      {"expires", FormatTime(e.expires_at())},
+      {"reason", e.reason()},
+      {"requested", ByAt(e.requested_by(), e.requested_at())},
+      {"decided", with_reason(ByAt(e.decided_by(), e.decided_at()), e.decision_reason())},
+      {"ended", with_reason(ByAt(e.ended_by(), e.ended_at()), e.end_reason())},
+  }));
 }
 
 std::unique_ptr<Output> StdoutOutput() { return std::make_unique<StdoutWriter>(); }

@@ -81,6 +81,55 @@ std::vector<std::string> EvidenceLines(const google::protobuf::Message& msg);
 // events. Sanitized.
 std::string DeviceDetail(const v1::GetDeviceResponse& resp);
 
+// ---- policy changes and exceptions ----------------------------------------------------------
+// Text renderings are sanitized line by line (reasons and actors are typed by people, hostnames
+// come from devices); CSV keeps the data verbatim.
+
+// Names without the prefixes proto3 forced on them ("ACTIVE" for EXCEPTION_ACTIVE); "" unset.
+std::string PolicyChangeStateName(v1::PolicyChangeState s);
+std::string PolicyChangeKindName(v1::PolicyChangeKind k);
+std::string ExceptionStateName(v1::ExceptionState s);
+
+// `policy show`: version, change, applied by/at, the set's version, then the set as pretty JSON
+// (the protobuf JSON mapping, as `policy propose --file` takes it).
+std::string PolicyVersionText(const v1::PolicyVersionInfo& info);
+// `device ID --policy`: the version, the overrides applied, a conflict, the effective policy as
+// JSON, where values came from (override by JSON path), the active exceptions.
+std::string DevicePolicyText(const v1::DevicePolicyResponse& resp);
+// `policy propose`: the new change's id and state, its diff, and what to run next.
+std::string ProposedText(const v1::PolicyChange& change);
+// `policy approve|reject|apply|rollback`: id, kind, state, version, who and when, one per line.
+std::string PolicyChangeBrief(const v1::PolicyChange& change);
+// `policy change`: every field, the diff, and the compliance before and after the apply.
+std::string PolicyChangeDetail(const v1::PolicyChange& change);
+// `policy preview`: a warning first when current_version != base_version; the diff; counts by
+// status BEFORE / AFTER / CHANGE; checks FAILING-BEFORE / FAILING-AFTER / NEWLY-FAILING /
+// NEWLY-PASSING; the devices whose status would change.
+std::string PolicyImpactText(const v1::PolicyImpact& impact);
+// `policy review`: counts by status and failing devices by check, BEFORE / AFTER / NOW.
+std::string PolicyReviewText(const v1::PolicyReview& review);
+// `policy diff`: one line each, or "(no differences)".
+std::string DiffText(const google::protobuf::RepeatedPtrField<std::string>& lines);
+
+// Device counts by status of several snapshots side by side: one column per snapshot (0 where a
+// status is absent), statuses in enum order, a TOTAL row.
+Table StatusCountsTable(
+    const std::vector<std::string>& columns,
+    const std::vector<const google::protobuf::RepeatedPtrField<v1::StatusCount>*>& counts);
+// Failing devices by check, side by side; a cell is "N" or "N (M excepted)".
+Table CheckCountsTable(
+    const std::vector<std::string>& columns,
+    const std::vector<const google::protobuf::RepeatedPtrField<v1::CheckCount>*>& counts);
+
+// `policy history`: one row per change, oldest first; the change that made current_version
+// current is marked ("4 (current)" in a table, a `current` column in CSV).
+Table PolicyChangesTable(const v1::ListPolicyChangesResponse& resp, Style style);
+// `exception list`.
+Table ExceptionsTable(const google::protobuf::RepeatedPtrField<v1::PolicyException>& exceptions,
+                      Style style);
+// `exception request|approve|reject|revoke`: the exception, one field per line.
+std::string ExceptionBrief(const v1::PolicyException& e);
+
 // ---- writers --------------------------------------------------------------------------------
 
 // Where a report goes. Write may buffer; Commit makes everything written visible (and durable,
