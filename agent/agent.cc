@@ -321,7 +321,15 @@ Result<FlushStats> Agent::Flush(Transport& transport) {
         ++stats.rejected;
       }
     }
-    if (resp->has_policy()) (void)state_.SavePolicy(resp->policy());
+    // Every response names the device's policy version; the policy itself comes only when the
+    // agent judged with another one, and the next collection is judged with it.
+    if (resp->has_policy()) {
+      if (Status s = state_.SavePolicy(resp->policy()); !s.ok()) {
+        spdlog::warn("cannot save policy {}: {}", resp->policy_version(), s.message());
+      } else {
+        spdlog::info("policy {} from the server", resp->policy_version());
+      }
+    }
   }
   return stats;
 }

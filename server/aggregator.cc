@@ -136,7 +136,7 @@ void GroupCommitter::Run() {
 }
 
 Aggregator::Aggregator(Store& store, const Clock& clock, Credentials& credentials,
-                       Counters& counters, v1::Policy policy, AggregatorOptions options)
+                       Counters& counters, PolicyState& policy, AggregatorOptions options)
     : store_(store),
       clock_(clock),
       credentials_(credentials),
@@ -144,8 +144,20 @@ Aggregator::Aggregator(Store& store, const Clock& clock, Credentials& credential
       report_limiter_(clock, options.reports_per_minute, options.report_burst),
       auth_failure_limiter_(clock, options.failed_auth_per_minute, options.failed_auth_per_minute),
       committer_(store, 512),
-      policy_(std::move(policy)),
-      policy_version_(collectors::PolicyVersion(policy_)),
+      policy_(policy),
+      options_(std::move(options)) {}
+
+Aggregator::Aggregator(Store& store, const Clock& clock, Credentials& credentials,
+                       Counters& counters, const v1::Policy& policy, AggregatorOptions options)
+    : store_(store),
+      clock_(clock),
+      credentials_(credentials),
+      counters_(counters),
+      report_limiter_(clock, options.reports_per_minute, options.report_burst),
+      auth_failure_limiter_(clock, options.failed_auth_per_minute, options.failed_auth_per_minute),
+      committer_(store, 512),
+      owned_policy_(std::make_unique<PolicyState>(UnstoredSnapshot(policy))),
+      policy_(*owned_policy_),
       options_(std::move(options)) {}
 
 bool Aggregator::AuthAllowed(const std::string& peer) {
@@ -215,7 +227,6 @@ Result<v1::EnrollResponse> Aggregator::Enroll(const v1::EnrollRequest& req, cons
   }
   std::string key_id = signing::KeyIdOf(req.public_key());
   v1::EnrollResponse resp;
-  *resp.mutable_policy() = policy_;
   std::lock_guard<std::mutex> lock(ingest_mu_);
   auto existing = store_.FindDeviceByKeyId(key_id);
   if (!existing.ok()) return existing.status();
@@ -256,6 +267,7 @@ Result<v1::EnrollResponse> Aggregator::Enroll(const v1::EnrollRequest& req, cons
   }
   counters_.Inc("enroll.accepted");
   resp.set_device_id(d.id);
+  *resp.mutable_policy() = policy_.Get()->Resolve(d.platform.os(), d.tags)->policy;
   resp.set_client_certificate(*cert);
   resp.set_status(d.pending ? v1::PENDING : v1::UNKNOWN);
   return resp;
@@ -278,7 +290,6 @@ Result<v1::ReportResponse> Aggregator::Report(const v1::ReportRequest& req, cons
                                    std::to_string(options_.max_batch));
   }
   v1::ReportResponse resp;
-  *resp.mutable_policy() = policy_;
   const uint32_t n = static_cast<uint32_t>(req.attestations_size());
   // Admitted unless it would take the server past max_inflight; an idle server admits any
   // report, so no report is refused forever. Refused reports never count as in flight.
@@ -365,6 +376,17 @@ Result<v1::ReportResponse> Aggregator::Report(const v1::ReportRequest& req, cons
     }
   }
   if (!pending.empty()) flush();
+  // The device's policy version always; the policy itself when the agent judged its latest
+  // attestation under another one, so it catches up with its next collection.
+  for (auto it = steps.rbegin(); it != steps.rend(); ++it) {
+    if (!it->prepared || !it->prepared->effective) continue;
+    const v1::Policy& effective = it->prepared->effective->policy;
+    resp.set_policy_version(effective.version());
+    if (it->prepared->agent_policy_version != effective.version()) {
+      *resp.mutable_policy() = effective;
+    }
+    break;
+  }
   for (Step& st : steps) *resp.add_acks() = std::move(st.ack);
   return resp;
 }
@@ -542,8 +564,10 @@ Aggregator::Step Aggregator::Prepare(const v1::SignedAttestation& signed_att, co
     device.platform = att.platform();
     if (!att.platform().hostname().empty()) device.hostname = att.platform().hostname();
   }
-  ApplyVerdicts(policy_, &att, &device);
-  device.policy_version = policy_version_;
+  auto snapshot = policy_.Get();
+  prepared->agent_policy_version = att.policy_version();
+  prepared->effective = snapshot->Resolve(device.platform.os(), device.tags);
+  JudgeDevice(*snapshot, now, &att, &device);
   att.SerializeToString(&device.latest_attestation);
   accepted.device_after = std::move(device);
   // What the device looks like once this commits: a history-only attestation moves only the
@@ -696,62 +720,9 @@ Result<v1::RotateKeyResponse> Aggregator::RotateKey(const v1::RotateKeyRequest& 
   return resp;
 }
 
-void Aggregator::ApplyVerdicts(const v1::Policy& policy, v1::Attestation* att,
-                               DeviceRecord* device) {
-  collectors::EvaluateAll(policy, att->mutable_checks());
-  att->set_policy_version(collectors::PolicyVersion(policy));
-  device->failing_checks.clear();
-  std::string reason;
-  for (auto& c : *att->mutable_checks()) {
-    if (!IsValidCheckId(c.check())) {
-      // Check ids come from the device; keep them to the documented shape so they can never
-      // confuse storage or filters. An unknown id is already ERROR.
-      c.set_check("invalid_check_id");
-    }
-    if (c.status() == v1::FAIL || c.status() == v1::ERROR) {
-      device->failing_checks.push_back(c.check());
-      if (!reason.empty()) reason += "; ";
-      reason += c.check() + " " + v1::CheckStatus_Name(c.status()) + ": " + c.reason();
-    }
-  }
-  // A device that reports no checks at all proves nothing.
-  if (att->checks_size() == 0) reason = "the attestation carries no checks";
-  device->status = reason.empty() ? v1::COMPLIANT : v1::NON_COMPLIANT;
-  device->status_reason = reason.empty() ? "all checks pass" : reason;
-}
-
 Status Aggregator::ReevaluateFleet() {
-  DeviceFilter f;
-  f.limit = 1000;
-  size_t changed = 0;
-  for (;;) {
-    auto page = store_.ListDevices(f);
-    if (!page.ok()) return page.status();
-    // One transaction per page: a new policy on a large fleet is minutes of fsyncs otherwise.
-    std::vector<DeviceRecord> judged;
-    for (const auto& summary : *page) {
-      if (summary.last_seen_ms == 0 || summary.policy_version == policy_version_) continue;
-      auto full = store_.GetDevice(summary.id);
-      if (!full.ok()) return full.status();
-      if (!full->has_value()) continue;
-      DeviceRecord d = std::move(**full);
-      v1::Attestation att;
-      if (!att.ParseFromString(d.latest_attestation)) continue;
-      ApplyVerdicts(policy_, &att, &d);
-      d.policy_version = policy_version_;
-      att.SerializeToString(&d.latest_attestation);
-      judged.push_back(std::move(d));
-    }
-    if (!judged.empty()) {
-      if (Status s = store_.UpdateVerdicts(judged); !s.ok()) return s;
-      changed += judged.size();
-    }
-    if (page->size() < f.limit) break;
-    f.after_id = page->back().id;
-  }
-  if (changed > 0)
-    spdlog::info("re-evaluated {} devices under policy {}", changed, policy_version_);
-  return Status::Ok();
+  auto result = server::ReevaluateFleet(store_, *policy_.Get(), clock_.NowMillis());
+  return result.ok() ? Status::Ok() : result.status();
 }
 
 }  // namespace vigil::server

@@ -23,6 +23,7 @@
 #include "proto/pki.h"
 #include "server/auth.h"
 #include "server/limits.h"
+#include "server/policy_state.h"
 #include "server/store.h"
 #include "vigil/v1/agent_service.pb.h"
 #include "vigil/v1/policy.pb.h"
@@ -117,8 +118,12 @@ class GroupCommitter {
 
 class Aggregator {
  public:
+  // `policy` is the policy in force (shared with Fleet and the policy changes; swapped whole).
   Aggregator(Store& store, const Clock& clock, Credentials& credentials, Counters& counters,
-             v1::Policy policy, AggregatorOptions options);
+             PolicyState& policy, AggregatorOptions options);
+  // Under a fixed policy of its own (UnstoredSnapshot): tests, benchmarks, fuzzers.
+  Aggregator(Store& store, const Clock& clock, Credentials& credentials, Counters& counters,
+             const v1::Policy& policy, AggregatorOptions options);
 
   Result<v1::EnrollResponse> Enroll(const v1::EnrollRequest& request, const CallInfo& call = {});
   Result<v1::ReportResponse> Report(const v1::ReportRequest& request, const CallInfo& call = {});
@@ -129,14 +134,11 @@ class Aggregator {
   bool AuthAllowed(const std::string& peer);
   void AuthFailed(const std::string& peer, const std::string& what, const std::string& detail);
 
-  // Re-judges every device whose stored verdicts came from another policy version.
+  // Re-judges every device whose stored verdicts came from another policy version or another
+  // set of exceptions (server/policy_state.h).
   Status ReevaluateFleet();
 
-  const v1::Policy& policy() const { return policy_; }
-
-  // Device status from the latest evidence's verdicts: FAIL or ERROR anywhere = NON_COMPLIANT.
-  static void ApplyVerdicts(const v1::Policy& policy, v1::Attestation* attestation,
-                            DeviceRecord* device);
+  PolicyState& policy() { return policy_; }
 
  private:
   // Everything decided about an attestation before its commit.
@@ -146,6 +148,8 @@ class Aggregator {
     DeviceRecord state_after;  // the device once this commits (history moves only the sequence)
     v1::DeviceStatus status_before = v1::UNKNOWN;
     int64_t age_ms = 0;  // receipt minus issue time
+    std::string agent_policy_version;  // the version the agent judged with
+    std::shared_ptr<const collectors::ResolvedPolicy> effective;  // the device's, on the server
   };
   // An immediate answer, or an attestation prepared for commit.
   struct Step {
@@ -177,8 +181,8 @@ class Aggregator {
   RateLimiter report_limiter_;
   RateLimiter auth_failure_limiter_;
   GroupCommitter committer_;
-  const v1::Policy policy_;
-  const std::string policy_version_;
+  std::unique_ptr<PolicyState> owned_policy_;  // the fixed-policy constructor's
+  PolicyState& policy_;
   const AggregatorOptions options_;
   std::mutex ingest_mu_;
   std::atomic<uint32_t> inflight_{0};

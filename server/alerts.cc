@@ -120,7 +120,9 @@ uint64_t AlertDispatcher::RaiseDue() {
   int64_t now = clock_.NowMillis();
   auto stale = store_.ClaimJob("alerts.stale", now, options_.stale_period_ms);
   if (stale.ok() && *stale) {
-    auto n = store_.RaiseStaleAlerts(now - options_.checkin_window_ms, now);
+    const int64_t window =
+        options_.policy ? options_.policy->Get()->CheckinWindowMs() : options_.checkin_window_ms;
+    auto n = store_.RaiseStaleAlerts(now - window, now);
     if (!n.ok()) {
       spdlog::error("stale alerts: {}", n.status().ToString());
     } else {

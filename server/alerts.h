@@ -28,6 +28,7 @@
 #include "common/clock.h"
 #include "server/alert_sinks.h"
 #include "server/limits.h"
+#include "server/policy_state.h"
 #include "server/store.h"
 
 namespace vigil::server {
@@ -40,7 +41,8 @@ struct AlertOptions {
   int64_t lease_ms = 30'000;
   int64_t poll_ms = 1'000;                 // how often an idle sink looks for new alerts
   int64_t stale_period_ms = 60'000;        // how often devices are checked for staleness
-  int64_t checkin_window_ms = 3'600'000;   // the policy's check-in window
+  int64_t checkin_window_ms = 3'600'000;   // the policy's check-in window, unless:
+  const PolicyState* policy = nullptr;     // the policy in force, whose window then counts
   uint32_t enroll_failure_threshold = 20;  // 0: no enrollment-failure alerts
   int64_t enroll_failure_window_ms = 300'000;
 };

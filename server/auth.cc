@@ -3,7 +3,9 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include <cctype>
 #include <charconv>
+#include <string_view>
 
 #include "proto/signing.h"
 
@@ -41,7 +43,7 @@ bool ValidName(const std::string& name) {
   if (name.empty() || name.size() > 64) return false;
   for (char c : name) {
     bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '@' || c == '-';
+              c == '.' || c == '_' || c == '@' || c == '-' || c == '+';
     if (!ok) return false;
   }
   return true;
@@ -56,9 +58,27 @@ bool RoleAllows(Role role, Permission permission) {
     case Permission::kManageDevices:
       return role == Role::kAdmin;
     case Permission::kReadAudit:
+    case Permission::kDecide:
       return role == Role::kAdmin || role == Role::kApprover;
+    case Permission::kProposeChange:
+      return role == Role::kAdmin;
+    case Permission::kApprove:
+      return role == Role::kApprover;
   }
   return false;
+}
+
+std::string PersonOf(const std::string& actor) {
+  std::string person = actor;
+  constexpr std::string_view kToken = "token:";
+  if (actor.compare(0, kToken.size(), kToken) == 0) {
+    size_t end = actor.find(' ', kToken.size());
+    person = actor.substr(kToken.size(), end == std::string::npos ? end : end - kToken.size());
+    size_t plus = person.find('+');
+    if (plus != std::string::npos) person.resize(plus);
+  }
+  for (char& c : person) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return person;
 }
 
 Result<Role> ParseRole(const std::string& name) {

@@ -23,6 +23,9 @@ enum class Permission {
   kReadFleet,      // devices, summary, stats: every role
   kManageDevices,  // approve, revoke: admin
   kReadAudit,      // the audit log: admin, approver
+  kProposeChange,  // propose, apply and roll back policy changes; request exceptions: admin
+  kApprove,        // approve policy changes and exceptions: approver
+  kDecide,         // reject changes and exceptions, revoke exceptions: admin, approver
 };
 
 bool RoleAllows(Role role, Permission permission);
@@ -37,12 +40,17 @@ struct Principal {
   std::string Actor() const { return "token:" + name + " (" + RoleName(role) + ")"; }
 };
 
+// The person behind an actor, for "approved by someone other than the requester": a token's
+// name up to its first '+' (one person's tokens are named "alice" and "alice+approver"), the
+// whole actor string for anything else. Compared case-insensitively.
+std::string PersonOf(const std::string& actor);
+
 class Credentials {
  public:
   Credentials(Store& store, const Clock& clock) : store_(store), clock_(clock) {}
 
   // Creates a credential and returns the string to hand out; only its hash is kept, so it cannot
-  // be shown again. ttl_ms == 0: never expires. Names: 1..64 of [A-Za-z0-9._@-].
+  // be shown again. ttl_ms == 0: never expires. Names: 1..64 of [A-Za-z0-9._@+-].
   Result<std::string> Create(CredentialKind kind, const std::string& name, int role, int64_t ttl_ms,
                              const std::string& actor);
   Status Revoke(CredentialKind kind, const std::string& id_or_name, const std::string& actor);

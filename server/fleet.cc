@@ -8,7 +8,6 @@
 #include "server/store_sql.h"
 
 namespace vigil::server {
-namespace {
 
 google::protobuf::Timestamp FromMillis(int64_t ms) {
   google::protobuf::Timestamp t;
@@ -16,6 +15,12 @@ google::protobuf::Timestamp FromMillis(int64_t ms) {
   t.set_nanos(static_cast<int32_t>((ms % 1000) * 1000000));
   return t;
 }
+
+int64_t ToMillis(const google::protobuf::Timestamp& t) {
+  return t.seconds() * 1000 + t.nanos() / 1000000;
+}
+
+namespace {
 
 v1::HistoryEntry ToHistoryEntry(const HistoryRow& h) {
   v1::HistoryEntry e;
@@ -25,10 +30,6 @@ v1::HistoryEntry ToHistoryEntry(const HistoryRow& h) {
   e.set_status(h.status);
   for (const auto& c : h.failing_checks) e.add_failing_checks(c);
   return e;
-}
-
-int64_t ToMillis(const google::protobuf::Timestamp& t) {
-  return t.seconds() * 1000 + t.nanos() / 1000000;
 }
 
 }  // namespace
@@ -48,21 +49,15 @@ v1::Alert ToAlert(const AlertRecord& a, const std::string& instance) {
   return out;
 }
 
-Fleet::Fleet(Store& store, const Clock& clock, const v1::Policy& policy, Counters& counters)
+Fleet::Fleet(Store& store, const Clock& clock, PolicyState& policy, Counters& counters)
     : store_(store), clock_(clock), policy_(policy), counters_(counters) {}
 
 int64_t Fleet::StaleBefore() const {
-  int64_t window_s = policy_.checkin_window_seconds() ? policy_.checkin_window_seconds() : 3600;
-  return clock_.NowMillis() - window_s * 1000;
+  return clock_.NowMillis() - policy_.Get()->CheckinWindowMs();
 }
 
 v1::DeviceStatus Fleet::EffectiveStatus(const DeviceRecord& d) const {
-  if (d.revoked_at_ms != 0) return v1::REVOKED;
-  if (d.tampered) return v1::TAMPERED;
-  if (d.pending) return v1::PENDING;
-  if (d.last_seen_ms == 0) return v1::UNKNOWN;
-  if (d.last_seen_ms < StaleBefore()) return v1::STALE;
-  return d.status;
+  return EffectiveStatusOf(d, StaleBefore());
 }
 
 v1::DeviceSummary Fleet::ToSummary(const DeviceRecord& d) const {
@@ -89,7 +84,7 @@ v1::DeviceSummary Fleet::ToSummary(const DeviceRecord& d) const {
       break;
     case v1::STALE:
       s.set_status_reason("no attestation within the check-in window of " +
-                          std::to_string(policy_.checkin_window_seconds()) + " s");
+                          std::to_string(policy_.Get()->CheckinWindowMs() / 1000) + " s");
       break;
     case v1::UNKNOWN:
       s.set_status_reason("enrolled, never reported");
@@ -122,7 +117,6 @@ Result<v1::ListDevicesResponse> Fleet::ListDevices(const v1::ListDevicesRequest&
   }
   f.limit = req.limit() == 0 ? 1000 : std::min<uint32_t>(req.limit(), 10000);
   f.stale_before_ms = StaleBefore();
-  if (f.status == v1::EXCEPTED) return v1::ListDevicesResponse();  // no exceptions exist yet
   auto rows = store_.ListDevices(f);
   if (!rows.ok()) return rows.status();
   v1::ListDevicesResponse resp;
@@ -177,7 +171,9 @@ Result<v1::SummaryResponse> Fleet::Summary(const v1::SummaryRequest&) {
     total += n;
   }
   resp.set_total(total);
-  resp.set_policy_version(collectors::PolicyVersion(policy_));
+  const auto snapshot = policy_.Get();
+  resp.set_policy_version("v" + std::to_string(snapshot->version().number) + " (" +
+                          snapshot->version().set_version + ")");
   return resp;
 }
 
@@ -288,13 +284,15 @@ Status Fleet::ExportEvidence(const v1::ExportRequest& req,
   if (!req.tag().empty() && !store_sql::IsValidTag(req.tag())) {
     return Status::InvalidArgument("tag: '" + req.tag() + "' is not a tag");
   }
-  const std::string version = collectors::PolicyVersion(policy_);
+  const auto snapshot = policy_.Get();
+  const int64_t now = clock_.NowMillis();
   // Pages of attestations in (device, sequence) order; a device's summary is read once, when
   // its first row arrives, and filters by status and tag apply to it.
   std::string device_id;
   uint64_t sequence = 0;
   std::string current;
   std::optional<v1::DeviceSummary> summary;  // nullopt: the current device is filtered out
+  DeviceRecord judged;                       // the current device, to judge its evidence
   constexpr uint32_t kPage = 500;
   for (;;) {
     auto rows = store_.ExportRows(device_id, sequence, since, until, kPage);
@@ -314,6 +312,8 @@ Status Fleet::ExportEvidence(const v1::ExportRequest& req,
           if ((req.status() == v1::DEVICE_STATUS_UNSPECIFIED || s.status() == req.status()) &&
               tagged) {
             summary = std::move(s);
+            judged = **found;
+            judged.latest_attestation.clear();
           }
         }
       }
@@ -327,11 +327,11 @@ Status Fleet::ExportEvidence(const v1::ExportRequest& req,
       for (const auto& c : row.failing_checks) rec.add_failing_checks(c);
       v1::Attestation att;
       if (att.ParseFromString(row.envelope.attestation())) {
-        DeviceRecord scratch;
-        Aggregator::ApplyVerdicts(policy_, &att, &scratch);
+        DeviceRecord scratch = judged;
+        JudgeDevice(*snapshot, now, &att, &scratch);
         *rec.mutable_checks() = std::move(*att.mutable_checks());
+        rec.set_policy_version(scratch.policy_version);
       }
-      rec.set_policy_version(version);
       rec.set_digest(row.digest);
       rec.set_key_id(row.envelope.key_id());
       rec.set_signed_attestation(row.envelope.SerializeAsString());
@@ -358,6 +358,9 @@ Result<v1::DeviceActionResponse> Fleet::SetDeviceTags(const v1::SetDeviceTagsReq
   for (const auto& t : tags) detail += (detail.empty() ? "" : ",") + t;
   AuditRecord audit{clock_.NowMillis(), actor, "device.tags", req.device_id(), detail, true};
   if (Status s = store_.SetDeviceTags(req.device_id(), tags, audit); !s.ok()) return s;
+  // Tags choose overrides and exceptions: judge the device's evidence again at once.
+  auto judged = ReevaluateDevice(store_, *policy_.Get(), clock_.NowMillis(), req.device_id());
+  if (!judged.ok()) return judged.status();
   return Summarize(req.device_id());
 }
 

@@ -12,11 +12,15 @@
 #include "common/clock.h"
 #include "common/status.h"
 #include "server/limits.h"
+#include "server/policy_state.h"
 #include "server/store.h"
 #include "vigil/v1/fleet_service.pb.h"
 #include "vigil/v1/policy.pb.h"
 
 namespace vigil::server {
+
+google::protobuf::Timestamp FromMillis(int64_t ms);
+int64_t ToMillis(const google::protobuf::Timestamp& t);
 
 // The API form of a stored alert, with its idempotency key "vigil-alert-INSTANCE-ID" (INSTANCE:
 // Store::InstanceId, so a restored or new database never repeats a key).
@@ -24,7 +28,7 @@ v1::Alert ToAlert(const AlertRecord& alert, const std::string& instance);
 
 class Fleet {
  public:
-  Fleet(Store& store, const Clock& clock, const v1::Policy& policy, Counters& counters);
+  Fleet(Store& store, const Clock& clock, PolicyState& policy, Counters& counters);
 
   Result<v1::ListDevicesResponse> ListDevices(const v1::ListDevicesRequest& req);
   Result<v1::GetDeviceResponse> GetDevice(const v1::GetDeviceRequest& req);
@@ -54,7 +58,7 @@ class Fleet {
 
   Store& store_;
   const Clock& clock_;
-  const v1::Policy& policy_;
+  PolicyState& policy_;
   Counters& counters_;
   std::map<std::string, std::string> sink_types_;
 };

@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "collectors/policy.h"
+#include "collectors/policy_set.h"
 #include "common/clock.h"
 #include "common/files.h"
 #include "common/flags.h"
@@ -294,7 +295,7 @@ Result<v1::ServerConfig> LoadServerConfig(const Flags& flags) {
 
 Result<std::unique_ptr<AlertDispatcher>> MakeAlerts(const v1::ServerConfig& config, Store& store,
                                                     const Clock& clock, Counters& counters,
-                                                    const v1::Policy& policy, Fleet* fleet) {
+                                                    const PolicyState& policy, Fleet* fleet) {
   std::vector<std::unique_ptr<AlertSink>> sinks;
   std::map<std::string, std::string> types;
   int64_t longest_send_ms = 10'000;  // syslog's fixed TCP timeout
@@ -320,8 +321,7 @@ Result<std::unique_ptr<AlertDispatcher>> MakeAlerts(const v1::ServerConfig& conf
     o.retry_max_ms = int64_t{config.alert_retry_max_seconds()} * 1000;
   }
   o.lease_ms = std::max<int64_t>(o.lease_ms, 2 * longest_send_ms + 10'000);
-  o.checkin_window_ms =
-      int64_t{policy.checkin_window_seconds() ? policy.checkin_window_seconds() : 3600} * 1000;
+  o.policy = &policy;
   if (config.has_enroll_failure_threshold()) {
     o.enroll_failure_threshold = config.enroll_failure_threshold();
   }
@@ -392,11 +392,16 @@ int Serve(const Flags& flags) {
   auto config = LoadServerConfig(flags);
   if (!config.ok()) return Fail(2, "--config: " + config.status().message());
 
-  v1::Policy policy = collectors::DefaultPolicy();
+  // The start-up policy: a Policy or a PolicySet. It becomes version 1 of a new database;
+  // after that, versions change only through the change process (docs/policy.md).
+  v1::PolicySet initial_policy;
+  *initial_policy.mutable_default_policy() = collectors::DefaultPolicy();
+  std::string policy_source = "built-in policy";
   if (auto p = flags.Get("policy")) {
-    auto loaded = collectors::LoadPolicyFile(*p);
+    auto loaded = collectors::LoadPolicySetFile(*p);
     if (!loaded.ok()) return Fail(2, "policy: " + loaded.status().message());
-    policy = std::move(loaded).value();
+    initial_policy = std::move(loaded).value();
+    policy_source = "--policy " + *p;
   }
   std::optional<TlsMaterial> tls;
   if (!insecure) {
@@ -416,10 +421,16 @@ int Serve(const Flags& flags) {
   SystemClock clock;
   Counters counters;
   Credentials credentials(**store, clock);
-  Aggregator aggregator(**store, clock, credentials, counters, policy, opts);
+  auto snapshot = PolicyChanges::Bootstrap(**store, clock, initial_policy,
+                                           "server (" + Printable(policy_source, 200) + ")");
+  if (!snapshot.ok()) return Fail(1, "policy: " + snapshot.status().ToString());
+  PolicyState policy_state(std::move(snapshot).value());
+  const uint64_t policy_version = policy_state.Get()->version().number;
+  Aggregator aggregator(**store, clock, credentials, counters, policy_state, opts);
   if (Status st = aggregator.ReevaluateFleet(); !st.ok()) return Fail(1, st.ToString());
-  Fleet fleet(**store, clock, aggregator.policy(), counters);
-  auto alerts = MakeAlerts(*config, **store, clock, counters, aggregator.policy(), &fleet);
+  Fleet fleet(**store, clock, policy_state, counters);
+  PolicyChanges policy_changes(**store, clock, policy_state, counters);
+  auto alerts = MakeAlerts(*config, **store, clock, counters, policy_state, &fleet);
   if (!alerts.ok()) return Fail(2, alerts.status().message());
   // Sinks from --config, delivered by one thread per sink; their cursors exist before the first
   // report is served.
@@ -427,7 +438,7 @@ int Serve(const Flags& flags) {
   // /metrics: vigil_report_duration_seconds, observed around each AgentService.Report call.
   Histogram report_duration(Histogram::LatencyBuckets());
   AgentServiceImpl agent_service(aggregator, &report_duration);
-  FleetServiceImpl fleet_service(fleet, credentials, aggregator);
+  FleetServiceImpl fleet_service(fleet, policy_changes, credentials, aggregator);
 
   // Block the shutdown signals before gRPC starts its threads, then wait for them in one place.
   sigset_t signals;
@@ -461,8 +472,8 @@ int Serve(const Flags& flags) {
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || port == 0) return Fail(1, "cannot listen on " + listen);
   std::string bound = listen.substr(0, colon) + ":" + std::to_string(port);
-  spdlog::info("vigil-server listening on {} ({}; policy {}, data {}{}{})", bound,
-               tls ? "TLS 1.3" : "PLAINTEXT", collectors::PolicyVersion(policy), *data_dir,
+  spdlog::info("vigil-server listening on {} ({}; policy version {}, data {}{}{})", bound,
+               tls ? "TLS 1.3" : "PLAINTEXT", policy_version, *data_dir,
                opts.require_client_cert ? ", client certificates required" : "",
                opts.approve_devices ? ", new devices need approval" : "");
   // ---- HTTPS API, /metrics and the dashboard (server/http_api.h), with --http-listen ----
@@ -520,6 +531,18 @@ int Serve(const Flags& flags) {
       jobs_cv.wait_for(lock, std::chrono::minutes(1), [&] { return stopping; });
     }
   });
+  // Exception expiry, and versions or exceptions changed by other replicas: every second.
+  std::thread policy_thread([&] {
+    std::unique_lock<std::mutex> lock(jobs_mu);
+    while (!stopping) {
+      lock.unlock();
+      if (auto r = policy_changes.Tick(); !r.ok()) {
+        spdlog::error("policy refresh: {}", r.status().ToString());
+      }
+      lock.lock();
+      jobs_cv.wait_for(lock, std::chrono::seconds(1), [&] { return stopping; });
+    }
+  });
   int sig = 0;
   sigwait(&signals, &sig);
   spdlog::info("signal {}: shutting down", sig);
@@ -529,6 +552,7 @@ int Serve(const Flags& flags) {
   }
   jobs_cv.notify_all();
   jobs_thread.join();
+  policy_thread.join();
   (*alerts)->Stop();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   return 0;

@@ -216,7 +216,8 @@ int main(int argc, char** argv) {
   auto store = open();
   if (!store.ok()) return 1;
   Counters counters;
-  Fleet fleet(**store, clock, policy, counters);
+  PolicyState policy_state(UnstoredSnapshot(policy));
+  Fleet fleet(**store, clock, policy_state, counters);
   const int64_t stale_before = now - int64_t{policy.checkin_window_seconds()} * 1000;
   const int runs = 15;
 
