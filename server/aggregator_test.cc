@@ -597,7 +597,8 @@ TEST_CASE("admission control: beyond max_inflight a report is answered busy at o
     CHECK(ack.code() == kAckResourceExhausted);
     CHECK(ack.message().find("busy") != std::string::npos);
   }
-  CHECK(busy.has_policy());
+  CHECK_FALSE(busy.has_policy());  // refused before any work: no policy, no version
+  CHECK(busy.policy_version().empty());
   CHECK(h.counters.Get("report.rejected.overloaded") == 2);
   CHECK(h.HistorySize(other_id) == 0);  // nothing of a refused report is stored
   held.Release();

@@ -636,7 +636,7 @@ Result<v1::PolicyException> PolicyChanges::RequestException(
   *e.mutable_requested_at() = FromMillis(now);
   auto id = store_.InsertException(
       e, {now, actor, "exception.request", Scope(e),
-          req.check() + " until " + std::to_string(expires) + " (ms): " +
+          req.check() + " until " + UtcTime(expires) + ": " +
               Printable(req.reason(), 512),
           true});
   if (!id.ok()) return id.status();

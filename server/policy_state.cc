@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <ctime>
 
 #include "collectors/evaluate.h"
 #include "server/aggregator.h"
@@ -12,15 +13,6 @@ namespace {
 
 int64_t Millis(const google::protobuf::Timestamp& t) {
   return t.seconds() * 1000 + t.nanos() / 1000000;
-}
-
-std::string TimeText(int64_t ms) {
-  std::time_t secs = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
 }
 
 }  // namespace
@@ -105,7 +97,7 @@ void JudgeDevice(const PolicySnapshot& snapshot, int64_t now_ms, v1::Attestation
     if (it != exceptions.end()) {
       const v1::PolicyException& e = **it;
       c.set_reason("excepted by exception " + std::to_string(e.id()) + " (approved by " +
-                   e.decided_by() + ", until " + TimeText(Millis(e.expires_at())) + "); " +
+                   e.decided_by() + ", until " + UtcTime(Millis(e.expires_at())) + "); " +
                    v1::CheckStatus_Name(c.status()) + ": " + c.reason());
       c.set_status(v1::CHECK_EXCEPTED);
       excepted = true;
@@ -148,6 +140,15 @@ std::shared_ptr<const PolicySnapshot> PolicyState::Get() const {
 void PolicyState::Set(std::shared_ptr<const PolicySnapshot> snapshot) {
   std::lock_guard<std::mutex> lock(mu_);
   snapshot_ = std::move(snapshot);
+}
+
+std::string UtcTime(int64_t ms) {
+  std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
 }
 
 v1::PolicySet PolicySetOf(const v1::Policy& policy) {

@@ -84,6 +84,9 @@ class PolicyState {
   std::shared_ptr<const PolicySnapshot> snapshot_;
 };
 
+// "2026-12-01T23:16:24Z": times in reasons and audit details.
+std::string UtcTime(int64_t ms);
+
 // A set holding `policy` as its default and no overrides.
 v1::PolicySet PolicySetOf(const v1::Policy& policy);
 // `policy` alone as version 1, not stored: for tests, benchmarks and fuzzers that ingest under a
