@@ -146,6 +146,13 @@ Status Canonicalize(const Struct& in, const Descriptor* d, const std::string& pa
       return Status::InvalidArgument(p + ": cannot be set by an override (the effective " +
                                      "policy's version is computed)");
     }
+    if (f == v1::Policy::descriptor()->FindFieldByNumber(
+                 v1::Policy::kCheckinWindowSecondsFieldNumber)) {
+      // The server decides STALE for the whole fleet with one threshold (kept in per-status
+      // counters); a scope's own window would be silently ignored, so it is refused.
+      return Status::InvalidArgument(p + ": cannot be set by an override (the check-in window " +
+                                     "is fleet-wide: set it in defaultPolicy)");
+    }
     if (out->fields().contains(f->json_name())) {
       return Status::InvalidArgument(p + ": given twice (as " + f->name() + " and " +
                                      f->json_name() + ")");

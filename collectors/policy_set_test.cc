@@ -204,8 +204,7 @@ TEST_CASE("effective policy: an override sets 0, false and [], replaces lists, n
         {"name": "swap", "tag": "swap",
          "policy": {"usbStorage": {"allowedDevices": ["abcd:0001"]}}},
         {"name": "ro", "tag": "ro", "policy": {"usbStorage": {"mode": 3, "allowedDevices": null}}},
-        {"name": "nolock", "tag": "nolock", "policy": {"screenLock": null}},
-        {"name": "window", "tag": "window", "policy": {"checkinWindowSeconds": 86400}}
+        {"name": "nolock", "tag": "nolock", "policy": {"screenLock": null}}
       ]})");
 
   v1::Policy zeros = EffectivePolicy(set, "linux", {"zeros"});
@@ -240,13 +239,18 @@ TEST_CASE("effective policy: an override sets 0, false and [], replaces lists, n
   CHECK(cleared.status.ok());
   CHECK(cleared.origins == std::map<std::string, std::string>{{"screenLock", "nolock"}});
 
-  // The check-in window comes from the effective policy too.
-  CHECK(EffectivePolicy(set, "linux", {"window"}).checkin_window_seconds() == 86400);
-  CHECK(EffectivePolicy(set, "linux", {}).checkin_window_seconds() == 3600);
+  // The check-in window is fleet-wide: from the default, and an override may not set it.
+  CHECK(EffectivePolicy(set, "linux", {"zeros"}).checkin_window_seconds() == 3600);
+  auto window = ParsePolicySet(
+      R"({"overrides": [{"name": "w", "tag": "w", "policy": {"checkinWindowSeconds": 86400}}]})",
+      "p.json");
+  CHECK(window.status().message() ==
+        "p.json: overrides[0] (w): checkinWindowSeconds: cannot be set by an override (the "
+        "check-in window is fleet-wide: set it in defaultPolicy)");
 
   // Stored canonical: JSON names, enums by name.
-  const auto& z = set.overrides(4).policy();  // sorted: nolock, ro, swap, window, zeros
-  CHECK(set.overrides(4).name() == "zeros");
+  const auto& z = set.overrides(3).policy();  // sorted: nolock, ro, swap, zeros
+  CHECK(set.overrides(3).name() == "zeros");
   CHECK(z.fields().at("password").struct_value().fields().at("maxAgeDays").number_value() == 0);
   const auto& ro_usb = set.overrides(1).policy().fields().at("usbStorage").struct_value();
   CHECK(ro_usb.fields().at("mode").string_value() == "READ_ONLY");
