@@ -276,7 +276,9 @@
     for (const c of checks) {
       const evidence = el('details', {class: 'evidence-box'}, el('summary', {}, 'Evidence'),
                           renderValue(c.evidence, 0));
-      if (c.status === 'FAIL' || c.status === 'ERROR') evidence.open = true;
+      if (c.status === 'FAIL' || c.status === 'ERROR' || c.status === 'CHECK_EXCEPTED') {
+        evidence.open = true;
+      }
       box.append(el('div', {class: 'card check check-' + String(c.status).toLowerCase(),
                             'data-check': c.check, 'data-status': c.status},
                     el('h4', {}, el('span', {class: 'check-id'}, c.check), ' ',
