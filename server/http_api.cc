@@ -110,8 +110,16 @@ Status ParseQuery(std::string_view raw, Query* out) {
 // Fills `msg` from query parameters named like its JSON fields ("failingCheck", "limit"), with
 // the protobuf JSON mapping's rules for each type (enum names, RFC 3339 timestamps, decimal
 // integers). Only `allowed` names; each at most once; an empty value means "not given".
+// `renames` gives the JSON field of a parameter named otherwise (diff's "from": "fromVersion").
 Status QueryInto(const Query& query, const std::vector<std::string>& allowed,
-                 google::protobuf::Message* msg) {
+                 google::protobuf::Message* msg,
+                 const std::vector<std::pair<std::string, std::string>>& renames = {}) {
+  auto json_name = [&](const std::string& key) {
+    for (const auto& [name, field] : renames) {
+      if (name == key) return field;
+    }
+    return key;
+  };
   std::string json = "{";
   std::set<std::string> seen;
   for (const auto& [key, value] : query) {
@@ -129,11 +137,24 @@ Status QueryInto(const Query& query, const std::vector<std::string>& allowed,
     }
     if (value.empty()) continue;
     if (json.size() > 1) json += ",";
-    json += JsonString(key) + ":" + JsonString(value);
+    json += JsonString(json_name(key)) + ":" + JsonString(value);
   }
   json += "}";
   msg->Clear();
-  return ParseJsonStrict(json, msg, "query");
+  Status s = ParseJsonStrict(json, msg, "query");
+  if (s.ok() || renames.empty()) return s;
+  // The parser names the message's field; name the parameter as the client wrote it.
+  std::unique_ptr<google::protobuf::Message> one(msg->New());
+  for (const auto& [key, value] : query) {
+    if (value.empty()) continue;
+    if (!ParseJsonStrict("{" + JsonString(json_name(key)) + ":" + JsonString(value) + "}",
+                         one.get(), "query")
+             .ok()) {
+      return Status::InvalidArgument("query parameter '" + key + "': malformed value '" +
+                                     Printable(value, 64) + "'");
+    }
+  }
+  return s;
 }
 
 // ---- responses ------------------------------------------------------------------------------
@@ -297,13 +318,27 @@ Status BodyInto(const std::string& body, google::protobuf::Message* msg) {
   return ParseJsonStrict(body, msg, "request body");
 }
 
+// The {id} segment of /policy/changes/{id}... and /exceptions/{id}/...: a positive decimal
+// number (at most 19 digits, so it cannot overflow).
+bool ParseIdSegment(const std::string& raw, uint64_t* id) {
+  if (raw.empty() || raw.size() > 19) return false;
+  uint64_t v = 0;
+  for (char c : raw) {
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + static_cast<uint64_t>(c - '0');
+  }
+  *id = v;
+  return v != 0;
+}
+
 }  // namespace
 
 // ---- HttpApi --------------------------------------------------------------------------------
 
-HttpApi::HttpApi(Fleet& fleet, Credentials& credentials, Aggregator& aggregator, Counters& counters,
-                 const Histogram& report_duration)
+HttpApi::HttpApi(Fleet& fleet, PolicyChanges& changes, Credentials& credentials,
+                 Aggregator& aggregator, Counters& counters, const Histogram& report_duration)
     : fleet_(fleet),
+      changes_(changes),
       credentials_(credentials),
       aggregator_(aggregator),
       counters_(counters),
@@ -456,6 +491,15 @@ HttpResponse HttpApi::Api(const HttpRequest& req, const std::string& path,
     r.set_device_id(device_id);
     return Reply(fleet_.DeviceHistory(r));
   }
+  if (seg.size() == 3 && seg[0] == "devices" && seg[2] == "policy") {
+    if (m != "GET") return MethodNotAllowed("GET");
+    if (!decode_id(seg[1])) return Error(400, "INVALID_ARGUMENT", "malformed device id");
+    if (!authorize(Permission::kReadFleet, "GetDevicePolicy")) return denied;
+    v1::GetDevicePolicyRequest r;
+    if (Status s = QueryInto(query, {}, &r); !s.ok()) return Error(s);
+    r.set_device_id(device_id);
+    return Reply(changes_.GetDevicePolicy(r));
+  }
   if (seg.size() == 3 && seg[0] == "devices" && seg[2] == "tags") {
     if (m != "PUT") return MethodNotAllowed("PUT");
     if (!decode_id(seg[1])) return Error(400, "INVALID_ARGUMENT", "malformed device id");
@@ -500,7 +544,177 @@ HttpResponse HttpApi::Api(const HttpRequest& req, const std::string& path,
     if (Status s = QueryInto(query, {}, &r); !s.ok()) return Error(s);
     return Json(fleet_.Stats());
   }
+  if (!seg.empty() && seg[0] == "policy") return PolicyRoutes(req, seg, query);
+  if (!seg.empty() && seg[0] == "exceptions") return ExceptionRoutes(req, seg, query);
   return Error(404, "NOT_FOUND", "no such API path");
+}
+
+// The policy as code (docs/policy.md): versions, change requests and their steps, rollback and
+// diff. The permission of each route is its FleetService method's (services.cc).
+HttpResponse HttpApi::PolicyRoutes(const HttpRequest& req, const std::vector<std::string>& seg,
+                                   const Query& query) {
+  HttpResponse denied;
+  auto authorize = [&](Permission p, const char* method) -> std::optional<Principal> {
+    return Authorize(req, p, method, &denied);
+  };
+  const std::string& m = req.method;
+
+  if (seg.size() == 1) {
+    if (m != "GET") return MethodNotAllowed("GET");
+    if (!authorize(Permission::kReadFleet, "GetPolicy")) return denied;
+    v1::GetPolicyRequest r;
+    if (Status s = QueryInto(query, {"version"}, &r); !s.ok()) return Error(s);
+    return Reply(changes_.GetPolicy(r));
+  }
+  if (seg.size() == 2 && seg[1] == "changes") {
+    if (m == "GET") {
+      if (!authorize(Permission::kReadFleet, "ListPolicyChanges")) return denied;
+      v1::ListPolicyChangesRequest r;
+      if (Status s = QueryInto(query, {"afterId", "limit"}, &r); !s.ok()) return Error(s);
+      return Reply(changes_.ListChanges(r));
+    }
+    if (m != "POST") return MethodNotAllowed("GET, POST");
+    auto principal = authorize(Permission::kProposeChange, "ProposePolicyChange");
+    if (!principal) return denied;
+    if (!query.empty()) return Error(400, "INVALID_ARGUMENT", "this route takes no query");
+    v1::ProposePolicyChangeRequest r;
+    if (Status s = BodyInto(req.body, &r); !s.ok()) return Error(s);
+    return Reply(changes_.Propose(r, principal->Actor()));
+  }
+  if (seg.size() == 2 && seg[1] == "rollback") {
+    if (m != "POST") return MethodNotAllowed("POST");
+    auto principal = authorize(Permission::kProposeChange, "RollbackPolicy");
+    if (!principal) return denied;
+    if (!query.empty()) return Error(400, "INVALID_ARGUMENT", "this route takes no query");
+    v1::RollbackPolicyRequest r;
+    if (Status s = BodyInto(req.body, &r); !s.ok()) return Error(s);
+    return Reply(changes_.Rollback(r, principal->Actor()));
+  }
+  if (seg.size() == 2 && seg[1] == "diff") {
+    if (m != "GET") return MethodNotAllowed("GET");
+    if (!authorize(Permission::kReadFleet, "DiffPolicyVersions")) return denied;
+    v1::DiffPolicyVersionsRequest r;
+    if (Status s =
+            QueryInto(query, {"from", "to"}, &r, {{"from", "fromVersion"}, {"to", "toVersion"}});
+        !s.ok()) {
+      return Error(s);
+    }
+    if (r.from_version() == 0) {
+      return Error(400, "INVALID_ARGUMENT",
+                   "query parameter 'from' (a version number) is required");
+    }
+    return Reply(changes_.Diff(r));
+  }
+  if ((seg.size() != 3 && seg.size() != 4) || seg[1] != "changes") {
+    return Error(404, "NOT_FOUND", "no such API path");
+  }
+
+  // /policy/changes/{id} and /policy/changes/{id}/ACTION.
+  const std::string action = seg.size() == 4 ? seg[3] : "";
+  const bool post = action == "approve" || action == "reject" || action == "apply";
+  if (!post && action != "" && action != "preview" && action != "review") {
+    return Error(404, "NOT_FOUND", "no such API path");
+  }
+  if (m != (post ? "POST" : "GET")) return MethodNotAllowed(post ? "POST" : "GET");
+  uint64_t id = 0;
+  if (!ParseIdSegment(seg[2], &id)) {
+    return Error(400, "INVALID_ARGUMENT", "malformed change id in the path (a positive number)");
+  }
+  if (!post) {
+    const char* method = action == "preview"  ? "PreviewPolicyChange"
+                         : action == "review" ? "ReviewPolicyChange"
+                                              : "GetPolicyChange";
+    if (!authorize(Permission::kReadFleet, method)) return denied;
+    v1::PolicyChangeRequest r;
+    std::vector<std::string> allowed;
+    if (action == "preview") allowed = {"deviceLimit"};
+    if (Status s = QueryInto(query, allowed, &r); !s.ok()) return Error(s);
+    r.set_change_id(id);
+    if (action == "preview") return Reply(changes_.Preview(r));
+    if (action == "review") return Reply(changes_.Review(r));
+    return Reply(changes_.GetChange(r));
+  }
+  if (action == "apply") {
+    auto principal = authorize(Permission::kProposeChange, "ApplyPolicyChange");
+    if (!principal) return denied;
+    if (!query.empty()) return Error(400, "INVALID_ARGUMENT", "this route takes no query");
+    v1::PolicyChangeRequest r;
+    if (Status s = BodyInto(req.body, &r); !s.ok()) return Error(s);
+    if (r.change_id() != 0 && r.change_id() != id) {
+      return Error(400, "INVALID_ARGUMENT", "changeId in the body differs from the path's");
+    }
+    if (r.device_limit() != 0) {
+      return Error(400, "INVALID_ARGUMENT", "deviceLimit is the preview's, not apply's");
+    }
+    r.set_change_id(id);
+    return Reply(changes_.Apply(r, principal->Actor()));
+  }
+  const bool approve = action == "approve";
+  auto principal = approve ? authorize(Permission::kApprove, "ApprovePolicyChange")
+                           : authorize(Permission::kDecide, "RejectPolicyChange");
+  if (!principal) return denied;
+  if (!query.empty()) return Error(400, "INVALID_ARGUMENT", "this route takes no query");
+  v1::PolicyDecisionRequest r;
+  if (Status s = BodyInto(req.body, &r); !s.ok()) return Error(s);
+  if (r.change_id() != 0 && r.change_id() != id) {
+    return Error(400, "INVALID_ARGUMENT", "changeId in the body differs from the path's");
+  }
+  r.set_change_id(id);
+  return Reply(approve ? changes_.Approve(r, principal->Actor())
+                       : changes_.Reject(r, principal->Actor()));
+}
+
+// Exceptions: request and list; approve, reject and revoke one.
+HttpResponse HttpApi::ExceptionRoutes(const HttpRequest& req, const std::vector<std::string>& seg,
+                                      const Query& query) {
+  HttpResponse denied;
+  auto authorize = [&](Permission p, const char* method) -> std::optional<Principal> {
+    return Authorize(req, p, method, &denied);
+  };
+  const std::string& m = req.method;
+
+  if (seg.size() == 1) {
+    if (m == "GET") {
+      if (!authorize(Permission::kReadFleet, "ListExceptions")) return denied;
+      v1::ListExceptionsRequest r;
+      if (Status s = QueryInto(query, {"state", "deviceId"}, &r); !s.ok()) return Error(s);
+      return Reply(changes_.ListExceptions(r));
+    }
+    if (m != "POST") return MethodNotAllowed("GET, POST");
+    auto principal = authorize(Permission::kProposeChange, "RequestException");
+    if (!principal) return denied;
+    if (!query.empty()) return Error(400, "INVALID_ARGUMENT", "this route takes no query");
+    v1::RequestExceptionRequest r;
+    if (Status s = BodyInto(req.body, &r); !s.ok()) return Error(s);
+    return Reply(changes_.RequestException(r, principal->Actor()));
+  }
+  if (seg.size() != 3 || (seg[2] != "approve" && seg[2] != "reject" && seg[2] != "revoke")) {
+    return Error(404, "NOT_FOUND", "no such API path");
+  }
+  if (m != "POST") return MethodNotAllowed("POST");
+  uint64_t id = 0;
+  if (!ParseIdSegment(seg[1], &id)) {
+    return Error(400, "INVALID_ARGUMENT", "malformed exception id in the path (a positive number)");
+  }
+  const std::string& action = seg[2];
+  std::optional<Principal> principal;
+  if (action == "approve") {
+    principal = authorize(Permission::kApprove, "ApproveException");
+  } else {
+    principal =
+        authorize(Permission::kDecide, action == "reject" ? "RejectException" : "RevokeException");
+  }
+  if (!principal) return denied;
+  if (!query.empty()) return Error(400, "INVALID_ARGUMENT", "this route takes no query");
+  v1::ExceptionDecisionRequest r;
+  if (Status s = BodyInto(req.body, &r); !s.ok()) return Error(s);
+  if (r.exception_id() != 0 && r.exception_id() != id) {
+    return Error(400, "INVALID_ARGUMENT", "exceptionId in the body differs from the path's");
+  }
+  r.set_exception_id(id);
+  if (action == "approve") return Reply(changes_.ApproveException(r, principal->Actor()));
+  if (action == "reject") return Reply(changes_.RejectException(r, principal->Actor()));
+  return Reply(changes_.RevokeException(r, principal->Actor()));
 }
 
 HttpResponse HttpApi::Metrics(const HttpRequest& req) {

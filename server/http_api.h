@@ -4,7 +4,8 @@
 //
 // HttpApi is the application: a plain request in, a response out. It is as thin as the gRPC
 // layer: authorize, turn the query string or JSON body into the FleetService request message,
-// call Fleet, print the response message in the protobuf JSON mapping. Authentication is
+// call Fleet (or PolicyChanges for the policy and its exceptions), print the response message in
+// the protobuf JSON mapping. Authentication is
 // FleetService's (AuthenticateBearer/CheckRole in services.h): the same tokens and roles, and
 // failures counted, rate-limited per address and audited alike. Thread-safe.
 //
@@ -30,6 +31,7 @@
 #include "server/fleet.h"
 #include "server/limits.h"
 #include "server/metrics.h"
+#include "server/policy_changes.h"
 
 namespace vigil::server {
 
@@ -53,8 +55,8 @@ struct HttpResponse {
 
 class HttpApi {
  public:
-  HttpApi(Fleet& fleet, Credentials& credentials, Aggregator& aggregator, Counters& counters,
-          const Histogram& report_duration);
+  HttpApi(Fleet& fleet, PolicyChanges& changes, Credentials& credentials, Aggregator& aggregator,
+          Counters& counters, const Histogram& report_duration);
 
   HttpResponse Handle(const HttpRequest& request);
 
@@ -63,14 +65,20 @@ class HttpApi {
   static HttpResponse Error(const Status& status);
 
  private:
-  struct Route;
+  using Query = std::vector<std::pair<std::string, std::string>>;  // decoded, in order
   HttpResponse Api(const HttpRequest& request, const std::string& path, const std::string& query);
+  // /api/v1/policy... and /api/v1/exceptions...; `seg`: the path's segments after /api/v1/.
+  HttpResponse PolicyRoutes(const HttpRequest& request, const std::vector<std::string>& seg,
+                            const Query& query);
+  HttpResponse ExceptionRoutes(const HttpRequest& request, const std::vector<std::string>& seg,
+                               const Query& query);
   HttpResponse Metrics(const HttpRequest& request);
   // The principal, or the error response (401, 403 or 429) in `denied`.
   std::optional<Principal> Authorize(const HttpRequest& request, Permission permission,
                                      const std::string& method, HttpResponse* denied);
 
   Fleet& fleet_;
+  PolicyChanges& changes_;
   Credentials& credentials_;
   Aggregator& aggregator_;
   Counters& counters_;

@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <map>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -26,6 +27,8 @@
 #include "server/auth.h"
 #include "server/fleet.h"
 #include "server/metrics.h"
+#include "server/policy_changes.h"
+#include "server/policy_state.h"
 #include "server/sqlite_store.h"
 #include "server/tls.h"
 
@@ -155,8 +158,10 @@ struct Harness {
   v1::Policy policy;
   std::unique_ptr<Store> store;
   std::unique_ptr<Credentials> credentials;
+  std::unique_ptr<PolicyState> policy_state;
   std::unique_ptr<Aggregator> aggregator;
   std::unique_ptr<Fleet> fleet;
+  std::unique_ptr<PolicyChanges> changes;
   std::unique_ptr<HttpApi> api;
   std::unique_ptr<HttpServer> server;
   TlsMaterial tls;
@@ -171,8 +176,14 @@ struct Harness {
     policy.set_checkin_window_seconds(3600);
     AggregatorOptions opts;
     opts.reports_per_minute = 0;
-    aggregator = std::make_unique<Aggregator>(*store, clock, *credentials, counters, policy, opts);
-    fleet = std::make_unique<Fleet>(*store, clock, aggregator->policy(), counters);
+    // Version 1 in the store, as the server's start-up makes it.
+    auto snapshot = PolicyChanges::Bootstrap(*store, clock, PolicySetOf(policy), "test");
+    REQUIRE_MESSAGE(snapshot.ok(), snapshot.status().ToString());
+    policy_state = std::make_unique<PolicyState>(std::move(snapshot).value());
+    aggregator =
+        std::make_unique<Aggregator>(*store, clock, *credentials, counters, *policy_state, opts);
+    fleet = std::make_unique<Fleet>(*store, clock, *policy_state, counters);
+    changes = std::make_unique<PolicyChanges>(*store, clock, *policy_state, counters);
     auto t = CreateTlsMaterial(dir, {"127.0.0.1", "localhost"},
                                std::chrono::duration_cast<std::chrono::seconds>(
                                    std::chrono::system_clock::now().time_since_epoch())
@@ -182,7 +193,8 @@ struct Harness {
     viewer = Token("viewer", Role::kViewer);
     admin = Token("admin", Role::kAdmin);
     approver = Token("approver", Role::kApprover);
-    api = std::make_unique<HttpApi>(*fleet, *credentials, *aggregator, counters, report_duration);
+    api = std::make_unique<HttpApi>(*fleet, *changes, *credentials, *aggregator, counters,
+                                    report_duration);
     options.listen = "127.0.0.1:0";
     auto started = HttpServer::Start(options, tls.server, *api, counters);
     REQUIRE_MESSAGE(started.ok(), started.status().ToString());
@@ -192,8 +204,10 @@ struct Harness {
   ~Harness() {
     server.reset();  // stops serving before what it uses goes
     api.reset();
+    changes.reset();
     fleet.reset();
     aggregator.reset();
+    policy_state.reset();
     credentials.reset();
     store.reset();
     std::error_code ignored;
@@ -471,6 +485,506 @@ TEST_CASE("HTTPS API: malformed queries and bodies are 400, unknown paths 404, w
   CHECK(wrong.Header("allow") == "GET");
   CHECK(c.Do(http::verb::get, "/api/v1/devices/x:revoke", h.admin).status == 405);
   CHECK(c.Do(http::verb::post, "/metrics", h.admin).status == 405);
+}
+
+// Counts of `status` in a StatusCount list (PolicyImpact, ComplianceSnapshot).
+uint64_t CountOf(const google::protobuf::RepeatedPtrField<v1::StatusCount>& counts,
+                 v1::DeviceStatus status) {
+  for (const auto& c : counts) {
+    if (c.status() == status) return c.count();
+  }
+  return 0;
+}
+
+// Requires screen_lock: the test devices carry no screen_lock evidence, so both fail it (ERROR)
+// and the compliant one becomes NON_COMPLIANT.
+constexpr const char* kProposal = R"({
+  "policySet": {"defaultPolicy": {"checkinWindowSeconds": 3600, "screenLock": {"maxIdleSeconds": 300}}},
+  "reason": "lock idle screens", "rollbackPlan": "roll back to version 1"})";
+
+TEST_CASE(
+    "HTTPS API: a policy change proposed, previewed, approved by another person, applied, "
+    "rolled back and reviewed") {
+  Harness h;
+  h.AddDevices();
+  const std::string alice = h.Token("alice", Role::kAdmin);
+  const std::string alice_approver = h.Token("alice+approver", Role::kApprover);
+  const std::string bob = h.Token("bob", Role::kApprover);
+  Client c = h.NewClient();
+  auto status_of = [&](const std::string& id) {
+    return Parse<v1::GetDeviceResponse>(c.Get("/api/v1/devices/" + id, h.viewer)).device().status();
+  };
+
+  // Version 1, from the harness's start-up.
+  Response current = c.Get("/api/v1/policy", h.viewer);
+  REQUIRE_MESSAGE(current.status == 200, current.body);
+  auto v1_info = Parse<v1::PolicyVersionInfo>(current);
+  CHECK(v1_info.version() == 1);
+  CHECK(v1_info.policy_set().default_policy().checkin_window_seconds() == 3600);
+  CHECK(v1_info.applied_by() == "test");
+  CHECK(Parse<v1::PolicyVersionInfo>(c.Get("/api/v1/policy?version=1", h.viewer)).set_version() ==
+        v1_info.set_version());
+  CHECK(c.Get("/api/v1/policy?version=7", h.viewer).status == 404);
+  Response device_policy = c.Get("/api/v1/devices/" + h.compliant_id + "/policy", h.viewer);
+  REQUIRE_MESSAGE(device_policy.status == 200, device_policy.body);
+  auto dp = Parse<v1::DevicePolicyResponse>(device_policy);
+  CHECK(dp.device_id() == h.compliant_id);
+  CHECK(dp.version() == 1);
+  CHECK(dp.os() == "linux");
+  CHECK(c.Get("/api/v1/devices/no-such-device/policy", h.viewer).status == 404);
+
+  // Proposed by alice (admin).
+  Response proposed = c.Do(http::verb::post, "/api/v1/policy/changes", alice, kProposal);
+  REQUIRE_MESSAGE(proposed.status == 200, proposed.body);
+  CHECK(proposed.body.find("\"state\":\"PROPOSED\"") != std::string::npos);
+  auto change = Parse<v1::PolicyChange>(proposed);
+  CHECK(change.kind() == v1::CHANGE);
+  CHECK(change.base_version() == 1);
+  CHECK(change.proposed_by() == "token:alice (admin)");
+  CHECK(change.diff_size() > 0);
+  const std::string path = "/api/v1/policy/changes/" + std::to_string(change.id());
+  auto fetched = Parse<v1::PolicyChange>(c.Get(path, h.viewer));
+  CHECK(fetched.id() == change.id());
+  CHECK(fetched.state() == v1::PROPOSED);
+  auto history = Parse<v1::ListPolicyChangesResponse>(c.Get("/api/v1/policy/changes", h.viewer));
+  REQUIRE(history.changes_size() == 2);
+  CHECK(history.changes(0).kind() == v1::INITIAL);
+  CHECK(history.changes(1).id() == change.id());
+  CHECK(history.current_version() == 1);
+  auto after_first = Parse<v1::ListPolicyChangesResponse>(c.Get(
+      "/api/v1/policy/changes?afterId=" + std::to_string(history.changes(0).id()) + "&limit=10",
+      h.viewer));
+  REQUIRE(after_first.changes_size() == 1);
+  CHECK(after_first.changes(0).id() == change.id());
+
+  // The preview: the compliant device would become NON_COMPLIANT.
+  Response preview = c.Get(path + "/preview?deviceLimit=10", h.viewer);
+  REQUIRE_MESSAGE(preview.status == 200, preview.body);
+  auto impact = Parse<v1::PolicyImpact>(preview);
+  CHECK(impact.change_id() == change.id());
+  CHECK(impact.devices() == 2);
+  CHECK(impact.changed() == 1);
+  REQUIRE(impact.devices_changed_size() == 1);
+  CHECK(impact.devices_changed(0).device_id() == h.compliant_id);
+  CHECK(impact.devices_changed(0).before() == v1::COMPLIANT);
+  CHECK(impact.devices_changed(0).after() == v1::NON_COMPLIANT);
+  CHECK(CountOf(impact.after(), v1::NON_COMPLIANT) == 2);
+  CHECK(status_of(h.compliant_id) == v1::COMPLIANT);  // a preview changes nothing
+
+  // Not applied before it is approved; not approved by its proposer's other token, nor by an
+  // admin; approved by bob.
+  Response early = c.Do(http::verb::post, path + "/apply", alice);
+  CHECK(early.status == 409);
+  CHECK(ErrorCode(early) == "FAILED_PRECONDITION");
+  Response self = c.Do(http::verb::post, path + "/approve", alice_approver, R"({"reason": "ok"})");
+  CHECK(self.status == 403);
+  CHECK(ErrorCode(self) == "PERMISSION_DENIED");
+  CHECK(self.body.find("someone else") != std::string::npos);
+  Response by_admin = c.Do(http::verb::post, path + "/approve", h.admin);
+  CHECK(by_admin.status == 403);
+  CHECK(ErrorCode(by_admin) == "PERMISSION_DENIED");
+  Response approved =
+      c.Do(http::verb::post, path + "/approve", bob,
+           R"({"reason": "looks right", "changeId": ")" + std::to_string(change.id()) + R"("})");
+  REQUIRE_MESSAGE(approved.status == 200, approved.body);
+  auto decided = Parse<v1::PolicyChange>(approved);
+  CHECK(decided.state() == v1::APPROVED);
+  CHECK(decided.decided_by() == "token:bob (approver)");
+  CHECK(decided.decision_reason() == "looks right");
+  CHECK(c.Do(http::verb::post, path + "/approve", bob).status == 409);  // approved already
+
+  // Applied: version 2, and the compliant device fails at once.
+  Response applied = c.Do(http::verb::post, path + "/apply", alice);
+  REQUIRE_MESSAGE(applied.status == 200, applied.body);
+  auto done = Parse<v1::PolicyChange>(applied);
+  CHECK(done.state() == v1::APPLIED);
+  CHECK(done.version() == 2);
+  CHECK(done.applied_by() == "token:alice (admin)");
+  CHECK(done.devices_changed() == 1);
+  CHECK(status_of(h.compliant_id) == v1::NON_COMPLIANT);
+  CHECK(Parse<v1::ListDevicesResponse>(c.Get("/api/v1/devices?status=NON_COMPLIANT", h.viewer))
+            .devices_size() == 2);
+  CHECK(Parse<v1::PolicyVersionInfo>(c.Get("/api/v1/policy", h.viewer)).version() == 2);
+  CHECK(Parse<v1::DevicePolicyResponse>(
+            c.Get("/api/v1/devices/" + h.compliant_id + "/policy", h.viewer))
+            .policy()
+            .screen_lock()
+            .max_idle_seconds() == 300);
+
+  // The review: one COMPLIANT device before the apply, none after.
+  Response review = c.Get(path + "/review", h.viewer);
+  REQUIRE_MESSAGE(review.status == 200, review.body);
+  auto reviewed = Parse<v1::PolicyReview>(review);
+  CHECK(reviewed.change().id() == change.id());
+  CHECK(reviewed.current_version() == 2);
+  CHECK(reviewed.before().total() == 2);
+  CHECK(CountOf(reviewed.before().by_status(), v1::COMPLIANT) == 1);
+  CHECK(CountOf(reviewed.after().by_status(), v1::COMPLIANT) == 0);
+  CHECK(CountOf(reviewed.now().by_status(), v1::NON_COMPLIANT) == 2);
+
+  // The diff between the versions; `to` defaults to the current one.
+  Response diff = c.Get("/api/v1/policy/diff?from=1&to=2", h.viewer);
+  REQUIRE_MESSAGE(diff.status == 200, diff.body);
+  auto lines = Parse<v1::DiffPolicyVersionsResponse>(diff);
+  REQUIRE(lines.lines_size() > 0);
+  bool mentions = false;
+  for (const auto& line : lines.lines())
+    mentions = mentions || line.find("screen") != std::string::npos;
+  CHECK(mentions);
+  CHECK(Parse<v1::DiffPolicyVersionsResponse>(c.Get("/api/v1/policy/diff?from=1", h.viewer))
+            .lines_size() == lines.lines_size());
+  CHECK(Parse<v1::DiffPolicyVersionsResponse>(c.Get("/api/v1/policy/diff?from=2&to=2", h.viewer))
+            .lines_size() == 0);
+
+  // Rolled back to version 1 (version 3): the device is COMPLIANT again.
+  CHECK(c.Do(http::verb::post, "/api/v1/policy/rollback", alice, R"({"toVersion": 1})").status ==
+        400);  // a reason is required
+  Response rolled = c.Do(http::verb::post, "/api/v1/policy/rollback", alice,
+                         R"({"toVersion": "1", "reason": "too strict for the kiosks"})");
+  REQUIRE_MESSAGE(rolled.status == 200, rolled.body);
+  auto rollback = Parse<v1::PolicyChange>(rolled);
+  CHECK(rollback.kind() == v1::ROLLBACK);
+  CHECK(rollback.state() == v1::APPLIED);
+  CHECK(rollback.rollback_to() == 1);
+  CHECK(rollback.version() == 3);
+  CHECK(status_of(h.compliant_id) == v1::COMPLIANT);
+  CHECK(Parse<v1::ListPolicyChangesResponse>(c.Get("/api/v1/policy/changes", h.viewer))
+            .current_version() == 3);
+  Response again = c.Do(http::verb::post, "/api/v1/policy/rollback", alice,
+                        R"({"toVersion": 3, "reason": "x"})");
+  CHECK(again.status == 409);  // already in force
+  CHECK(
+      c.Do(http::verb::post, "/api/v1/policy/rollback", alice, R"({"toVersion": 9, "reason": "x"})")
+          .status == 404);
+
+  // The record: who did what, the refused self-approval included.
+  auto audit = Parse<v1::ListAuditResponse>(c.Get("/api/v1/audit?limit=1000", h.admin));
+  bool refused = false, approved_by_bob = false, applied_by_alice = false, rolled_back = false;
+  for (const auto& e : audit.entries()) {
+    refused = refused || (e.action() == "policy.approve" && !e.success() &&
+                          e.actor() == "token:alice+approver (approver)");
+    approved_by_bob = approved_by_bob || (e.action() == "policy.approve" && e.success() &&
+                                          e.actor() == "token:bob (approver)");
+    applied_by_alice =
+        applied_by_alice || (e.action() == "policy.apply" && e.actor() == "token:alice (admin)");
+    rolled_back = rolled_back || (e.action() == "policy.rollback" &&
+                                  e.detail().find("too strict") != std::string::npos);
+  }
+  CHECK(refused);
+  CHECK(approved_by_bob);
+  CHECK(applied_by_alice);
+  CHECK(rolled_back);
+
+  // A rejected change cannot be applied.
+  auto second =
+      Parse<v1::PolicyChange>(c.Do(http::verb::post, "/api/v1/policy/changes", alice, kProposal));
+  const std::string second_path = "/api/v1/policy/changes/" + std::to_string(second.id());
+  CHECK(c.Do(http::verb::post, second_path + "/reject", bob, "{}").status == 400);  // no reason
+  Response rejected =
+      c.Do(http::verb::post, second_path + "/reject", h.admin, R"({"reason": "not now"})");
+  REQUIRE_MESSAGE(rejected.status == 200, rejected.body);
+  CHECK(Parse<v1::PolicyChange>(rejected).state() == v1::REJECTED);
+  CHECK(c.Do(http::verb::post, second_path + "/apply", alice).status == 409);
+  CHECK(c.Get(second_path + "/review", h.viewer).status == 409);  // only APPLIED ones
+}
+
+TEST_CASE("HTTPS API: policy and exception routes refuse the wrong role with 403, audited") {
+  Harness h;
+  Client c = h.NewClient();
+  struct Case {
+    http::verb verb;
+    std::string target;
+    std::string token;
+    std::string method;  // FleetService's, in the audit record
+  };
+  const std::vector<Case> cases = {
+      {http::verb::post, "/api/v1/policy/changes", h.viewer, "ProposePolicyChange"},
+      {http::verb::post, "/api/v1/policy/changes", h.approver, "ProposePolicyChange"},
+      {http::verb::post, "/api/v1/policy/changes/1/approve", h.admin, "ApprovePolicyChange"},
+      {http::verb::post, "/api/v1/policy/changes/1/approve", h.viewer, "ApprovePolicyChange"},
+      {http::verb::post, "/api/v1/policy/changes/1/reject", h.viewer, "RejectPolicyChange"},
+      {http::verb::post, "/api/v1/policy/changes/1/apply", h.approver, "ApplyPolicyChange"},
+      {http::verb::post, "/api/v1/policy/rollback", h.approver, "RollbackPolicy"},
+      {http::verb::post, "/api/v1/exceptions", h.viewer, "RequestException"},
+      {http::verb::post, "/api/v1/exceptions", h.approver, "RequestException"},
+      {http::verb::post, "/api/v1/exceptions/1/approve", h.admin, "ApproveException"},
+      {http::verb::post, "/api/v1/exceptions/1/reject", h.viewer, "RejectException"},
+      {http::verb::post, "/api/v1/exceptions/1/revoke", h.viewer, "RevokeException"},
+  };
+  for (const auto& k : cases) {
+    CAPTURE(k.target);
+    CAPTURE(k.method);
+    // Each refusal spends the address's budget of failed authentications (10 a minute, one
+    // back every 6 s): keep within it.
+    h.clock.Advance(6000);
+    Response r = c.Do(k.verb, k.target, k.token, R"({"reason": "x"})");
+    CHECK(r.status == 403);
+    CHECK(ErrorCode(r) == "PERMISSION_DENIED");
+    CHECK(r.body.find(k.method) != std::string::npos);
+  }
+  CHECK(h.counters.Get("auth.rejected.forbidden") == cases.size());
+  // Reading is every role's.
+  for (const char* target :
+       {"/api/v1/policy", "/api/v1/policy/changes", "/api/v1/policy/changes/1",
+        "/api/v1/policy/changes/1/preview", "/api/v1/policy/diff?from=1", "/api/v1/exceptions"}) {
+    CAPTURE(target);
+    CHECK(c.Get(target, h.viewer).status == 200);
+  }
+  Response audit = c.Get("/api/v1/audit?limit=1000", h.approver);
+  REQUIRE(audit.status == 200);
+  std::set<std::string> audited;
+  const auto entries = Parse<v1::ListAuditResponse>(audit);
+  for (const auto& e : entries.entries()) {
+    if (e.action() == "auth.failed") audited.insert(e.detail());
+  }
+  for (const auto& k : cases) {
+    bool found = false;
+    for (const auto& d : audited)
+      found = found || d.find(k.method + " (HTTPS)") != std::string::npos;
+    CAPTURE(k.method);
+    CHECK(found);
+  }
+}
+
+TEST_CASE(
+    "HTTPS API: policy and exception routes: bad bodies and queries are 400 naming the "
+    "field, unknown changes 404, wrong methods 405") {
+  Harness h;
+  h.AddDevices();
+  Client c = h.NewClient();
+  const std::string approver2 = h.Token("bob", Role::kApprover);
+
+  struct Bad {
+    std::string target;
+    std::string body;
+    std::string names;  // in the message
+  };
+  for (
+      const Bad& b : std::vector<Bad>{
+          {"/api/v1/policy/changes", "{not json", "request body"},
+          {"/api/v1/policy/changes", R"({"reason": 1})", "reason"},
+          {"/api/v1/policy/changes", R"({"colour": "red"})", "colour"},
+          {"/api/v1/policy/changes", R"({"reason": "r", "rollbackPlan": "p"})", "policy_set"},
+          {"/api/v1/policy/changes", R"({"policySet": {"defaultPolicy": {}}, "rollbackPlan": "p"})",
+           "reason"},
+          {"/api/v1/policy/changes", R"({"policySet": {"defaultPolicy": {}}, "reason": "r"})",
+           "rollback_plan"},
+          {"/api/v1/policy/changes",
+           R"({"policySet": {"defaultPolicy": {"screenLock": {"maxIdleSeconds": "abc"}}}, "reason": "r", "rollbackPlan": "p"})",
+           "max_idle_seconds"},
+          {"/api/v1/policy/changes",
+           R"({"policySet": {"defaultPolicy": {"usbStorage": {"mode": "SOMETIMES"}}}, "reason": "r", "rollbackPlan": "p"})",
+           "mode"},
+          {"/api/v1/policy/rollback", R"({"toVersion": "x", "reason": "r"})", "to_version"},
+          {"/api/v1/policy/rollback", R"({"reason": "r"})", "to_version"},
+          {"/api/v1/policy/changes/1/apply", R"({"changeId": "2"})", "changeId"},
+          {"/api/v1/policy/changes/1/apply", R"({"deviceLimit": 5})", "deviceLimit"},
+          {"/api/v1/policy/changes/1/reject", R"({"reason": ""})", "reason"},
+          {"/api/v1/policy/changes/1/reject", R"({"why": "no"})", "why"},
+          {"/api/v1/exceptions",
+           R"({"deviceId": "DEV", "check": "usb_storage", "reason": "r", "expiresAt": "tomorrow"})",
+           "expires"},
+          {"/api/v1/exceptions", R"({"deviceId": "DEV", "check": "usb_storage", "reason": "r"})",
+           "expires_at"},
+          {"/api/v1/exceptions",
+           R"({"deviceId": "DEV", "check": "firewall", "reason": "r", "expiresAt": "2027-01-22T08:00:00Z"})",
+           "check"},
+          {"/api/v1/exceptions",
+           R"({"deviceId": "DEV", "tag": "lab", "check": "usb_storage", "reason": "r", "expiresAt": "2027-01-22T08:00:00Z"})",
+           "device_id and tag"},
+          {"/api/v1/exceptions",
+           R"({"tag": "lab", "check": "usb_storage", "reason": "r", "expiresAt": "2020-01-01T00:00:00Z"})",
+           "expires_at"},
+          {"/api/v1/exceptions/1/revoke", "{}", "reason"},
+          {"/api/v1/exceptions/1/approve", R"({"exceptionId": "3"})", "exceptionId"},
+      }) {
+    std::string body = b.body;
+    if (size_t at = body.find("DEV"); at != std::string::npos) body.replace(at, 3, h.failing_id);
+    CAPTURE(b.target);
+    CAPTURE(body);
+    const bool approve = b.target.find("/approve") != std::string::npos;
+    Response r = c.Do(http::verb::post, b.target, approve ? approver2 : h.admin, body);
+    CHECK(r.status == 400);
+    CHECK(ErrorCode(r) == "INVALID_ARGUMENT");
+    CHECK(r.body.find(b.names) != std::string::npos);
+  }
+
+  for (const char* target : {
+           "/api/v1/policy?version=abc",
+           "/api/v1/policy?v=1",
+           "/api/v1/policy/changes?afterId=x",
+           "/api/v1/policy/changes?after_id=1",  // proto names are not the API's
+           "/api/v1/policy/changes/1?deviceLimit=3",
+           "/api/v1/policy/changes/1/preview?deviceLimit=-1",
+           "/api/v1/policy/changes/1/review?x=1",
+           "/api/v1/policy/changes/abc",
+           "/api/v1/policy/changes/0",
+           "/api/v1/policy/changes/-1/preview",
+           "/api/v1/policy/changes/99999999999999999999",
+           "/api/v1/policy/diff",
+           "/api/v1/policy/diff?to=2",
+           "/api/v1/policy/diff?from=x",
+           "/api/v1/policy/diff?fromVersion=1",
+           "/api/v1/policy/diff?from=1&from=2",
+           "/api/v1/exceptions?state=ACTIVE",
+           "/api/v1/exceptions?device_id=x",
+           "/api/v1/devices/a%0Ab/policy",
+           "/api/v1/devices/x/policy?y=1",
+       }) {
+    CAPTURE(target);
+    Response r = c.Get(target, h.admin);
+    CHECK(r.status == 400);
+    CHECK(ErrorCode(r) == "INVALID_ARGUMENT");
+  }
+  CHECK(c.Get("/api/v1/policy/diff?from=x", h.admin).body.find("'from'") != std::string::npos);
+  CHECK(c.Get("/api/v1/policy/diff?to=2", h.admin).body.find("'from'") != std::string::npos);
+  CHECK(
+      c.Do(http::verb::post, "/api/v1/exceptions/x/revoke", h.admin, R"({"reason": "r"})").status ==
+      400);
+  CHECK(c.Do(http::verb::post, "/api/v1/policy/changes?x=1", h.admin, kProposal).status == 400);
+
+  // Unknown changes, versions and exceptions: 404.
+  for (const char* target : {"/api/v1/policy/changes/99", "/api/v1/policy/changes/99/preview",
+                             "/api/v1/policy/changes/99/review", "/api/v1/policy?version=99",
+                             "/api/v1/policy/diff?from=1&to=99", "/api/v1/policy/diff?from=99",
+                             "/api/v1/exceptions?deviceId=no-such-device"}) {
+    CAPTURE(target);
+    Response r = c.Get(target, h.viewer);
+    CHECK(r.status == 404);
+    CHECK(ErrorCode(r) == "NOT_FOUND");
+  }
+  CHECK(c.Do(http::verb::post, "/api/v1/policy/changes/99/approve", approver2).status == 404);
+  CHECK(c.Do(http::verb::post, "/api/v1/policy/changes/99/reject", h.admin, R"({"reason": "r"})")
+            .status == 404);
+  CHECK(c.Do(http::verb::post, "/api/v1/policy/changes/99/apply", h.admin).status == 404);
+  CHECK(c.Do(http::verb::post, "/api/v1/exceptions/99/approve", approver2).status == 404);
+  CHECK(c.Do(http::verb::post, "/api/v1/exceptions/99/revoke", h.admin, R"({"reason": "r"})")
+            .status == 404);
+  Response no_change = c.Get("/api/v1/policy/changes/99", h.viewer);
+  CHECK(no_change.body.find("no policy change 99") != std::string::npos);
+  // Unknown paths under /policy and /exceptions.
+  for (const char* target :
+       {"/api/v1/policy/nothing", "/api/v1/policy/changes/1/merge", "/api/v1/policy/changes/1/a/b",
+        "/api/v1/exceptions/1", "/api/v1/exceptions/1/extend", "/api/v1/policy/versions/1"}) {
+    CAPTURE(target);
+    CHECK(c.Get(target, h.admin).status == 404);
+  }
+
+  // Wrong methods: 405 with Allow.
+  Response del = c.Do(http::verb::delete_, "/api/v1/policy/changes", h.admin);
+  CHECK(del.status == 405);
+  CHECK(del.Header("allow") == "GET, POST");
+  CHECK(c.Do(http::verb::put, "/api/v1/exceptions", h.admin).Header("allow") == "GET, POST");
+  Response get_apply = c.Get("/api/v1/policy/changes/1/apply", h.admin);
+  CHECK(get_apply.status == 405);
+  CHECK(get_apply.Header("allow") == "POST");
+  CHECK(c.Do(http::verb::post, "/api/v1/policy", h.admin).status == 405);
+  CHECK(c.Do(http::verb::post, "/api/v1/policy/changes/1/preview", h.admin).status == 405);
+  CHECK(c.Get("/api/v1/policy/rollback", h.admin).status == 405);
+  CHECK(c.Do(http::verb::post, "/api/v1/policy/diff?from=1", h.admin).status == 405);
+  CHECK(c.Get("/api/v1/exceptions/1/revoke", h.admin).status == 405);
+  CHECK(c.Do(http::verb::post, "/api/v1/devices/x/policy", h.admin).status == 405);
+}
+
+TEST_CASE("HTTPS API: an exception requested, approved by another person, listed and revoked") {
+  Harness h;
+  h.AddDevices();
+  const std::string alice = h.Token("alice", Role::kAdmin);
+  const std::string alice_approver = h.Token("alice+approver", Role::kApprover);
+  const std::string bob = h.Token("bob", Role::kApprover);
+  Client c = h.NewClient();
+  auto status_of = [&](const std::string& id) {
+    return Parse<v1::GetDeviceResponse>(c.Get("/api/v1/devices/" + id, h.viewer)).device().status();
+  };
+  REQUIRE(status_of(h.failing_id) == v1::NON_COMPLIANT);  // usb_storage ERROR
+
+  // A week from the fake clock's now (2027-01-15T08:00:00Z).
+  Response requested = c.Do(http::verb::post, "/api/v1/exceptions", alice,
+                            R"({"deviceId": ")" + h.failing_id +
+                                R"(", "check": "usb_storage", "reason": "USB audio interface",
+                                  "expiresAt": "2027-01-22T08:00:00Z"})");
+  REQUIRE_MESSAGE(requested.status == 200, requested.body);
+  CHECK(requested.body.find("\"state\":\"EXCEPTION_REQUESTED\"") != std::string::npos);
+  auto e = Parse<v1::PolicyException>(requested);
+  CHECK(e.device_id() == h.failing_id);
+  CHECK(e.requested_by() == "token:alice (admin)");
+  CHECK(e.expires_at().seconds() == kStart / 1000 + 7 * 86400);
+  const std::string path = "/api/v1/exceptions/" + std::to_string(e.id());
+  CHECK(status_of(h.failing_id) == v1::NON_COMPLIANT);  // not before it is approved
+
+  Response self = c.Do(http::verb::post, path + "/approve", alice_approver);
+  CHECK(self.status == 403);
+  CHECK(ErrorCode(self) == "PERMISSION_DENIED");
+  Response approved = c.Do(http::verb::post, path + "/approve", bob, R"({"reason": "fine"})");
+  REQUIRE_MESSAGE(approved.status == 200, approved.body);
+  auto active = Parse<v1::PolicyException>(approved);
+  CHECK(active.state() == v1::EXCEPTION_ACTIVE);
+  CHECK(active.decided_by() == "token:bob (approver)");
+  CHECK(status_of(h.failing_id) == v1::EXCEPTED);
+  auto dp = Parse<v1::DevicePolicyResponse>(
+      c.Get("/api/v1/devices/" + h.failing_id + "/policy", h.viewer));
+  REQUIRE(dp.exceptions_size() == 1);
+  CHECK(dp.exceptions(0).id() == e.id());
+
+  // Listed by state and by device.
+  auto all = Parse<v1::ListExceptionsResponse>(c.Get("/api/v1/exceptions", h.viewer));
+  REQUIRE(all.exceptions_size() == 1);
+  CHECK(Parse<v1::ListExceptionsResponse>(
+            c.Get("/api/v1/exceptions?state=EXCEPTION_ACTIVE", h.viewer))
+            .exceptions_size() == 1);
+  CHECK(Parse<v1::ListExceptionsResponse>(
+            c.Get("/api/v1/exceptions?state=EXCEPTION_REQUESTED", h.viewer))
+            .exceptions_size() == 0);
+  CHECK(Parse<v1::ListExceptionsResponse>(
+            c.Get("/api/v1/exceptions?deviceId=" + h.failing_id + "&state=", h.viewer))
+            .exceptions_size() == 1);
+  CHECK(Parse<v1::ListExceptionsResponse>(
+            c.Get("/api/v1/exceptions?deviceId=" + h.compliant_id, h.viewer))
+            .exceptions_size() == 0);
+
+  // Revoked (a reason is required): the device fails again.
+  CHECK(c.Do(http::verb::post, path + "/revoke", bob, "{}").status == 400);
+  Response revoked =
+      c.Do(http::verb::post, path + "/revoke", bob, R"({"reason": "the interface was replaced"})");
+  REQUIRE_MESSAGE(revoked.status == 200, revoked.body);
+  auto ended = Parse<v1::PolicyException>(revoked);
+  CHECK(ended.state() == v1::EXCEPTION_REVOKED);
+  CHECK(ended.ended_by() == "token:bob (approver)");
+  CHECK(ended.end_reason() == "the interface was replaced");
+  CHECK(status_of(h.failing_id) == v1::NON_COMPLIANT);
+  Response twice = c.Do(http::verb::post, path + "/revoke", bob, R"({"reason": "again"})");
+  CHECK(twice.status == 409);
+  CHECK(ErrorCode(twice) == "FAILED_PRECONDITION");
+
+  // A tag's exception, rejected by an admin; a rejected one cannot be approved.
+  Response by_tag = c.Do(http::verb::post, "/api/v1/exceptions", alice,
+                         R"({"tag": "lab", "check": "screen_lock", "reason": "kiosks",
+                             "expiresAt": "2027-02-01T00:00:00Z"})");
+  REQUIRE_MESSAGE(by_tag.status == 200, by_tag.body);
+  auto tagged = Parse<v1::PolicyException>(by_tag);
+  CHECK(tagged.tag() == "lab");
+  const std::string tag_path = "/api/v1/exceptions/" + std::to_string(tagged.id());
+  Response rejected = c.Do(http::verb::post, tag_path + "/reject", h.admin,
+                           R"({"reason": "use the kiosk policy"})");
+  REQUIRE_MESSAGE(rejected.status == 200, rejected.body);
+  CHECK(Parse<v1::PolicyException>(rejected).state() == v1::EXCEPTION_REJECTED);
+  CHECK(c.Do(http::verb::post, tag_path + "/approve", bob).status == 409);
+  CHECK(
+      Parse<v1::ListExceptionsResponse>(c.Get("/api/v1/exceptions", h.viewer)).exceptions_size() ==
+      2);
+
+  auto audit = Parse<v1::ListAuditResponse>(c.Get("/api/v1/audit?limit=1000", h.admin));
+  bool requested_audit = false, refused = false, revoked_audit = false;
+  for (const auto& a : audit.entries()) {
+    requested_audit = requested_audit ||
+                      (a.action() == "exception.request" && a.actor() == "token:alice (admin)");
+    refused = refused || (a.action() == "exception.approve" && !a.success());
+    revoked_audit =
+        revoked_audit || (a.action() == "exception.revoke" && a.actor() == "token:bob (approver)");
+  }
+  CHECK(requested_audit);
+  CHECK(refused);
+  CHECK(revoked_audit);
 }
 
 TEST_CASE("HTTPS API: a body over 64 KiB is refused with 413 before it is read") {

@@ -479,7 +479,7 @@ int Serve(const Flags& flags) {
   // ---- HTTPS API, /metrics and the dashboard (server/http_api.h), with --http-listen ----
   // Declared after everything it uses, so it is stopped first: on SIGTERM Serve returns and
   // ~HttpServer stops serving and joins its threads.
-  HttpApi http_api(fleet, credentials, aggregator, counters, report_duration);
+  HttpApi http_api(fleet, policy_changes, credentials, aggregator, counters, report_duration);
   std::unique_ptr<HttpServer> http_server;
   if (auto http_listen = flags.Get("http-listen")) {
     if (!tls) {

@@ -1,8 +1,10 @@
 // The HTTPS API's request handling on hostile input, with a real (in-memory) SQLite store and a
-// device in it: fuzzer-made methods, targets (paths, query strings, percent-encoding, device
-// ids) and JSON bodies, with a valid admin token so parsing reaches every route, or none. The
-// first byte picks the method and whether a token is sent; the rest is "TARGET\nBODY". Nothing
-// may crash, and every answer must be a well-formed status with a JSON error on failure.
+// device and policy version 1 in it: fuzzer-made methods, targets (paths, query strings,
+// percent-encoding, device, change and exception ids) and JSON bodies, with a valid admin or
+// approver token so parsing reaches every route (the policy changes and exceptions included), or
+// none. The first byte picks the method (bits 0-2), whether a token is sent (bit 3 clear) and
+// which (bit 4: the approver's, else the admin's); the rest is "TARGET\nBODY". Nothing may
+// crash, and every answer must be a well-formed status with a JSON error on failure.
 #include <spdlog/spdlog.h>
 
 #include <cstddef>
@@ -14,6 +16,8 @@
 #include "server/auth.h"
 #include "server/fleet.h"
 #include "server/http_api.h"
+#include "server/policy_changes.h"
+#include "server/policy_state.h"
 #include "server/sqlite_store.h"
 
 namespace {
@@ -26,24 +30,33 @@ struct Server {
   Counters counters;
   std::unique_ptr<Store> store;
   std::unique_ptr<Credentials> credentials;
+  std::unique_ptr<PolicyState> policy_state;
   std::unique_ptr<Aggregator> aggregator;
   std::unique_ptr<Fleet> fleet;
+  std::unique_ptr<PolicyChanges> changes;
   Histogram duration{Histogram::LatencyBuckets()};
   std::unique_ptr<HttpApi> api;
   v1::Policy policy;
-  std::string token;
+  std::string token;           // admin: proposes, applies, requests exceptions
+  std::string approver_token;  // another person: approves
 
   Server() {
     spdlog::set_level(spdlog::level::off);
     store = std::move(OpenSqliteStore(":memory:")).value();
     credentials = std::make_unique<Credentials>(*store, clock);
-    token = *credentials->Create(CredentialKind::kToken, "fuzz", static_cast<int>(Role::kAdmin),
-                                 0, "fuzz");
+    token = *credentials->Create(CredentialKind::kToken, "fuzz", static_cast<int>(Role::kAdmin), 0,
+                                 "fuzz");
+    approver_token = *credentials->Create(CredentialKind::kToken, "fuzz-approver",
+                                          static_cast<int>(Role::kApprover), 0, "fuzz");
     AggregatorOptions opts;
     opts.reports_per_minute = 0;
     opts.failed_auth_per_minute = 0;
     policy.set_checkin_window_seconds(3600);
-    aggregator = std::make_unique<Aggregator>(*store, clock, *credentials, counters, policy, opts);
+    // Version 1 in the store, as the server's start-up makes it.
+    policy_state = std::make_unique<PolicyState>(
+        std::move(PolicyChanges::Bootstrap(*store, clock, PolicySetOf(policy), "fuzz")).value());
+    aggregator =
+        std::make_unique<Aggregator>(*store, clock, *credentials, counters, *policy_state, opts);
     DeviceRecord d;
     d.id = "dev-fuzz";
     d.key_id = std::string(32, 'k');
@@ -52,8 +65,10 @@ struct Server {
     d.enrolled_at_ms = clock.NowMillis();
     d.status = v1::UNKNOWN;
     store->InsertDevice(d, AuditRecord{clock.NowMillis(), "fuzz", "device.enroll", d.id, "", true});
-    fleet = std::make_unique<Fleet>(*store, clock, policy, counters);
-    api = std::make_unique<HttpApi>(*fleet, *credentials, *aggregator, counters, duration);
+    fleet = std::make_unique<Fleet>(*store, clock, *policy_state, counters);
+    changes = std::make_unique<PolicyChanges>(*store, clock, *policy_state, counters);
+    api =
+        std::make_unique<HttpApi>(*fleet, *changes, *credentials, *aggregator, counters, duration);
   }
 };
 
@@ -65,7 +80,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const char* kMethods[] = {"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", ""};
   HttpRequest req;
   req.method = kMethods[data[0] & 7];
-  if ((data[0] & 8) == 0) req.authorization = "Bearer " + s->token;
+  if ((data[0] & 8) == 0) {
+    req.authorization = "Bearer " + ((data[0] & 16) ? s->approver_token : s->token);
+  }
   req.peer = "ipv4:127.0.0.1:4242";
   std::string rest(reinterpret_cast<const char*>(data + 1), size - 1);
   size_t nl = rest.find('\n');
