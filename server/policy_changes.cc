@@ -16,6 +16,7 @@ namespace vigil::server {
 namespace {
 
 constexpr size_t kMaxText = 2000;
+constexpr size_t kMaxSetBytes = 64 * 1024;
 constexpr int64_t kMaxExceptionMs = int64_t{366} * 86400 * 1000;
 constexpr v1::DeviceStatus kStatuses[] = {v1::COMPLIANT, v1::NON_COMPLIANT, v1::UNKNOWN,
                                           v1::STALE,     v1::TAMPERED,      v1::EXCEPTED,
@@ -141,8 +142,12 @@ Result<v1::PolicyException> PolicyChanges::LoadException(uint64_t id) {
 Result<ReevaluationResult> PolicyChanges::Refresh() {
   auto changed = policy_.Refresh(store_);
   if (!changed.ok()) return changed.status();
-  // Always: a device judged under the old snapshot by a report racing the swap is caught here.
-  return ReevaluateFleet(store_, *policy_.Get(), clock_.NowMillis());
+  // A report prepared under the old snapshot can commit after this sweep: the next tick sweeps
+  // again. A failed sweep is retried by every tick until one succeeds.
+  sweep_needed_ = true;
+  auto result = ReevaluateFleet(store_, *policy_.Get(), clock_.NowMillis());
+  if (result.ok()) sweeps_pending_ = 1;
+  return result;
 }
 
 Result<v1::ComplianceSnapshot> PolicyChanges::Snapshot() {
@@ -240,11 +245,20 @@ Result<v1::PolicyChange> PolicyChanges::Propose(const v1::ProposePolicyChangeReq
   if (Status s = RequireText("reason", req.reason()); !s.ok()) return s;
   if (Status s = RequireText("rollback_plan", req.rollback_plan()); !s.ok()) return s;
   if (!req.has_policy_set()) return Status::InvalidArgument("policy_set is required");
+  if (req.policy_set().ByteSizeLong() > kMaxSetBytes) {
+    return Status::InvalidArgument("policy_set: larger than " + std::to_string(kMaxSetBytes / 1024) +
+                                   " KiB");
+  }
+  if (req.policy_set().description().size() > kMaxText) {
+    return Status::InvalidArgument("policy_set.description: at most " + std::to_string(kMaxText) +
+                                   " bytes");
+  }
   auto set = collectors::NormalizePolicySet(req.policy_set());
   if (!set.ok()) return Status::InvalidArgument("policy_set: " + set.status().message());
   auto snapshot = policy_.Get();
   const std::string set_version = collectors::PolicySetVersion(*set);
-  if (set_version == snapshot->version().set_version) {
+  // The whole canonical set, not its short digest, decides that nothing would change.
+  if (set->SerializeAsString() == snapshot->version().set.SerializeAsString()) {
     return Status::FailedPrecondition("the proposed set is version " +
                                       std::to_string(snapshot->version().number) +
                                       ", the one in force: nothing would change");
@@ -277,6 +291,11 @@ Result<v1::PolicyChange> PolicyChanges::Propose(const v1::ProposePolicyChangeReq
 Result<v1::PolicyImpact> PolicyChanges::Preview(const v1::PolicyChangeRequest& req) {
   auto change = LoadChange(req.change_id());
   if (!change.ok()) return change.status();
+  // A preview reads every device's evidence: one at a time per server.
+  std::unique_lock<std::mutex> one(scan_mu_, std::try_to_lock);
+  if (!one.owns_lock()) {
+    return Status::ResourceExhausted("another preview or review is running; retry shortly");
+  }
   const uint32_t limit = req.device_limit() ? std::min<uint32_t>(req.device_limit(), 10000) : 100;
   const int64_t now = clock_.NowMillis();
   auto current = policy_.Get();
@@ -506,12 +525,17 @@ Result<v1::PolicyChange> PolicyChanges::Rollback(const v1::RollbackPolicyRequest
   if (!target->has_value()) {
     return Status::NotFound("no policy version " + std::to_string(req.to_version()));
   }
-  auto origin = store_.GetPolicyChange((*target)->change_id);
-  if (!origin.ok()) return origin.status();
+  // The change that made the version in force: undoing it is what its approved rollback plan
+  // covers, so that rollback takes one admin. Any other version is a new choice: it goes
+  // through approval like any change.
+  auto undone = store_.GetPolicyChange(current->version().change_id);
+  if (!undone.ok()) return undone.status();
+  const bool planned = undone->has_value() && (*undone)->kind() != v1::INITIAL &&
+                       (*undone)->base_version() == req.to_version();
   const int64_t now = clock_.NowMillis();
   v1::PolicyChange change;
   change.set_kind(v1::ROLLBACK);
-  change.set_state(v1::APPROVED);
+  change.set_state(planned ? v1::APPROVED : v1::PROPOSED);
   *change.mutable_policy_set() = (*target)->set;
   change.set_set_version((*target)->set_version);
   change.set_base_version(current->version().number);
@@ -521,25 +545,27 @@ Result<v1::PolicyChange> PolicyChanges::Rollback(const v1::RollbackPolicyRequest
                            std::to_string(current->version().number));
   change.set_proposed_by(actor);
   *change.mutable_proposed_at() = FromMillis(now);
-  // The content was approved when it became version N; the rollback plan approved with the
-  // change that replaced it is what this carries out.
-  change.set_decided_by(origin->has_value() ? (*origin)->decided_by() : "");
-  *change.mutable_decided_at() = FromMillis(now);
-  change.set_decision_reason("version " + std::to_string(req.to_version()) +
-                             " was approved as change " +
-                             std::to_string((*target)->change_id) +
-                             (origin->has_value() ? " by " + (*origin)->decided_by() : ""));
+  if (planned) {
+    const v1::PolicyChange& u = **undone;
+    change.set_decided_by(u.decided_by());
+    *change.mutable_decided_at() = FromMillis(now);
+    change.set_decision_reason("the rollback plan of change " + std::to_string(u.id()) +
+                               ", approved by " + u.decided_by() + ": " + u.rollback_plan());
+  }
   for (auto& line : collectors::DiffPolicySets(current->version().set, (*target)->set)) {
     change.add_diff(std::move(line));
   }
   auto id = store_.InsertPolicyChange(
       change, {now, actor, "policy.rollback", "policy",
                "to version " + std::to_string(req.to_version()) + " from version " +
-                   std::to_string(current->version().number) + ": " +
+                   std::to_string(current->version().number) +
+                   (planned ? " (the undone change's approved rollback plan): "
+                            : " (needs approval): ") +
                    Printable(req.reason(), 512),
                true});
   if (!id.ok()) return id.status();
   change.set_id(*id);
+  if (!planned) return change;
   return ApplyApproved(std::move(change), actor);
 }
 
@@ -550,6 +576,10 @@ Result<v1::PolicyReview> PolicyChanges::Review(const v1::PolicyChangeRequest& re
     return Status::FailedPrecondition("change " + std::to_string(change->id()) + " is " +
                                       StateName(change->state()) +
                                       "; only an APPLIED change can be reviewed");
+  }
+  std::unique_lock<std::mutex> one(scan_mu_, std::try_to_lock);
+  if (!one.owns_lock()) {
+    return Status::ResourceExhausted("another preview or review is running; retry shortly");
   }
   auto now = Snapshot();
   if (!now.ok()) return now.status();
@@ -568,7 +598,8 @@ Result<v1::PolicyChange> PolicyChanges::GetChange(const v1::PolicyChangeRequest&
 
 Result<v1::ListPolicyChangesResponse> PolicyChanges::ListChanges(
     const v1::ListPolicyChangesRequest& req) {
-  const uint32_t limit = req.limit() ? std::min<uint32_t>(req.limit(), 1000) : 100;
+  // A change holds its set (at most 64 KiB), diff and snapshots: 100 stay well inside a reply.
+  const uint32_t limit = req.limit() ? std::min<uint32_t>(req.limit(), 100) : 100;
   auto changes = store_.ListPolicyChanges(req.after_id(), limit);
   if (!changes.ok()) return changes.status();
   v1::ListPolicyChangesResponse out;
@@ -745,8 +776,11 @@ Result<v1::ListExceptionsResponse> PolicyChanges::ListExceptions(
     tags = (*d)->tags;
   }
   v1::ListExceptionsResponse out;
-  uint64_t after = 0;
-  for (;;) {
+  const uint32_t limit = req.limit() ? std::min<uint32_t>(req.limit(), 1000) : 1000;
+  uint64_t after = req.after_id();
+  // Pages of the store until `limit` match (a device filter can skip many), at most 20 pages a
+  // call: the caller continues from next_after_id.
+  for (int pages = 0; pages < 20; ++pages) {
     auto page = store_.ListExceptions(req.state(), after, 1000);
     if (!page.ok()) return page.status();
     for (auto& e : *page) {
@@ -754,9 +788,14 @@ Result<v1::ListExceptionsResponse> PolicyChanges::ListExceptions(
       bool covers = req.device_id().empty() || e.device_id() == req.device_id() ||
                     (!e.tag().empty() && std::find(tags.begin(), tags.end(), e.tag()) != tags.end());
       if (covers) *out.add_exceptions() = std::move(e);
+      if (static_cast<uint32_t>(out.exceptions_size()) == limit) {
+        out.set_next_after_id(after);
+        return out;
+      }
     }
-    if (page->size() < 1000) break;
+    if (page->size() < 1000) return out;
   }
+  out.set_next_after_id(after);
   return out;
 }
 
@@ -796,8 +835,14 @@ Result<uint64_t> PolicyChanges::Tick() {
   auto changed = policy_.Refresh(store_);
   if (!changed.ok()) return changed.status();
   if (*changed || expired > 0) {
+    sweep_needed_ = true;
+    sweeps_pending_ = 2;  // now, and once more for reports prepared before the swap
+  }
+  if (sweep_needed_ || sweeps_pending_ > 0) {
     auto judged = ReevaluateFleet(store_, *policy_.Get(), now);
-    if (!judged.ok()) return judged.status();
+    if (!judged.ok()) return judged.status();  // sweep_needed_ stays: the next tick retries
+    sweep_needed_ = false;
+    if (sweeps_pending_ > 0) --sweeps_pending_;
   }
   return expired;
 }

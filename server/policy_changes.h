@@ -6,8 +6,10 @@
 // is (an approver is not the proposer) are here. docs/policy.md describes the process.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "common/clock.h"
@@ -77,6 +79,9 @@ class PolicyChanges {
   const Clock& clock_;
   PolicyState& policy_;
   Counters& counters_;
+  std::mutex scan_mu_;                   // one preview or review at a time
+  std::atomic<bool> sweep_needed_{false};  // a re-evaluation failed or has not run yet
+  std::atomic<int> sweeps_pending_{0};     // sweeps still due after a swap (late reports)
 };
 
 }  // namespace vigil::server

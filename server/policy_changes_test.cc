@@ -322,6 +322,59 @@ TEST_CASE("policy: preview's numbers are the statuses after apply; rollback rest
   }
 }
 
+TEST_CASE("policy: one-step rollback only undoes the change in force; others need approval") {
+  World w;
+  uint64_t first = w.Propose(BlockUsbExceptLab());
+  REQUIRE(w.Approve(first).ok());
+  REQUIRE(w.Apply(first).ok());  // version 2, base 1
+  v1::PolicySet other = BlockUsbExceptLab();
+  other.set_description("second");
+  uint64_t second = w.Propose(other);
+  REQUIRE(w.Approve(second).ok());
+  REQUIRE(w.Apply(second).ok());  // version 3, base 2
+  v1::RollbackPolicyRequest rb;
+  rb.set_reason("back to the start");
+  rb.set_to_version(1);  // not what version 3 replaced
+  auto proposed = w.changes->Rollback(rb, kAlice);
+  REQUIRE(proposed.ok());
+  CHECK(proposed->state() == v1::PROPOSED);
+  CHECK(proposed->decided_by().empty());
+  CHECK(w.changes->GetPolicy({})->version() == 3);
+  CHECK(w.Approve(proposed->id(), kAliceApprover).status().code() ==
+        Status::Code::kPermissionDenied);
+  REQUIRE(w.Approve(proposed->id()).ok());
+  auto applied = w.Apply(proposed->id());
+  REQUIRE(applied.ok());
+  CHECK(applied->version() == 4);
+  CHECK(applied->kind() == v1::ROLLBACK);
+  // Version 4 replaced version 3: going back to 3 is the plan, one step, approver recorded.
+  rb.set_to_version(3);
+  auto undo = w.changes->Rollback(rb, kAlice);
+  REQUIRE(undo.ok());
+  CHECK(undo->state() == v1::APPLIED);
+  CHECK(undo->version() == 5);
+  CHECK(undo->decided_by() == kBob);
+  CHECK(undo->decision_reason().find("rollback plan of change " + std::to_string(proposed->id())) !=
+        std::string::npos);
+}
+
+TEST_CASE("policy: a device's OS cannot pass for tags in the effective-policy cache") {
+  v1::PolicySet set = BlockUsbExceptLab();
+  auto normal = collectors::NormalizePolicySet(set);
+  REQUIRE(normal.ok());
+  PolicyVersionRecord v;
+  v.number = 2;
+  v.set = *normal;
+  PolicySnapshot snap(v, {});
+  // A device reporting os "linux\nlab" (or "5:linux3:lab") resolves to the default, first or
+  // not, and never fills the entry of a real linux device tagged lab.
+  for (const char* os : {"linux\nlab", "5:linux3:lab"}) {
+    CHECK(snap.Resolve(os, {})->applied.empty());
+  }
+  CHECK(snap.Resolve("linux", {"lab"})->applied == std::vector<std::string>{"lab"});
+  CHECK(snap.Resolve("linux\nlab", {})->applied.empty());
+}
+
 TEST_CASE("policy: a change proposed on an older version can be neither approved nor applied") {
   World w;
   uint64_t first = w.Propose(BlockUsbExceptLab());

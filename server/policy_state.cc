@@ -31,16 +31,22 @@ int64_t PolicySnapshot::CheckinWindowMs() const {
 
 std::shared_ptr<const collectors::ResolvedPolicy> PolicySnapshot::Resolve(
     const std::string& os, const std::vector<std::string>& tags) const {
-  std::string key = os;
-  for (const auto& t : tags) key += '\n' + t;
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = cache_.find(key);
-  if (it != cache_.end()) return it->second;
+  // Length-prefixed: the OS comes from the device, and no spelling of it can pass for a
+  // combination of tags.
+  std::string key = std::to_string(os.size()) + ":" + os;
+  for (const auto& t : tags) key += std::to_string(t.size()) + ":" + t;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = cache_.find(key);
+    if (it != cache_.end()) return it->second;
+  }
+  // Resolved outside the lock: a miss does not stall the reports of other devices.
   auto resolved = std::make_shared<const collectors::ResolvedPolicy>(
       collectors::ResolvePolicy(version_.set, os, tags));
-  // Keys are OS and tag combinations, which are few; bound them anyway against odd fleets.
-  if (cache_.size() >= 4096) cache_.clear();
-  cache_.emplace(std::move(key), resolved);
+  std::lock_guard<std::mutex> lock(mu_);
+  // Keys are OS and tag combinations, which are few; past the bound (odd fleets, or devices
+  // inventing OS names) results are computed each time rather than evicting the real ones.
+  if (cache_.size() < kMaxCachedPolicies) cache_.emplace(std::move(key), resolved);
   return resolved;
 }
 
@@ -57,15 +63,22 @@ std::vector<const v1::PolicyException*> PolicySnapshot::ExceptionsFor(
   return out;
 }
 
+std::string PolicySnapshot::JudgedVersion(const collectors::ResolvedPolicy& resolved,
+                                          const std::vector<const v1::PolicyException*>& covering)
+    const {
+  // The version number too: two versions with the same set (a rollback) are judged afresh, and
+  // a short digest alone never decides that nothing changed.
+  std::string v = "v" + std::to_string(version_.number) + ":" + resolved.policy.version();
+  for (size_t i = 0; i < covering.size(); ++i) {
+    v += (i == 0 ? "/x" : ",") + std::to_string(covering[i]->id());
+  }
+  return v;
+}
+
 std::string PolicySnapshot::JudgedVersion(const std::string& device_id, const std::string& os,
                                           const std::vector<std::string>& tags,
                                           int64_t now_ms) const {
-  std::string v = Resolve(os, tags)->policy.version();
-  auto exceptions = ExceptionsFor(device_id, tags, now_ms);
-  for (size_t i = 0; i < exceptions.size(); ++i) {
-    v += (i == 0 ? "/x" : ",") + std::to_string(exceptions[i]->id());
-  }
-  return v;
+  return JudgedVersion(*Resolve(os, tags), ExceptionsFor(device_id, tags, now_ms));
 }
 
 void JudgeDevice(const PolicySnapshot& snapshot, int64_t now_ms, v1::Attestation* att,
@@ -119,8 +132,7 @@ void JudgeDevice(const PolicySnapshot& snapshot, int64_t now_ms, v1::Attestation
     device->status = v1::COMPLIANT;
     device->status_reason = "all checks pass";
   }
-  device->policy_version =
-      snapshot.JudgedVersion(device->id, device->platform.os(), device->tags, now_ms);
+  device->policy_version = snapshot.JudgedVersion(*resolved, exceptions);
 }
 
 v1::DeviceStatus EffectiveStatusOf(const DeviceRecord& d, int64_t stale_before_ms) {
@@ -185,6 +197,9 @@ Result<std::shared_ptr<const PolicySnapshot>> LoadPolicySnapshot(Store& store) {
 }
 
 Result<bool> PolicyState::Refresh(Store& store) {
+  // One refresh at a time, each loading after the one before it swapped: a slow load can never
+  // put an older state back over a newer one.
+  std::lock_guard<std::mutex> refreshing(refresh_mu_);
   auto loaded = LoadPolicySnapshot(store);
   if (!loaded.ok()) return loaded.status();
   auto current = Get();

@@ -12,8 +12,8 @@
 //      clock becomes EXCEPTED (device_id or one of the device's tags, and the check id);
 //   4. status: NON_COMPLIANT when any check is FAIL or ERROR (or there are no checks), else
 //      EXCEPTED when any is EXCEPTED, else COMPLIANT.
-// The device's stored policy_version records what it was judged under: the effective policy's
-// version, plus "/x" and the ids of the exceptions that covered the device then. A device whose
+// The device's stored policy_version records what it was judged under: the version number, the
+// effective policy's version, plus "/x" and the ids of the exceptions that covered the device. A device whose
 // stored version differs from what it would be judged under now is re-judged (ReevaluateFleet).
 #pragma once
 
@@ -48,9 +48,14 @@ class PolicySnapshot {
   std::vector<const v1::PolicyException*> ExceptionsFor(const std::string& device_id,
                                                         const std::vector<std::string>& tags,
                                                         int64_t now_ms) const;
-  // What a device's stored policy_version is once judged now (see the file comment).
+  // What a device's stored policy_version is once judged now (see the file comment): "v" and
+  // the version number, ":", the effective policy's version, and "/x" with the exceptions' ids.
   std::string JudgedVersion(const std::string& device_id, const std::string& os,
                             const std::vector<std::string>& tags, int64_t now_ms) const;
+  std::string JudgedVersion(const collectors::ResolvedPolicy& resolved,
+                            const std::vector<const v1::PolicyException*>& covering) const;
+
+  static constexpr size_t kMaxCachedPolicies = 4096;
 
  private:
   PolicyVersionRecord version_;
@@ -81,6 +86,7 @@ class PolicyState {
 
  private:
   mutable std::mutex mu_;
+  std::mutex refresh_mu_;  // held across a whole Refresh
   std::shared_ptr<const PolicySnapshot> snapshot_;
 };
 

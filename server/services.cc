@@ -274,7 +274,7 @@ grpc::Status FleetServiceImpl::ProposePolicyChange(grpc::ServerContext* ctx, con
 
 grpc::Status FleetServiceImpl::PreviewPolicyChange(grpc::ServerContext* ctx, const v1::PolicyChangeRequest* req,
                                    v1::PolicyImpact* resp) {
-  VIGIL_AUTHORIZE(Permission::kReadFleet, "PreviewPolicyChange");
+  VIGIL_AUTHORIZE(Permission::kReadAudit, "PreviewPolicyChange");
   return Reply(changes_.Preview(*req), resp);
 }
 
@@ -304,7 +304,7 @@ grpc::Status FleetServiceImpl::RollbackPolicy(grpc::ServerContext* ctx, const v1
 
 grpc::Status FleetServiceImpl::ReviewPolicyChange(grpc::ServerContext* ctx, const v1::PolicyChangeRequest* req,
                                    v1::PolicyReview* resp) {
-  VIGIL_AUTHORIZE(Permission::kReadFleet, "ReviewPolicyChange");
+  VIGIL_AUTHORIZE(Permission::kReadAudit, "ReviewPolicyChange");
   return Reply(changes_.Review(*req), resp);
 }
 

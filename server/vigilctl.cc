@@ -523,6 +523,9 @@ int Exception(const Invocation& inv, const Connection& conn, int64_t now_ms) {
         inv, conn, "ListExceptions",
         [&](Ctx* ctx, v1::ListExceptionsResponse* r) { return stub->ListExceptions(ctx, *req, r); },
         [&](const v1::ListExceptionsResponse& r) {
+          if (r.next_after_id() != 0) {
+            std::cerr << "more exceptions: repeat with --after-id " << r.next_after_id() << "\n";
+          }
           Table t = ExceptionsTable(r.exceptions(), StyleOf(format));
           return format == "csv" ? FormatCsv(t) : FormatTable(t);
         });

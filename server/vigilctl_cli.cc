@@ -347,7 +347,8 @@ const std::vector<CommandInfo>& CommandsImpl() {
        "Columns: ID STATE FOR (device or tag) CHECK EXPIRES REQUESTED-BY DECIDED-BY REASON.\n"
        "--device keeps the exceptions covering that device, by its id or one of its tags.",
        {{"state", "S", "only this state: requested, active, rejected, revoked, expired"},
-        {"device", "ID", "only exceptions covering this device"}},
+        {"device", "ID", "only exceptions covering this device"},
+        {"after-id", "N", "only exceptions with an id above N (the server answers 1000 at most)"}},
        {"table", "json", "csv"},
        0,
        0},
@@ -1314,6 +1315,11 @@ Result<v1::ListExceptionsRequest> ListExceptionsRequestFromFlags(const Invocatio
     req.set_state(*st);
   }
   req.set_device_id(inv.GetOr("device", ""));
+  if (auto a = inv.Get("after-id")) {
+    auto n = ParseUnsigned("after-id", *a);
+    if (!n.ok()) return n.status();
+    req.set_after_id(*n);
+  }
   return req;
 }
 

@@ -6,7 +6,8 @@
 #   - preview's numbers equal the statuses after apply; the tag override is the device's
 #     effective policy (vigilctl device ID --policy); agents learn the new version from their
 #     next report response and fetch the policy only then;
-#   - rollback restores the previous statuses; review compares before and after;
+#   - rollback to the version a change replaced restores the previous statuses in one step;
+#     rollback to any other version needs approval; review compares before and after;
 #   - an exception makes a failing device EXCEPTED; at expiry (the server's clock) it flips back
 #     to NON_COMPLIANT with an exception.expired and a device.non_compliant alert;
 #   - every step is in the audit log, and the log verifies.
@@ -90,7 +91,8 @@ CHANGE=$(jq -r '.id' "$WORK/proposed.json")
 expect_exit 1 alice policy apply "$CHANGE"   # not approved yet
 
 step "preview: the impact before anything takes effect"
-as soc policy preview "$CHANGE" --format json >"$WORK/preview.json"
+expect_exit 4 soc policy preview "$CHANGE"   # a viewer may not scan the fleet's evidence
+as bob policy preview "$CHANGE" --format json >"$WORK/preview.json"
 PREDICTED=$(jq '.after' "$WORK/preview.json" | counts)
 [ "$PREDICTED" = "COMPLIANT=2 NON_COMPLIANT=1" ] || fail "preview after: $PREDICTED"
 [ "$(jq -r '.changed' "$WORK/preview.json")" = 2 ] || fail "preview changed: $(cat "$WORK/preview.json")"
@@ -130,7 +132,7 @@ agent_once c compliant
 [ "$(status_of "$C")" = NON_COMPLIANT ] || fail "kiosk after its report: $(status_of "$C")"
 
 step "review, history and diff"
-as soc policy review "$CHANGE" --format json >"$WORK/review.json"
+as bob policy review "$CHANGE" --format json >"$WORK/review.json"
 [ "$(jq '.before.byStatus' "$WORK/review.json" | counts)" = "$BEFORE" ] || fail "review before: $(cat "$WORK/review.json")"
 [ "$(jq '.now.byStatus' "$WORK/review.json" | counts)" = "$AFTER" ] || fail "review now: $(cat "$WORK/review.json")"
 as soc policy diff 1 2 >"$WORK/diff.txt"
@@ -145,6 +147,19 @@ as alice policy rollback --to 1 --reason "kiosk staff locked out" --format json 
 [ "$(summary_counts)" = "$BEFORE" ] || fail "after rollback: $(summary_counts), before the change: $BEFORE"
 [ "$(status_of "$A") $(status_of "$B") $(status_of "$C")" = "COMPLIANT NON_COMPLIANT COMPLIANT" ] \
   || fail "statuses after rollback: $(status_of "$A") $(status_of "$B") $(status_of "$C")"
+# Version 3 replaced version 2; going back to 2 undoes the rollback (its plan): one step. Back
+# to 1 from there is not what version 4 replaced: it needs approval.
+as alice policy rollback --to 2 --reason "kiosk passwords fixed" --format json >"$WORK/rb2.json"
+[ "$(jq -r '.state' "$WORK/rb2.json") $(jq -r '.version' "$WORK/rb2.json")" = "APPLIED 4" ] \
+  || fail "rollback of the rollback: $(cat "$WORK/rb2.json")"
+[ "$(summary_counts)" = "$AFTER" ] || fail "version 4 (the set of 2): $(summary_counts)"
+as alice policy rollback --to 1 --reason "back to the start" --format json >"$WORK/rb1.json"
+[ "$(jq -r '.state' "$WORK/rb1.json")" = PROPOSED ] || fail "a rollback off-plan is not a proposal: $(cat "$WORK/rb1.json")"
+RB=$(jq -r '.id' "$WORK/rb1.json")
+expect_exit 4 alice+approver policy approve "$RB"
+as bob policy approve "$RB" >/dev/null
+as alice policy apply "$RB" >/dev/null
+[ "$(summary_counts)" = "$BEFORE" ] || fail "version 5 (the set of 1): $(summary_counts)"
 as soc policy history >"$WORK/history.txt"
 grep -q "MDM takes over" "$WORK/history.txt" || fail "history lacks the change's reason: $(cat "$WORK/history.txt")"
 
