@@ -146,8 +146,8 @@ Status Canonicalize(const Struct& in, const Descriptor* d, const std::string& pa
       return Status::InvalidArgument(p + ": cannot be set by an override (the effective " +
                                      "policy's version is computed)");
     }
-    if (f == v1::Policy::descriptor()->FindFieldByNumber(
-                 v1::Policy::kCheckinWindowSecondsFieldNumber)) {
+    if (f ==
+        v1::Policy::descriptor()->FindFieldByNumber(v1::Policy::kCheckinWindowSecondsFieldNumber)) {
       // The server decides STALE for the whole fleet with one threshold (kept in per-status
       // counters); a scope's own window would be silently ignored, so it is refused.
       return Status::InvalidArgument(p + ": cannot be set by an override (the check-in window " +

@@ -147,7 +147,7 @@ class Aggregator {
     DeviceRecord device_before;
     DeviceRecord state_after;  // the device once this commits (history moves only the sequence)
     v1::DeviceStatus status_before = v1::UNKNOWN;
-    int64_t age_ms = 0;  // receipt minus issue time
+    int64_t age_ms = 0;                // receipt minus issue time
     std::string agent_policy_version;  // the version the agent judged with
     std::shared_ptr<const collectors::ResolvedPolicy> effective;  // the device's, on the server
   };

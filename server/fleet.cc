@@ -52,9 +52,7 @@ v1::Alert ToAlert(const AlertRecord& a, const std::string& instance) {
 Fleet::Fleet(Store& store, const Clock& clock, PolicyState& policy, Counters& counters)
     : store_(store), clock_(clock), policy_(policy), counters_(counters) {}
 
-int64_t Fleet::StaleBefore() const {
-  return clock_.NowMillis() - policy_.Get()->CheckinWindowMs();
-}
+int64_t Fleet::StaleBefore() const { return clock_.NowMillis() - policy_.Get()->CheckinWindowMs(); }
 
 v1::DeviceStatus Fleet::EffectiveStatus(const DeviceRecord& d) const {
   return EffectiveStatusOf(d, StaleBefore());

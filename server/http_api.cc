@@ -624,7 +624,9 @@ HttpResponse HttpApi::PolicyRoutes(const HttpRequest& req, const std::vector<std
     const char* method = action == "preview"  ? "PreviewPolicyChange"
                          : action == "review" ? "ReviewPolicyChange"
                                               : "GetPolicyChange";
-    if (!authorize(Permission::kReadFleet, method)) return denied;
+    // Preview and review read every device's evidence: admin and approver only, as on gRPC.
+    const Permission need = action.empty() ? Permission::kReadFleet : Permission::kReadAudit;
+    if (!authorize(need, method)) return denied;
     v1::PolicyChangeRequest r;
     std::vector<std::string> allowed;
     if (action == "preview") allowed = {"deviceLimit"};
@@ -677,7 +679,9 @@ HttpResponse HttpApi::ExceptionRoutes(const HttpRequest& req, const std::vector<
     if (m == "GET") {
       if (!authorize(Permission::kReadFleet, "ListExceptions")) return denied;
       v1::ListExceptionsRequest r;
-      if (Status s = QueryInto(query, {"state", "deviceId"}, &r); !s.ok()) return Error(s);
+      if (Status s = QueryInto(query, {"state", "deviceId", "afterId", "limit"}, &r); !s.ok()) {
+        return Error(s);
+      }
       return Reply(changes_.ListExceptions(r));
     }
     if (m != "POST") return MethodNotAllowed("GET, POST");

@@ -558,7 +558,7 @@ TEST_CASE(
   CHECK(after_first.changes(0).id() == change.id());
 
   // The preview: the compliant device would become NON_COMPLIANT.
-  Response preview = c.Get(path + "/preview?deviceLimit=10", h.viewer);
+  Response preview = c.Get(path + "/preview?deviceLimit=10", h.approver);
   REQUIRE_MESSAGE(preview.status == 200, preview.body);
   auto impact = Parse<v1::PolicyImpact>(preview);
   CHECK(impact.change_id() == change.id());
@@ -612,7 +612,7 @@ TEST_CASE(
             .max_idle_seconds() == 300);
 
   // The review: one COMPLIANT device before the apply, none after.
-  Response review = c.Get(path + "/review", h.viewer);
+  Response review = c.Get(path + "/review", h.approver);
   REQUIRE_MESSAGE(review.status == 200, review.body);
   auto reviewed = Parse<v1::PolicyReview>(review);
   CHECK(reviewed.change().id() == change.id());
@@ -685,7 +685,7 @@ TEST_CASE(
   REQUIRE_MESSAGE(rejected.status == 200, rejected.body);
   CHECK(Parse<v1::PolicyChange>(rejected).state() == v1::REJECTED);
   CHECK(c.Do(http::verb::post, second_path + "/apply", alice).status == 409);
-  CHECK(c.Get(second_path + "/review", h.viewer).status == 409);  // only APPLIED ones
+  CHECK(c.Get(second_path + "/review", h.admin).status == 409);  // only APPLIED ones
 }
 
 TEST_CASE("HTTPS API: policy and exception routes refuse the wrong role with 403, audited") {
@@ -710,6 +710,8 @@ TEST_CASE("HTTPS API: policy and exception routes refuse the wrong role with 403
       {http::verb::post, "/api/v1/exceptions/1/approve", h.admin, "ApproveException"},
       {http::verb::post, "/api/v1/exceptions/1/reject", h.viewer, "RejectException"},
       {http::verb::post, "/api/v1/exceptions/1/revoke", h.viewer, "RevokeException"},
+      {http::verb::get, "/api/v1/policy/changes/1/preview", h.viewer, "PreviewPolicyChange"},
+      {http::verb::get, "/api/v1/policy/changes/1/review", h.viewer, "ReviewPolicyChange"},
   };
   for (const auto& k : cases) {
     CAPTURE(k.target);
@@ -723,10 +725,9 @@ TEST_CASE("HTTPS API: policy and exception routes refuse the wrong role with 403
     CHECK(r.body.find(k.method) != std::string::npos);
   }
   CHECK(h.counters.Get("auth.rejected.forbidden") == cases.size());
-  // Reading is every role's.
-  for (const char* target :
-       {"/api/v1/policy", "/api/v1/policy/changes", "/api/v1/policy/changes/1",
-        "/api/v1/policy/changes/1/preview", "/api/v1/policy/diff?from=1", "/api/v1/exceptions"}) {
+  // Reading is every role's, but for the scans (preview, review).
+  for (const char* target : {"/api/v1/policy", "/api/v1/policy/changes", "/api/v1/policy/changes/1",
+                             "/api/v1/policy/diff?from=1", "/api/v1/exceptions"}) {
     CAPTURE(target);
     CHECK(c.Get(target, h.viewer).status == 200);
   }
@@ -849,7 +850,7 @@ TEST_CASE(
                              "/api/v1/policy/diff?from=1&to=99", "/api/v1/policy/diff?from=99",
                              "/api/v1/exceptions?deviceId=no-such-device"}) {
     CAPTURE(target);
-    Response r = c.Get(target, h.viewer);
+    Response r = c.Get(target, h.admin);
     CHECK(r.status == 404);
     CHECK(ErrorCode(r) == "NOT_FOUND");
   }

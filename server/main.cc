@@ -561,10 +561,17 @@ int Serve(const Flags& flags) {
 int Main(int argc, char** argv) {
   // Everything this process creates (database, WAL, keys) is private to the server's user.
   ::umask(077);
-  FlagSpec spec{{"listen", "data-dir", "policy", "ready-file", "max-batch", "live-window",
-                 "report-rate", "max-inflight", "server-address", "san", "bundle", "secret-expires",
-                 "expires", "role", "name", "enroll-secret-file", "store", "retention-days", "config",
-                 "http-listen", "http-ready-file"},
+  FlagSpec spec{{"listen",         "data-dir",
+                 "policy",         "ready-file",
+                 "max-batch",      "live-window",
+                 "report-rate",    "max-inflight",
+                 "server-address", "san",
+                 "bundle",         "secret-expires",
+                 "expires",        "role",
+                 "name",           "enroll-secret-file",
+                 "store",          "retention-days",
+                 "config",         "http-listen",
+                 "http-ready-file"},
                 {"help", "insecure", "require-client-cert", "approve-devices"}};
   auto flags = Flags::Parse(argc, argv, 1, spec);
   if (!flags.ok()) return Fail(2, flags.status().message() + "\n" + kUsage);

@@ -68,8 +68,10 @@ void TallyChecks(const v1::Attestation& att, std::map<std::string, CheckTally>* 
 
 }  // namespace
 
-Result<std::shared_ptr<const PolicySnapshot>> PolicyChanges::Bootstrap(
-    Store& store, const Clock& clock, const v1::PolicySet& initial, const std::string& actor) {
+Result<std::shared_ptr<const PolicySnapshot>> PolicyChanges::Bootstrap(Store& store,
+                                                                       const Clock& clock,
+                                                                       const v1::PolicySet& initial,
+                                                                       const std::string& actor) {
   auto set = collectors::NormalizePolicySet(initial);
   if (!set.ok()) return set.status();
   const std::string set_version = collectors::PolicySetVersion(*set);
@@ -246,8 +248,8 @@ Result<v1::PolicyChange> PolicyChanges::Propose(const v1::ProposePolicyChangeReq
   if (Status s = RequireText("rollback_plan", req.rollback_plan()); !s.ok()) return s;
   if (!req.has_policy_set()) return Status::InvalidArgument("policy_set is required");
   if (req.policy_set().ByteSizeLong() > kMaxSetBytes) {
-    return Status::InvalidArgument("policy_set: larger than " + std::to_string(kMaxSetBytes / 1024) +
-                                   " KiB");
+    return Status::InvalidArgument("policy_set: larger than " +
+                                   std::to_string(kMaxSetBytes / 1024) + " KiB");
   }
   if (req.policy_set().description().size() > kMaxText) {
     return Status::InvalidArgument("policy_set.description: at most " + std::to_string(kMaxText) +
@@ -255,6 +257,8 @@ Result<v1::PolicyChange> PolicyChanges::Propose(const v1::ProposePolicyChangeReq
   }
   auto set = collectors::NormalizePolicySet(req.policy_set());
   if (!set.ok()) return Status::InvalidArgument("policy_set: " + set.status().message());
+  // The base is the version in force in the database, not what this replica last saw.
+  if (auto r = policy_.Refresh(store_); !r.ok()) return r.status();
   auto snapshot = policy_.Get();
   const std::string set_version = collectors::PolicySetVersion(*set);
   // The whole canonical set, not its short digest, decides that nothing would change.
@@ -327,7 +331,10 @@ Result<v1::PolicyImpact> PolicyChanges::Preview(const v1::PolicyChangeRequest& r
       }
       auto full = store_.GetDevice(lean.id);
       if (!full.ok()) return full.status();
-      if (!full->has_value()) continue;
+      if (!full->has_value()) {  // gone since the listing: counted alike on both sides
+        ++after[EffectiveStatusOf(lean, stale_then)];
+        continue;
+      }
       DeviceRecord d = std::move(**full);
       v1::Attestation att_now, att_then;
       if (!att_now.ParseFromString(d.latest_attestation)) {
@@ -401,6 +408,7 @@ Result<v1::PolicyChange> PolicyChanges::Approve(const v1::PolicyDecisionRequest&
                                     change->proposed_by() +
                                     "; it must be approved by someone else");
   }
+  if (auto r = policy_.Refresh(store_); !r.ok()) return r.status();
   const uint64_t current = policy_.Get()->version().number;
   if (change->base_version() != current) {
     return Status::FailedPrecondition(
@@ -412,10 +420,10 @@ Result<v1::PolicyChange> PolicyChanges::Approve(const v1::PolicyDecisionRequest&
   change->set_decided_by(actor);
   *change->mutable_decided_at() = FromMillis(now);
   change->set_decision_reason(req.reason());
-  if (Status s = store_.UpdatePolicyChange(
-          *change, v1::PROPOSED,
-          {now, actor, "policy.approve", ChangeTarget(change->id()), Printable(req.reason(), 512),
-           true});
+  if (Status s =
+          store_.UpdatePolicyChange(*change, v1::PROPOSED,
+                                    {now, actor, "policy.approve", ChangeTarget(change->id()),
+                                     Printable(req.reason(), 512), true});
       !s.ok()) {
     return s;
   }
@@ -473,8 +481,8 @@ Result<v1::PolicyChange> PolicyChanges::ApplyApproved(v1::PolicyChange change,
   auto before = Snapshot();
   if (!before.ok()) return before.status();
   const int64_t now = clock_.NowMillis();
-  PolicyVersionRecord rec{current + 1, change.id(), change.set_version(), change.policy_set(), now,
-                          actor};
+  PolicyVersionRecord rec{current + 1,         change.id(), change.set_version(),
+                          change.policy_set(), now,         actor};
   change.set_state(v1::APPLIED);
   change.set_applied_by(actor);
   *change.mutable_applied_at() = FromMillis(now);
@@ -556,13 +564,13 @@ Result<v1::PolicyChange> PolicyChanges::Rollback(const v1::RollbackPolicyRequest
     change.add_diff(std::move(line));
   }
   auto id = store_.InsertPolicyChange(
-      change, {now, actor, "policy.rollback", "policy",
-               "to version " + std::to_string(req.to_version()) + " from version " +
-                   std::to_string(current->version().number) +
-                   (planned ? " (the undone change's approved rollback plan): "
-                            : " (needs approval): ") +
-                   Printable(req.reason(), 512),
-               true});
+      change,
+      {now, actor, "policy.rollback", "policy",
+       "to version " + std::to_string(req.to_version()) + " from version " +
+           std::to_string(current->version().number) +
+           (planned ? " (the undone change's approved rollback plan): " : " (needs approval): ") +
+           Printable(req.reason(), 512),
+       true});
   if (!id.ok()) return id.status();
   change.set_id(*id);
   if (!planned) return change;
@@ -629,8 +637,8 @@ Result<v1::DiffPolicyVersionsResponse> PolicyChanges::Diff(
 
 // ---- exceptions ----
 
-Result<v1::PolicyException> PolicyChanges::RequestException(
-    const v1::RequestExceptionRequest& req, const std::string& actor) {
+Result<v1::PolicyException> PolicyChanges::RequestException(const v1::RequestExceptionRequest& req,
+                                                            const std::string& actor) {
   if (req.device_id().empty() == req.tag().empty()) {
     return Status::InvalidArgument("exactly one of device_id and tag is required");
   }
@@ -667,9 +675,7 @@ Result<v1::PolicyException> PolicyChanges::RequestException(
   *e.mutable_requested_at() = FromMillis(now);
   auto id = store_.InsertException(
       e, {now, actor, "exception.request", Scope(e),
-          req.check() + " until " + UtcTime(expires) + ": " +
-              Printable(req.reason(), 512),
-          true});
+          req.check() + " until " + UtcTime(expires) + ": " + Printable(req.reason(), 512), true});
   if (!id.ok()) return id.status();
   e.set_id(*id);
   return e;
@@ -688,12 +694,10 @@ Result<v1::PolicyException> PolicyChanges::ApproveException(const v1::ExceptionD
   }
   if (PersonOf(actor) == PersonOf(e->requested_by())) {
     (void)store_.AppendAudit({now, actor, "exception.approve", ExceptionTarget(e->id()),
-                              "refused: the requester may not approve their own exception",
-                              false});
+                              "refused: the requester may not approve their own exception", false});
     counters_.Inc("exception.approve.refused.self");
-    return Status::PermissionDenied("exception " + std::to_string(e->id()) +
-                                    " was requested by " + e->requested_by() +
-                                    "; it must be approved by someone else");
+    return Status::PermissionDenied("exception " + std::to_string(e->id()) + " was requested by " +
+                                    e->requested_by() + "; it must be approved by someone else");
   }
   if (ToMillis(e->expires_at()) <= now) {
     return Status::FailedPrecondition("exception " + std::to_string(e->id()) +
@@ -785,8 +789,9 @@ Result<v1::ListExceptionsResponse> PolicyChanges::ListExceptions(
     if (!page.ok()) return page.status();
     for (auto& e : *page) {
       after = e.id();
-      bool covers = req.device_id().empty() || e.device_id() == req.device_id() ||
-                    (!e.tag().empty() && std::find(tags.begin(), tags.end(), e.tag()) != tags.end());
+      bool covers =
+          req.device_id().empty() || e.device_id() == req.device_id() ||
+          (!e.tag().empty() && std::find(tags.begin(), tags.end(), e.tag()) != tags.end());
       if (covers) *out.add_exceptions() = std::move(e);
       if (static_cast<uint32_t>(out.exceptions_size()) == limit) {
         out.set_next_after_id(after);
@@ -818,14 +823,13 @@ Result<uint64_t> PolicyChanges::Tick() {
       if (d.ok() && d->has_value()) alert.hostname = (*d)->hostname;
     }
     alert.at_ms = now;
-    alert.reason = "exception " + std::to_string(e.id()) + " for " + e.check() + " on " +
-                   Scope(e) + " expired (approved by " + e.decided_by() + "; " + e.reason() + ")";
+    alert.reason = "exception " + std::to_string(e.id()) + " for " + e.check() + " on " + Scope(e) +
+                   " expired (approved by " + e.decided_by() + "; " + e.reason() + ")";
     alert.failing_checks = {e.check()};
-    Status s = store_.UpdateException(
-        e, v1::EXCEPTION_ACTIVE,
-        {now, "server", "exception.expire", ExceptionTarget(e.id()), Scope(e) + ", " + e.check(),
-         true},
-        &alert);
+    Status s = store_.UpdateException(e, v1::EXCEPTION_ACTIVE,
+                                      {now, "server", "exception.expire", ExceptionTarget(e.id()),
+                                       Scope(e) + ", " + e.check(), true},
+                                      &alert);
     if (s.code() == Status::Code::kFailedPrecondition) continue;  // another replica did it
     if (!s.ok()) return s;
     ++expired;

@@ -43,8 +43,7 @@ class PolicyChanges {
   Result<v1::PolicyChange> Approve(const v1::PolicyDecisionRequest& req, const std::string& actor);
   Result<v1::PolicyChange> Reject(const v1::PolicyDecisionRequest& req, const std::string& actor);
   Result<v1::PolicyChange> Apply(const v1::PolicyChangeRequest& req, const std::string& actor);
-  Result<v1::PolicyChange> Rollback(const v1::RollbackPolicyRequest& req,
-                                    const std::string& actor);
+  Result<v1::PolicyChange> Rollback(const v1::RollbackPolicyRequest& req, const std::string& actor);
   Result<v1::PolicyReview> Review(const v1::PolicyChangeRequest& req);
   Result<v1::PolicyChange> GetChange(const v1::PolicyChangeRequest& req);
   Result<v1::ListPolicyChangesResponse> ListChanges(const v1::ListPolicyChangesRequest& req);
@@ -79,7 +78,7 @@ class PolicyChanges {
   const Clock& clock_;
   PolicyState& policy_;
   Counters& counters_;
-  std::mutex scan_mu_;                   // one preview or review at a time
+  std::mutex scan_mu_;                     // one preview or review at a time
   std::atomic<bool> sweep_needed_{false};  // a re-evaluation failed or has not run yet
   std::atomic<int> sweeps_pending_{0};     // sweeps still due after a swap (late reports)
 };

@@ -230,8 +230,7 @@ TEST_CASE("policy: the proposer cannot approve, by any token of theirs; the refu
   World w;
   uint64_t id = w.Propose(BlockUsbExceptLab());
   CHECK(w.Approve(id, kAliceApprover).status().code() == Status::Code::kPermissionDenied);
-  CHECK(w.Approve(id, "token:ALICE (approver)").status().code() ==
-        Status::Code::kPermissionDenied);
+  CHECK(w.Approve(id, "token:ALICE (approver)").status().code() == Status::Code::kPermissionDenied);
   CHECK(Contains(w.AuditActions(false), "policy.approve"));
   CHECK(w.Apply(id).status().code() == Status::Code::kFailedPrecondition);  // not approved
   auto approved = w.Approve(id);
@@ -542,8 +541,7 @@ TEST_CASE("exceptions: approved by someone else, EXCEPTED while valid, expiry fl
   d.set_reason("team-x is done");
   REQUIRE(w.changes->RevokeException(d, kAlice).ok());
   CHECK(w.Status(tagged) == v1::NON_COMPLIANT);
-  CHECK(w.changes->RevokeException(d, kAlice).status().code() ==
-        Status::Code::kFailedPrecondition);
+  CHECK(w.changes->RevokeException(d, kAlice).status().code() == Status::Code::kFailedPrecondition);
   for (const char* action :
        {"exception.request", "exception.approve", "exception.expire", "exception.revoke"}) {
     CHECK_MESSAGE(Contains(w.AuditActions(true), action), action);
@@ -558,12 +556,10 @@ TEST_CASE("exceptions: an exception approved after its expiry is refused") {
   w.clock.Advance(20'000);
   v1::ExceptionDecisionRequest d;
   d.set_exception_id(e->id());
-  CHECK(w.changes->ApproveException(d, kBob).status().code() ==
-        Status::Code::kFailedPrecondition);
+  CHECK(w.changes->ApproveException(d, kBob).status().code() == Status::Code::kFailedPrecondition);
   d.set_reason("too late");
   REQUIRE(w.changes->RejectException(d, kBob).ok());
-  CHECK(w.changes->RejectException(d, kBob).status().code() ==
-        Status::Code::kFailedPrecondition);
+  CHECK(w.changes->RejectException(d, kBob).status().code() == Status::Code::kFailedPrecondition);
 }
 
 TEST_CASE("auth: PersonOf joins a person's tokens, case-insensitively") {

@@ -17,8 +17,7 @@ int64_t Millis(const google::protobuf::Timestamp& t) {
 
 }  // namespace
 
-PolicySnapshot::PolicySnapshot(PolicyVersionRecord version,
-                               std::vector<v1::PolicyException> active)
+PolicySnapshot::PolicySnapshot(PolicyVersionRecord version, std::vector<v1::PolicyException> active)
     : version_(std::move(version)), active_(std::move(active)) {
   std::sort(active_.begin(), active_.end(),
             [](const auto& a, const auto& b) { return a.id() < b.id(); });
@@ -55,17 +54,16 @@ std::vector<const v1::PolicyException*> PolicySnapshot::ExceptionsFor(
   std::vector<const v1::PolicyException*> out;
   for (const auto& e : active_) {
     if (Millis(e.expires_at()) <= now_ms) continue;
-    bool covers = e.device_id().empty()
-                      ? std::find(tags.begin(), tags.end(), e.tag()) != tags.end()
-                      : e.device_id() == device_id;
+    bool covers = e.device_id().empty() ? std::find(tags.begin(), tags.end(), e.tag()) != tags.end()
+                                        : e.device_id() == device_id;
     if (covers) out.push_back(&e);
   }
   return out;
 }
 
-std::string PolicySnapshot::JudgedVersion(const collectors::ResolvedPolicy& resolved,
-                                          const std::vector<const v1::PolicyException*>& covering)
-    const {
+std::string PolicySnapshot::JudgedVersion(
+    const collectors::ResolvedPolicy& resolved,
+    const std::vector<const v1::PolicyException*>& covering) const {
   // The version number too: two versions with the same set (a rollback) are judged afresh, and
   // a short digest alone never decides that nothing changed.
   std::string v = "v" + std::to_string(version_.number) + ":" + resolved.policy.version();

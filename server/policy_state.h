@@ -13,8 +13,9 @@
 //   4. status: NON_COMPLIANT when any check is FAIL or ERROR (or there are no checks), else
 //      EXCEPTED when any is EXCEPTED, else COMPLIANT.
 // The device's stored policy_version records what it was judged under: the version number, the
-// effective policy's version, plus "/x" and the ids of the exceptions that covered the device. A device whose
-// stored version differs from what it would be judged under now is re-judged (ReevaluateFleet).
+// effective policy's version, plus "/x" and the ids of the exceptions that covered the device. A
+// device whose stored version differs from what it would be judged under now is re-judged
+// (ReevaluateFleet).
 #pragma once
 
 #include <cstdint>
@@ -42,8 +43,8 @@ class PolicySnapshot {
   int64_t CheckinWindowMs() const;
 
   // The effective policy of a device with this OS and these tags (cached; thread-safe).
-  std::shared_ptr<const collectors::ResolvedPolicy> Resolve(const std::string& os,
-                                                            const std::vector<std::string>& tags) const;
+  std::shared_ptr<const collectors::ResolvedPolicy> Resolve(
+      const std::string& os, const std::vector<std::string>& tags) const;
   // ACTIVE, unexpired exceptions covering the device, in id order.
   std::vector<const v1::PolicyException*> ExceptionsFor(const std::string& device_id,
                                                         const std::vector<std::string>& tags,
@@ -76,7 +77,8 @@ v1::DeviceStatus EffectiveStatusOf(const DeviceRecord& d, int64_t stale_before_m
 
 class PolicyState {
  public:
-  explicit PolicyState(std::shared_ptr<const PolicySnapshot> initial) : snapshot_(std::move(initial)) {}
+  explicit PolicyState(std::shared_ptr<const PolicySnapshot> initial)
+      : snapshot_(std::move(initial)) {}
 
   std::shared_ptr<const PolicySnapshot> Get() const;
   void Set(std::shared_ptr<const PolicySnapshot> snapshot);

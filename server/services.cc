@@ -255,103 +255,119 @@ grpc::Status FleetServiceImpl::SetDeviceTags(grpc::ServerContext* ctx,
 }
 
 grpc::Status FleetServiceImpl::GetPolicy(grpc::ServerContext* ctx, const v1::GetPolicyRequest* req,
-                                   v1::PolicyVersionInfo* resp) {
+                                         v1::PolicyVersionInfo* resp) {
   VIGIL_AUTHORIZE(Permission::kReadFleet, "GetPolicy");
   return Reply(changes_.GetPolicy(*req), resp);
 }
 
-grpc::Status FleetServiceImpl::GetDevicePolicy(grpc::ServerContext* ctx, const v1::GetDevicePolicyRequest* req,
-                                   v1::DevicePolicyResponse* resp) {
+grpc::Status FleetServiceImpl::GetDevicePolicy(grpc::ServerContext* ctx,
+                                               const v1::GetDevicePolicyRequest* req,
+                                               v1::DevicePolicyResponse* resp) {
   VIGIL_AUTHORIZE(Permission::kReadFleet, "GetDevicePolicy");
   return Reply(changes_.GetDevicePolicy(*req), resp);
 }
 
-grpc::Status FleetServiceImpl::ProposePolicyChange(grpc::ServerContext* ctx, const v1::ProposePolicyChangeRequest* req,
-                                   v1::PolicyChange* resp) {
+grpc::Status FleetServiceImpl::ProposePolicyChange(grpc::ServerContext* ctx,
+                                                   const v1::ProposePolicyChangeRequest* req,
+                                                   v1::PolicyChange* resp) {
   VIGIL_AUTHORIZE(Permission::kProposeChange, "ProposePolicyChange");
   return Reply(changes_.Propose(*req, principal->Actor()), resp);
 }
 
-grpc::Status FleetServiceImpl::PreviewPolicyChange(grpc::ServerContext* ctx, const v1::PolicyChangeRequest* req,
-                                   v1::PolicyImpact* resp) {
+grpc::Status FleetServiceImpl::PreviewPolicyChange(grpc::ServerContext* ctx,
+                                                   const v1::PolicyChangeRequest* req,
+                                                   v1::PolicyImpact* resp) {
   VIGIL_AUTHORIZE(Permission::kReadAudit, "PreviewPolicyChange");
   return Reply(changes_.Preview(*req), resp);
 }
 
-grpc::Status FleetServiceImpl::ApprovePolicyChange(grpc::ServerContext* ctx, const v1::PolicyDecisionRequest* req,
-                                   v1::PolicyChange* resp) {
+grpc::Status FleetServiceImpl::ApprovePolicyChange(grpc::ServerContext* ctx,
+                                                   const v1::PolicyDecisionRequest* req,
+                                                   v1::PolicyChange* resp) {
   VIGIL_AUTHORIZE(Permission::kApprove, "ApprovePolicyChange");
   return Reply(changes_.Approve(*req, principal->Actor()), resp);
 }
 
-grpc::Status FleetServiceImpl::RejectPolicyChange(grpc::ServerContext* ctx, const v1::PolicyDecisionRequest* req,
-                                   v1::PolicyChange* resp) {
+grpc::Status FleetServiceImpl::RejectPolicyChange(grpc::ServerContext* ctx,
+                                                  const v1::PolicyDecisionRequest* req,
+                                                  v1::PolicyChange* resp) {
   VIGIL_AUTHORIZE(Permission::kDecide, "RejectPolicyChange");
   return Reply(changes_.Reject(*req, principal->Actor()), resp);
 }
 
-grpc::Status FleetServiceImpl::ApplyPolicyChange(grpc::ServerContext* ctx, const v1::PolicyChangeRequest* req,
-                                   v1::PolicyChange* resp) {
+grpc::Status FleetServiceImpl::ApplyPolicyChange(grpc::ServerContext* ctx,
+                                                 const v1::PolicyChangeRequest* req,
+                                                 v1::PolicyChange* resp) {
   VIGIL_AUTHORIZE(Permission::kProposeChange, "ApplyPolicyChange");
   return Reply(changes_.Apply(*req, principal->Actor()), resp);
 }
 
-grpc::Status FleetServiceImpl::RollbackPolicy(grpc::ServerContext* ctx, const v1::RollbackPolicyRequest* req,
-                                   v1::PolicyChange* resp) {
+grpc::Status FleetServiceImpl::RollbackPolicy(grpc::ServerContext* ctx,
+                                              const v1::RollbackPolicyRequest* req,
+                                              v1::PolicyChange* resp) {
   VIGIL_AUTHORIZE(Permission::kProposeChange, "RollbackPolicy");
   return Reply(changes_.Rollback(*req, principal->Actor()), resp);
 }
 
-grpc::Status FleetServiceImpl::ReviewPolicyChange(grpc::ServerContext* ctx, const v1::PolicyChangeRequest* req,
-                                   v1::PolicyReview* resp) {
+grpc::Status FleetServiceImpl::ReviewPolicyChange(grpc::ServerContext* ctx,
+                                                  const v1::PolicyChangeRequest* req,
+                                                  v1::PolicyReview* resp) {
   VIGIL_AUTHORIZE(Permission::kReadAudit, "ReviewPolicyChange");
   return Reply(changes_.Review(*req), resp);
 }
 
-grpc::Status FleetServiceImpl::GetPolicyChange(grpc::ServerContext* ctx, const v1::PolicyChangeRequest* req,
-                                   v1::PolicyChange* resp) {
+grpc::Status FleetServiceImpl::GetPolicyChange(grpc::ServerContext* ctx,
+                                               const v1::PolicyChangeRequest* req,
+                                               v1::PolicyChange* resp) {
   VIGIL_AUTHORIZE(Permission::kReadFleet, "GetPolicyChange");
   return Reply(changes_.GetChange(*req), resp);
 }
 
-grpc::Status FleetServiceImpl::ListPolicyChanges(grpc::ServerContext* ctx, const v1::ListPolicyChangesRequest* req,
-                                   v1::ListPolicyChangesResponse* resp) {
+grpc::Status FleetServiceImpl::ListPolicyChanges(grpc::ServerContext* ctx,
+                                                 const v1::ListPolicyChangesRequest* req,
+                                                 v1::ListPolicyChangesResponse* resp) {
   VIGIL_AUTHORIZE(Permission::kReadFleet, "ListPolicyChanges");
   return Reply(changes_.ListChanges(*req), resp);
 }
 
-grpc::Status FleetServiceImpl::DiffPolicyVersions(grpc::ServerContext* ctx, const v1::DiffPolicyVersionsRequest* req,
-                                   v1::DiffPolicyVersionsResponse* resp) {
+grpc::Status FleetServiceImpl::DiffPolicyVersions(grpc::ServerContext* ctx,
+                                                  const v1::DiffPolicyVersionsRequest* req,
+                                                  v1::DiffPolicyVersionsResponse* resp) {
   VIGIL_AUTHORIZE(Permission::kReadFleet, "DiffPolicyVersions");
   return Reply(changes_.Diff(*req), resp);
 }
 
-grpc::Status FleetServiceImpl::RequestException(grpc::ServerContext* ctx, const v1::RequestExceptionRequest* req,
-                                   v1::PolicyException* resp) {
+grpc::Status FleetServiceImpl::RequestException(grpc::ServerContext* ctx,
+                                                const v1::RequestExceptionRequest* req,
+                                                v1::PolicyException* resp) {
   VIGIL_AUTHORIZE(Permission::kProposeChange, "RequestException");
   return Reply(changes_.RequestException(*req, principal->Actor()), resp);
 }
 
-grpc::Status FleetServiceImpl::ApproveException(grpc::ServerContext* ctx, const v1::ExceptionDecisionRequest* req,
-                                   v1::PolicyException* resp) {
+grpc::Status FleetServiceImpl::ApproveException(grpc::ServerContext* ctx,
+                                                const v1::ExceptionDecisionRequest* req,
+                                                v1::PolicyException* resp) {
   VIGIL_AUTHORIZE(Permission::kApprove, "ApproveException");
   return Reply(changes_.ApproveException(*req, principal->Actor()), resp);
 }
 
-grpc::Status FleetServiceImpl::RejectException(grpc::ServerContext* ctx, const v1::ExceptionDecisionRequest* req,
-                                   v1::PolicyException* resp) {
+grpc::Status FleetServiceImpl::RejectException(grpc::ServerContext* ctx,
+                                               const v1::ExceptionDecisionRequest* req,
+                                               v1::PolicyException* resp) {
   VIGIL_AUTHORIZE(Permission::kDecide, "RejectException");
   return Reply(changes_.RejectException(*req, principal->Actor()), resp);
 }
 
-grpc::Status FleetServiceImpl::RevokeException(grpc::ServerContext* ctx, const v1::ExceptionDecisionRequest* req,
-                                   v1::PolicyException* resp) {
+grpc::Status FleetServiceImpl::RevokeException(grpc::ServerContext* ctx,
+                                               const v1::ExceptionDecisionRequest* req,
+                                               v1::PolicyException* resp) {
   VIGIL_AUTHORIZE(Permission::kDecide, "RevokeException");
   return Reply(changes_.RevokeException(*req, principal->Actor()), resp);
 }
 
-grpc::Status FleetServiceImpl::ListExceptions(grpc::ServerContext* ctx, const v1::ListExceptionsRequest* req,
-                                   v1::ListExceptionsResponse* resp) {
+grpc::Status FleetServiceImpl::ListExceptions(grpc::ServerContext* ctx,
+                                              const v1::ListExceptionsRequest* req,
+                                              v1::ListExceptionsResponse* resp) {
   VIGIL_AUTHORIZE(Permission::kReadFleet, "ListExceptions");
   return Reply(changes_.ListExceptions(*req), resp);
 }

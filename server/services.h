@@ -74,23 +74,40 @@ class FleetServiceImpl final : public v1::FleetService::Service {
                               grpc::ServerWriter<v1::ExportRecord>* writer) override;
   grpc::Status SetDeviceTags(grpc::ServerContext*, const v1::SetDeviceTagsRequest* req,
                              v1::DeviceActionResponse* resp) override;
-  grpc::Status GetPolicy(grpc::ServerContext*, const v1::GetPolicyRequest* req, v1::PolicyVersionInfo* resp) override;
-  grpc::Status GetDevicePolicy(grpc::ServerContext*, const v1::GetDevicePolicyRequest* req, v1::DevicePolicyResponse* resp) override;
-  grpc::Status ProposePolicyChange(grpc::ServerContext*, const v1::ProposePolicyChangeRequest* req, v1::PolicyChange* resp) override;
-  grpc::Status PreviewPolicyChange(grpc::ServerContext*, const v1::PolicyChangeRequest* req, v1::PolicyImpact* resp) override;
-  grpc::Status ApprovePolicyChange(grpc::ServerContext*, const v1::PolicyDecisionRequest* req, v1::PolicyChange* resp) override;
-  grpc::Status RejectPolicyChange(grpc::ServerContext*, const v1::PolicyDecisionRequest* req, v1::PolicyChange* resp) override;
-  grpc::Status ApplyPolicyChange(grpc::ServerContext*, const v1::PolicyChangeRequest* req, v1::PolicyChange* resp) override;
-  grpc::Status RollbackPolicy(grpc::ServerContext*, const v1::RollbackPolicyRequest* req, v1::PolicyChange* resp) override;
-  grpc::Status ReviewPolicyChange(grpc::ServerContext*, const v1::PolicyChangeRequest* req, v1::PolicyReview* resp) override;
-  grpc::Status GetPolicyChange(grpc::ServerContext*, const v1::PolicyChangeRequest* req, v1::PolicyChange* resp) override;
-  grpc::Status ListPolicyChanges(grpc::ServerContext*, const v1::ListPolicyChangesRequest* req, v1::ListPolicyChangesResponse* resp) override;
-  grpc::Status DiffPolicyVersions(grpc::ServerContext*, const v1::DiffPolicyVersionsRequest* req, v1::DiffPolicyVersionsResponse* resp) override;
-  grpc::Status RequestException(grpc::ServerContext*, const v1::RequestExceptionRequest* req, v1::PolicyException* resp) override;
-  grpc::Status ApproveException(grpc::ServerContext*, const v1::ExceptionDecisionRequest* req, v1::PolicyException* resp) override;
-  grpc::Status RejectException(grpc::ServerContext*, const v1::ExceptionDecisionRequest* req, v1::PolicyException* resp) override;
-  grpc::Status RevokeException(grpc::ServerContext*, const v1::ExceptionDecisionRequest* req, v1::PolicyException* resp) override;
-  grpc::Status ListExceptions(grpc::ServerContext*, const v1::ListExceptionsRequest* req, v1::ListExceptionsResponse* resp) override;
+  grpc::Status GetPolicy(grpc::ServerContext*, const v1::GetPolicyRequest* req,
+                         v1::PolicyVersionInfo* resp) override;
+  grpc::Status GetDevicePolicy(grpc::ServerContext*, const v1::GetDevicePolicyRequest* req,
+                               v1::DevicePolicyResponse* resp) override;
+  grpc::Status ProposePolicyChange(grpc::ServerContext*, const v1::ProposePolicyChangeRequest* req,
+                                   v1::PolicyChange* resp) override;
+  grpc::Status PreviewPolicyChange(grpc::ServerContext*, const v1::PolicyChangeRequest* req,
+                                   v1::PolicyImpact* resp) override;
+  grpc::Status ApprovePolicyChange(grpc::ServerContext*, const v1::PolicyDecisionRequest* req,
+                                   v1::PolicyChange* resp) override;
+  grpc::Status RejectPolicyChange(grpc::ServerContext*, const v1::PolicyDecisionRequest* req,
+                                  v1::PolicyChange* resp) override;
+  grpc::Status ApplyPolicyChange(grpc::ServerContext*, const v1::PolicyChangeRequest* req,
+                                 v1::PolicyChange* resp) override;
+  grpc::Status RollbackPolicy(grpc::ServerContext*, const v1::RollbackPolicyRequest* req,
+                              v1::PolicyChange* resp) override;
+  grpc::Status ReviewPolicyChange(grpc::ServerContext*, const v1::PolicyChangeRequest* req,
+                                  v1::PolicyReview* resp) override;
+  grpc::Status GetPolicyChange(grpc::ServerContext*, const v1::PolicyChangeRequest* req,
+                               v1::PolicyChange* resp) override;
+  grpc::Status ListPolicyChanges(grpc::ServerContext*, const v1::ListPolicyChangesRequest* req,
+                                 v1::ListPolicyChangesResponse* resp) override;
+  grpc::Status DiffPolicyVersions(grpc::ServerContext*, const v1::DiffPolicyVersionsRequest* req,
+                                  v1::DiffPolicyVersionsResponse* resp) override;
+  grpc::Status RequestException(grpc::ServerContext*, const v1::RequestExceptionRequest* req,
+                                v1::PolicyException* resp) override;
+  grpc::Status ApproveException(grpc::ServerContext*, const v1::ExceptionDecisionRequest* req,
+                                v1::PolicyException* resp) override;
+  grpc::Status RejectException(grpc::ServerContext*, const v1::ExceptionDecisionRequest* req,
+                               v1::PolicyException* resp) override;
+  grpc::Status RevokeException(grpc::ServerContext*, const v1::ExceptionDecisionRequest* req,
+                               v1::PolicyException* resp) override;
+  grpc::Status ListExceptions(grpc::ServerContext*, const v1::ListExceptionsRequest* req,
+                              v1::ListExceptionsResponse* resp) override;
 
  private:
   // The caller's principal when its token is valid and its role allows `permission`.

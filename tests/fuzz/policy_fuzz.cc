@@ -24,7 +24,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // Resolution and diffs of a set, from its JSON and from the same bytes as protobuf.
   auto exercise = [](const vigil::v1::PolicySet& set) {
     (void)vigil::collectors::PolicySetVersion(set);
-    for (const auto& tags : {std::vector<std::string>{}, std::vector<std::string>{"kiosk", "eng"}}) {
+    for (const auto& tags :
+         {std::vector<std::string>{}, std::vector<std::string>{"kiosk", "eng"}}) {
       auto resolved = vigil::collectors::ResolvePolicy(set, "linux", tags);
       if (resolved.status.ok()) {
         vigil::v1::Evidence e;
