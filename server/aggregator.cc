@@ -341,13 +341,14 @@ Result<v1::ReportResponse> Aggregator::Report(const v1::ReportRequest& req, cons
     return stored;
   };
   int32_t stopped = 0;
+  PolicySeen seen;
   for (const auto& signed_att : req.attestations()) {
     Step st;
     if (stopped == 0) {
-      st = Prepare(signed_att, call, pending_state);
+      st = Prepare(signed_att, call, pending_state, &seen);
       if (st.needs_flush) {
         if (flush()) {
-          st = Prepare(signed_att, call, pending_state);
+          st = Prepare(signed_att, call, pending_state, &seen);
         } else {
           stopped = kAckInternal;
         }
@@ -376,16 +377,13 @@ Result<v1::ReportResponse> Aggregator::Report(const v1::ReportRequest& req, cons
     }
   }
   if (!pending.empty()) flush();
-  // The device's policy version always; the policy itself when the agent judged its latest
-  // attestation under another one, so it catches up with its next collection.
-  for (auto it = steps.rbegin(); it != steps.rend(); ++it) {
-    if (!it->prepared || !it->prepared->effective) continue;
-    const v1::Policy& effective = it->prepared->effective->policy;
+  // The device's policy version whenever one of its attestations verified (a duplicate or a
+  // rate-limited one too); the policy itself when the agent judged with another version, so it
+  // catches up with its next collection.
+  if (seen.effective) {
+    const v1::Policy& effective = seen.effective->policy;
     resp.set_policy_version(effective.version());
-    if (it->prepared->agent_policy_version != effective.version()) {
-      *resp.mutable_policy() = effective;
-    }
-    break;
+    if (seen.agent_version != effective.version()) *resp.mutable_policy() = effective;
   }
   for (Step& st : steps) *resp.add_acks() = std::move(st.ack);
   return resp;
@@ -413,7 +411,7 @@ v1::AttestationAck Aggregator::Reject(const std::string& device_id, int32_t code
 }
 
 Aggregator::Step Aggregator::Prepare(const v1::SignedAttestation& signed_att, const CallInfo& call,
-                                     const PendingStates& pending) {
+                                     const PendingStates& pending, PolicySeen* seen) {
   if (signed_att.key_id().size() != 32) {
     return Reject("", kAckInvalidArgument, "bad_key_id",
                   "key_id must be 32 bytes (SHA-256 of the public key)", false);
@@ -503,6 +501,9 @@ Aggregator::Step Aggregator::Prepare(const v1::SignedAttestation& signed_att, co
         "attestation for device '" + att.device_id() + "' signed with the key of " + device.id,
         true));
   }
+  // Verified: from here the device is who it says, and learns its policy version.
+  seen->effective = policy_.Get()->Resolve(device.platform.os(), device.tags);
+  seen->agent_version = att.policy_version();
   if (att.sequence() == 0) {
     return with_sequence(
         Reject(device.id, kAckInvalidArgument, "bad_sequence", "sequence must start at 1", false));
@@ -565,8 +566,7 @@ Aggregator::Step Aggregator::Prepare(const v1::SignedAttestation& signed_att, co
     if (!att.platform().hostname().empty()) device.hostname = att.platform().hostname();
   }
   auto snapshot = policy_.Get();
-  prepared->agent_policy_version = att.policy_version();
-  prepared->effective = snapshot->Resolve(device.platform.os(), device.tags);
+  seen->effective = snapshot->Resolve(device.platform.os(), device.tags);  // with its new platform
   JudgeDevice(*snapshot, now, &att, &device);
   att.SerializeToString(&device.latest_attestation);
   accepted.device_after = std::move(device);

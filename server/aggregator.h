@@ -147,9 +147,13 @@ class Aggregator {
     DeviceRecord device_before;
     DeviceRecord state_after;  // the device once this commits (history moves only the sequence)
     v1::DeviceStatus status_before = v1::UNKNOWN;
-    int64_t age_ms = 0;                // receipt minus issue time
-    std::string agent_policy_version;  // the version the agent judged with
-    std::shared_ptr<const collectors::ResolvedPolicy> effective;  // the device's, on the server
+    int64_t age_ms = 0;  // receipt minus issue time
+  };
+  // The device's effective policy as last seen while preparing a report's attestations (any
+  // that verified, even if refused later), and the version its agent judged with.
+  struct PolicySeen {
+    std::shared_ptr<const collectors::ResolvedPolicy> effective;
+    std::string agent_version;
   };
   // An immediate answer, or an attestation prepared for commit.
   struct Step {
@@ -165,7 +169,7 @@ class Aggregator {
   // Verifies and judges one attestation; a device in `pending` is judged by its state after the
   // attestations earlier in the same report, which are prepared but not committed yet.
   Step Prepare(const v1::SignedAttestation& signed_att, const CallInfo& call,
-               const PendingStates& pending);
+               const PendingStates& pending, PolicySeen* seen);
   v1::AttestationAck Finish(const Prepared& prepared, const Status& committed);
   v1::AttestationAck UsedSequence(const DeviceRecord& device, uint64_t sequence,
                                   const std::string& digest);

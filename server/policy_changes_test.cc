@@ -410,6 +410,21 @@ TEST_CASE("policy: agents get the version always and the policy only when theirs
   REQUIRE(lab.has_policy());
   CHECK(lab.policy_version().find("+lab") != std::string::npos);
   CHECK_FALSE(lab.policy().has_usb_storage());
+  // A resent attestation (its acknowledgement was lost) is answered with the version too.
+  v1::Attestation again;
+  again.set_device_id(dev);
+  again.set_sequence(++w.sequence[dev]);
+  again.mutable_issued_at()->set_seconds(w.clock.NowMillis() / 1000);
+  again.mutable_platform()->set_os("linux");
+  again.set_policy_version("old");
+  v1::ReportRequest req;
+  *req.add_attestations() = *signing::SignAttestation(again, w.keys.at(dev));
+  REQUIRE(w.aggregator->Report(req)->acks(0).code() == kAckOk);
+  auto dup = w.aggregator->Report(req);
+  REQUIRE(dup.ok());
+  CHECK(dup->acks(0).code() == kAckAlreadyExists);
+  CHECK(dup->policy_version() == lab.policy_version());
+  CHECK(dup->has_policy());  // the agent's "old" is not the version in force
 }
 
 TEST_CASE("policy: a tag change re-judges the device at once; GetDevicePolicy names origins") {
