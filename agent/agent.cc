@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
+#include <set>
+
 #include "collectors/collectors.h"
 #include "collectors/evaluate.h"
 #include "collectors/policy.h"
@@ -32,6 +34,10 @@ Status NormalizeConfig(v1::AgentConfig* c) {
   }
   if (c->max_batch() == 0) c->set_max_batch(50);
   if (c->max_batch() > 100) return Status::InvalidArgument("maxBatch: must be 1..100");
+  if (c->outbox_max_entries() == 0) c->set_outbox_max_entries(Outbox::kDefaultMaxEntries);
+  if (c->outbox_max_entries() < 10 || c->outbox_max_entries() > 1000000) {
+    return Status::InvalidArgument("outboxMaxEntries: must be 10..1000000");
+  }
   return Status::Ok();
 }
 
@@ -73,7 +79,8 @@ Agent::Agent(const v1::AgentConfig& config, const collectors::SystemView& view, 
       view_(view),
       clock_(clock),
       state_(config.state_dir()),
-      outbox_(state_.OutboxDir()) {}
+      outbox_(state_.OutboxDir(), config.outbox_max_entries() ? config.outbox_max_entries()
+                                                              : Outbox::kDefaultMaxEntries) {}
 
 v1::Policy Agent::LocalPolicy() const {
   if (!config_.policy_file().empty()) {
@@ -260,6 +267,17 @@ Result<uint64_t> Agent::CollectAndQueue() {
   auto seq = state_.NextSequence();
   if (!seq.ok()) return seq.status();
   v1::Attestation att = Collect(*device_id, *seq);
+  // The agent's own health travels signed with the evidence, counting what this one's arrival
+  // drops from a full outbox.
+  std::set<std::string> checks;
+  for (const auto& c : att.checks()) checks.insert(c.check());
+  if (Status s = outbox_.MakeRoom(checks); !s.ok()) return s;
+  auto pending = outbox_.Pending();
+  if (!pending.ok()) return pending.status();
+  auto dropped = outbox_.Dropped();
+  if (!dropped.ok()) return dropped.status();
+  att.mutable_agent_health()->set_outbox_depth(static_cast<uint32_t>(pending->size()));
+  att.mutable_agent_health()->set_outbox_dropped(*dropped);
   auto signed_att = signing::SignAttestation(att, *key);
   if (!signed_att.ok()) return signed_att.status();
   if (Status s = outbox_.Put(*seq, *signed_att); !s.ok()) return s;

@@ -178,6 +178,77 @@ TEST_CASE(
   CHECK(outbox.Pending()->empty());
 }
 
+v1::SignedAttestation WithChecks(uint64_t seq, std::vector<std::string> checks) {
+  v1::Attestation a;
+  a.set_sequence(seq);
+  for (const auto& c : checks) a.add_checks()->set_check(c);
+  v1::SignedAttestation s;
+  s.set_attestation(a.SerializeAsString());
+  return s;
+}
+
+TEST_CASE("a full outbox drops the oldest entries whose checks newer ones carry, and counts them") {
+  std::string dir = TempDir();
+  Outbox outbox(dir, 3);
+  REQUIRE(outbox.Put(1, WithChecks(1, {"a", "b"})).ok());
+  REQUIRE(outbox.Put(2, WithChecks(2, {"a"})).ok());
+  REQUIRE(outbox.Put(3, WithChecks(3, {"b"})).ok());
+  CHECK(*outbox.Dropped() == 0);
+  REQUIRE(outbox.Put(4, WithChecks(4, {"a"})).ok());  // 1 is covered by 2 and 3: it goes
+  CHECK(*outbox.Pending() == std::vector<uint64_t>{2, 3, 4});
+  REQUIRE(outbox.Put(5, WithChecks(5, {"a"})).ok());  // 2 goes; 3 is the latest "b": it stays
+  CHECK(*outbox.Pending() == std::vector<uint64_t>{3, 4, 5});
+  REQUIRE(outbox.Put(6, WithChecks(6, {"a"})).ok());
+  CHECK(*outbox.Pending() == std::vector<uint64_t>{3, 5, 6});
+  // Only "b" entries older than the newest "b": none are covered, so the oldest goes.
+  Outbox tight(TempDir(), 2);
+  REQUIRE(tight.Put(1, WithChecks(1, {"x"})).ok());
+  REQUIRE(tight.Put(2, WithChecks(2, {"y"})).ok());
+  REQUIRE(tight.Put(3, WithChecks(3, {"z"})).ok());
+  CHECK(*tight.Pending() == std::vector<uint64_t>{2, 3});
+  CHECK(*tight.Dropped() == 1);
+  CHECK(*outbox.Dropped() == 3);
+  // The count is durable: a new Outbox over the directory reads it.
+  CHECK(*Outbox(dir, 3).Dropped() == 3);
+}
+
+TEST_CASE("a long outage: the outbox stays bounded, the newest arrive, the drops are reported") {
+  Fixture f;
+  f.config.set_outbox_max_entries(10);
+  REQUIRE(NormalizeConfig(&f.config).ok());
+  Agent agent(f.config, *f.view, f.clock);
+  REQUIRE(agent.Enroll(f.transport, "s3cret-s3cret-s3cret").ok());
+  f.transport.down = true;
+  // Hourly collections for 25 hours with the server away.
+  for (int i = 0; i < 25; ++i) {
+    REQUIRE(agent.CollectAndQueue().ok());
+    CHECK(!agent.Flush(f.transport).ok());
+    f.clock.Advance(3'600'000);
+  }
+  Outbox outbox(f.config.state_dir() + "/outbox");
+  CHECK(outbox.Pending()->size() == 10);
+  CHECK(*outbox.Dropped() == 15);
+  f.transport.down = false;
+  f.transport.keep_envelopes = true;
+  auto stats = agent.Flush(f.transport);
+  REQUIRE(stats.ok());
+  CHECK(stats->acknowledged == 10);
+  CHECK(f.transport.received ==
+        std::vector<uint64_t>{16, 17, 18, 19, 20, 21, 22, 23, 24, 25});  // the newest, in order
+  v1::Attestation last;
+  REQUIRE(last.ParseFromString(f.transport.envelopes.back().attestation()));
+  CHECK(last.agent_health().outbox_dropped() == 15);
+  CHECK(last.agent_health().outbox_depth() == 9);
+  v1::Attestation first;
+  REQUIRE(first.ParseFromString(f.transport.envelopes.front().attestation()));
+  CHECK(first.agent_health().outbox_dropped() == 6);  // seq 16 made room by dropping 6
+  CHECK(outbox.Pending()->empty());
+  // A bound outside 10..1000000 is refused, naming the field.
+  v1::AgentConfig bad = f.config;
+  bad.set_outbox_max_entries(5);
+  CHECK(NormalizeConfig(&bad).message().find("outboxMaxEntries") != std::string::npos);
+}
+
 TEST_CASE("a rejected attestation is kept aside with its reason, not lost") {
   Fixture f;
   Agent agent(f.config, *f.view, f.clock);

@@ -4,8 +4,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cinttypes>
 #include <cstdio>
+#include <set>
 
 #include "common/files.h"
 
@@ -17,16 +19,76 @@ std::string Outbox::PathOf(uint64_t sequence) const {
   return dir_ + name;
 }
 
+namespace {
+
+// The check ids an entry carries; empty when it cannot be read (such an entry is dropped first).
+std::set<std::string> ChecksOf(const v1::SignedAttestation& s) {
+  std::set<std::string> out;
+  v1::Attestation a;
+  if (!a.ParseFromString(s.attestation())) return out;
+  for (const auto& c : a.checks()) out.insert(c.check());
+  return out;
+}
+
+}  // namespace
+
 Status Outbox::Put(uint64_t sequence, const v1::SignedAttestation& signed_att) const {
+  if (Status s = MakeRoom(ChecksOf(signed_att)); !s.ok()) return s;
+  return WriteFileAtomic(PathOf(sequence), signed_att.SerializeAsString(), 0600);
+}
+
+Status Outbox::MakeRoom(const std::set<std::string>& checks) const {
   auto pending = Pending();
   if (!pending.ok()) return pending.status();
-  if (pending->size() >= kMaxEntries) {
-    return Status::FailedPrecondition("outbox " + dir_ + " holds " +
-                                      std::to_string(pending->size()) +
-                                      " unsent attestations; not queueing more until the server "
-                                      "acknowledges some");
+  if (pending->size() < max_entries_) return Status::Ok();
+  return Compact(*pending, pending->size() + 1 - max_entries_, checks);
+}
+
+Status Outbox::Compact(const std::vector<uint64_t>& pending, size_t count,
+                       std::set<std::string> incoming) const {
+  // Newest first: which checks a newer entry carries, for each entry.
+  std::vector<bool> covered(pending.size(), false);
+  std::set<std::string> newer = std::move(incoming);
+  for (size_t i = pending.size(); i-- > 0;) {
+    auto entry = Load(pending[i]);
+    std::set<std::string> mine = entry.ok() ? ChecksOf(*entry) : std::set<std::string>{};
+    covered[i] = std::includes(newer.begin(), newer.end(), mine.begin(), mine.end());
+    newer.insert(mine.begin(), mine.end());
   }
-  return WriteFileAtomic(PathOf(sequence), signed_att.SerializeAsString(), 0600);
+  std::vector<uint64_t> drop;
+  for (size_t i = 0; i < pending.size() && drop.size() < count; ++i) {
+    if (covered[i]) drop.push_back(pending[i]);
+  }
+  for (size_t i = 0; i < pending.size() && drop.size() < count; ++i) {
+    if (!covered[i]) drop.push_back(pending[i]);  // nothing else left: the oldest go
+  }
+  // The count first: a crash between the two leaves it too high, never too low.
+  auto dropped = Dropped();
+  if (!dropped.ok()) return dropped.status();
+  if (Status s =
+          WriteFileAtomic(dir_ + "/dropped", std::to_string(*dropped + drop.size()) + "\n", 0600);
+      !s.ok()) {
+    return s;
+  }
+  for (uint64_t seq : drop) {
+    if (::unlink(PathOf(seq).c_str()) != 0 && errno != ENOENT) {
+      return Status::FromErrno(errno, "drop " + PathOf(seq));
+    }
+  }
+  return SyncDir(dir_);
+}
+
+Result<uint64_t> Outbox::Dropped() const {
+  auto text = ReadWholeFile(dir_ + "/dropped", 64);
+  if (!text.ok()) {
+    if (text.status().code() == Status::Code::kNotFound) return uint64_t{0};
+    return text.status();
+  }
+  uint64_t n = 0;
+  if (std::sscanf(text->c_str(), "%20" SCNu64, &n) != 1) {
+    return Status::Corruption(dir_ + "/dropped does not hold a count");
+  }
+  return n;
 }
 
 Result<std::vector<uint64_t>> Outbox::Pending() const {

@@ -136,6 +136,7 @@ Result<v1::GetDeviceResponse> Fleet::GetDevice(const v1::GetDeviceRequest& req) 
   v1::Attestation latest;
   if (!d.latest_attestation.empty() && latest.ParseFromString(d.latest_attestation)) {
     *resp.mutable_checks() = latest.checks();
+    if (latest.has_agent_health()) *resp.mutable_agent_health() = latest.agent_health();
   }
   uint32_t limit = req.history_limit() == 0 ? 20 : std::min<uint32_t>(req.history_limit(), 1000);
   auto history = store_.History(d.id, limit);

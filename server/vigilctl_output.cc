@@ -568,6 +568,11 @@ std::string DeviceDetail(const v1::GetDeviceResponse& resp) {
   lines.push_back("enrolled  " + When(d.enrolled_at(), Style::kTable));
   lines.push_back("tags      " + Join(d.tags(), Style::kTable));
   lines.push_back("policy    " + Or(resp.policy_version(), Style::kTable));
+  if (resp.has_agent_health()) {
+    const auto& h = resp.agent_health();
+    lines.push_back("agent     outbox " + std::to_string(h.outbox_depth()) + " queued, " +
+                    std::to_string(h.outbox_dropped()) + " dropped while offline");
+  }
   lines.push_back("");
   lines.push_back("CHECKS");
   if (resp.checks_size() == 0) lines.push_back("  (no report yet)");

@@ -1211,6 +1211,10 @@ TEST_CASE("device detail: readable and sanitized") {
   CHECK(Contains(text, "      module_loaded: true\n"));
   CHECK(Contains(text, "      users:\n        - user: alice\n          idle_seconds: 300\n"));
   CHECK(text.find('\x1b') == std::string::npos);
+  CHECK_FALSE(Contains(text, "agent     "));  // no health reported: no line
+  resp.mutable_agent_health()->set_outbox_depth(2);
+  resp.mutable_agent_health()->set_outbox_dropped(15);
+  CHECK(Contains(DeviceDetail(resp), "agent     outbox 2 queued, 15 dropped while offline\n"));
 }
 
 // ---- atomic output ----------------------------------------------------------------------------
