@@ -251,7 +251,48 @@ v1::Attestation Agent::Collect(const std::string& device_id, uint64_t sequence) 
   return att;
 }
 
+void Agent::RecordRun(const std::function<void(v1::AgentRunStatus*)>& update) {
+  auto st = state_.LoadRunStatus();
+  v1::AgentRunStatus status = st.ok() ? *st : v1::AgentRunStatus();
+  update(&status);
+  if (Status s = state_.SaveRunStatus(status); !s.ok()) {
+    spdlog::debug("cannot record the run status: {}", s.message());
+  }
+}
+
+void Agent::NoteNextRun(int64_t next_run_ms) {
+  RecordRun([&](v1::AgentRunStatus* st) { st->set_next_run_ms(next_run_ms); });
+}
+
 Result<uint64_t> Agent::CollectAndQueue() {
+  auto seq = CollectAndQueueImpl();
+  const int64_t now = clock_.NowMillis();
+  RecordRun([&](v1::AgentRunStatus* st) {
+    if (seq.ok()) {
+      st->set_last_collection_ms(now);
+    } else {
+      st->set_last_error("collection: " + seq.status().message());
+    }
+  });
+  return seq;
+}
+
+Result<FlushStats> Agent::Flush(Transport& transport) {
+  auto stats = FlushImpl(transport);
+  const int64_t now = clock_.NowMillis();
+  RecordRun([&](v1::AgentRunStatus* st) {
+    st->set_last_attempt_ms(now);
+    if (stats.ok()) {
+      st->set_last_report_ms(now);
+      st->clear_last_error();
+    } else {
+      st->set_last_error("report: " + stats.status().message());
+    }
+  });
+  return stats;
+}
+
+Result<uint64_t> Agent::CollectAndQueueImpl() {
   if (Status s = state_.Prepare(); !s.ok()) return s;
   auto device_id = state_.DeviceId();
   if (!device_id.ok()) return device_id.status();
@@ -284,7 +325,7 @@ Result<uint64_t> Agent::CollectAndQueue() {
   return *seq;
 }
 
-Result<FlushStats> Agent::Flush(Transport& transport) {
+Result<FlushStats> Agent::FlushImpl(Transport& transport) {
   FlushStats stats;
   auto pending = outbox_.Pending();
   if (!pending.ok()) return pending.status();

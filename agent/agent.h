@@ -3,6 +3,7 @@
 // server oldest first. Transport is an interface so tests can drop or fail calls.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -90,7 +91,14 @@ class Agent {
 
   const StateDir& state() const { return state_; }
 
+  // The daemon's next collection, for `vigil-agent status` (wall-clock ms).
+  void NoteNextRun(int64_t next_run_ms);
+
  private:
+  Result<uint64_t> CollectAndQueueImpl();
+  Result<FlushStats> FlushImpl(Transport& transport);
+  // Records what just happened in state_dir/status.json; failures to record are only logged.
+  void RecordRun(const std::function<void(v1::AgentRunStatus*)>& update);
   v1::Policy LocalPolicy() const;
   Status ResignIfRotated(v1::SignedAttestation* entry,
                          std::optional<signing::DeviceKey>* key) const;

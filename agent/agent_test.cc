@@ -243,6 +243,20 @@ TEST_CASE("a long outage: the outbox stays bounded, the newest arrive, the drops
   REQUIRE(first.ParseFromString(f.transport.envelopes.front().attestation()));
   CHECK(first.agent_health().outbox_dropped() == 6);  // seq 16 made room by dropping 6
   CHECK(outbox.Pending()->empty());
+  // The run status `vigil-agent status` shows: the last report succeeded, no error left.
+  auto run = agent.state().LoadRunStatus();
+  REQUIRE(run.ok());
+  CHECK(run->last_report_ms() == f.clock.NowMillis());
+  CHECK(run->last_collection_ms() == f.clock.NowMillis() - 3'600'000);
+  CHECK(run->last_error().empty());
+  const int64_t reported = f.clock.NowMillis();
+  f.transport.down = true;
+  f.clock.Advance(60'000);
+  REQUIRE(agent.CollectAndQueue().ok());
+  CHECK(!agent.Flush(f.transport).ok());
+  CHECK(agent.state().LoadRunStatus()->last_error().find("report: ") == 0);
+  CHECK(agent.state().LoadRunStatus()->last_report_ms() == reported);
+  CHECK(agent.state().LoadRunStatus()->last_attempt_ms() == f.clock.NowMillis());
   // A bound outside 10..1000000 is refused, naming the field.
   v1::AgentConfig bad = f.config;
   bad.set_outbox_max_entries(5);

@@ -150,6 +150,9 @@ class Daemon {
       if (!seq.ok()) spdlog::error("collection failed: {}", seq.status().message());
       std::uniform_int_distribution<uint32_t> jitter(0, config_.jitter_seconds());
       next_collection_ = now + std::chrono::seconds(config_.interval_seconds() + jitter(rng_));
+      agent_->NoteNextRun(
+          clock_.NowMillis() +
+          std::chrono::duration_cast<std::chrono::milliseconds>(next_collection_ - now).count());
     }
     auto flushed = agent_->Flush(*transport_);
     if (!flushed.ok()) {

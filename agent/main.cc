@@ -3,6 +3,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <ctime>
 #include <iostream>
 
 #include "agent/agent.h"
@@ -33,6 +34,9 @@ Commands:
         client certificate has less than 30 days left.
   once [--config FILE] [options]
         Collect, sign, queue, send everything queued, exit.
+  status --state-dir DIR [--format text|json]   (or --config FILE)
+        Enrollment, server, last collection and report, the last error, outbox depth and
+        drops, the daemon's next run. Reads the state directory only; no network.
   run --config FILE [options]
         Daemon: collect every interval (+ jitter); SIGTERM stops, SIGHUP re-reads the config.
 
@@ -222,6 +226,60 @@ int Once(const Flags& flags) {
   return flushed->rejected > 0 ? 1 : 0;
 }
 
+std::string TimeOrNever(int64_t ms) {
+  if (ms <= 0) return "never";
+  std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+int Status_(const Flags& flags) {
+  // A device not enrolled yet has no server to name: the state directory alone is enough.
+  auto built = BuildConfig(flags);
+  v1::AgentConfig c;
+  if (built.ok()) {
+    c = *built;
+  } else if (auto dir = flags.Get("state-dir")) {
+    c.set_state_dir(*dir);
+  } else {
+    return Fail(2, built.status().message());
+  }
+  const v1::AgentConfig* config = &c;
+  StateDir state(config->state_dir());
+  auto device = state.DeviceId();
+  auto server = state.EnrolledServer();
+  auto run = state.LoadRunStatus();
+  if (!run.ok()) return Fail(1, run.status().message());
+  Outbox outbox(state.OutboxDir());
+  auto pending = outbox.Pending();
+  auto dropped = outbox.Dropped();
+  v1::AgentStatusReport report;
+  report.set_enrolled(device.ok());
+  if (device.ok()) report.set_device_id(*device);
+  report.set_server(!config->server().empty() ? config->server() : server.ok() ? *server : "");
+  *report.mutable_run() = *run;
+  report.set_outbox_depth(pending.ok() ? pending->size() : 0);
+  report.set_outbox_dropped(dropped.ok() ? *dropped : 0);
+  if (flags.GetOr("format", "text") == "json") {
+    std::cout << ToJson(report) << "\n";
+  } else {
+    std::cout << "enrolled        " << (device.ok() ? "yes, as " + *device : "no") << "\n"
+              << "server          " << (report.server().empty() ? "-" : report.server()) << "\n"
+              << "last collection " << TimeOrNever(run->last_collection_ms()) << "\n"
+              << "last report     " << TimeOrNever(run->last_report_ms()) << "\n"
+              << "last error      " << (run->last_error().empty() ? "-" : run->last_error()) << "\n"
+              << "outbox          " << report.outbox_depth() << " queued, "
+              << report.outbox_dropped() << " dropped while the server was unreachable\n"
+              << "next run        "
+              << (run->next_run_ms() ? TimeOrNever(run->next_run_ms()) : "- (no daemon seen)")
+              << "\n";
+  }
+  return device.ok() ? 0 : 1;
+}
+
 int RotateKey(const Flags& flags) {
   auto config = BuildConfig(flags);
   if (!config.ok()) return Fail(2, config.status().message());
@@ -258,6 +316,12 @@ int Main(int argc, char** argv) {
   if (cmd == "enroll") return Enroll(*flags);
   if (cmd == "once") return Once(*flags);
   if (cmd == "rotate-key") return RotateKey(*flags);
+  if (cmd == "status") {
+    if (!flags->Has("state-dir") && !flags->Has("config")) {
+      return Usage("status needs --state-dir DIR or --config FILE");
+    }
+    return Status_(*flags);
+  }
   if (cmd == "run") {
     if (!flags->Has("config") && !flags->Has("server")) return Usage("run needs --config FILE");
     Flags f = *flags;

@@ -195,6 +195,22 @@ Status StateDir::SaveEnrollment(const std::string& device_id, const std::string&
   return WriteFileAtomic(path_ + "/device.json", ToJson(e) + "\n", 0600);
 }
 
+Result<v1::AgentRunStatus> StateDir::LoadRunStatus() const {
+  std::string file = path_ + "/status.json";
+  v1::AgentRunStatus st;
+  auto text = ReadWholeFile(file, 65536);
+  if (!text.ok()) {
+    if (text.status().code() == Status::Code::kNotFound) return st;
+    return text.status();
+  }
+  if (Status s = ParseJsonStrict(*text, &st, file); !s.ok()) return s;
+  return st;
+}
+
+Status StateDir::SaveRunStatus(const v1::AgentRunStatus& status) const {
+  return WriteFileAtomic(path_ + "/status.json", ToJson(status) + "\n", 0600);
+}
+
 Result<uint64_t> StateDir::NextSequence() const {
   std::string seq_path = path_ + "/sequence";
   uint64_t last = 0;

@@ -7,6 +7,7 @@
 //   sequence     the last sequence number used; persisted BEFORE an attestation is signed, so a
 //                crash can skip a number but never reuse one
 //   policy.pb    the last policy the server sent (for advisory local verdicts)
+//   status.json  what the agent last did (AgentRunStatus), for `vigil-agent status`
 //   outbox/      signed attestations waiting for acknowledgement (see outbox.h)
 // Not thread-safe: one agent process owns a state directory.
 #pragma once
@@ -17,6 +18,7 @@
 
 #include "common/status.h"
 #include "proto/signing.h"
+#include "vigil/v1/config.pb.h"
 #include "vigil/v1/policy.pb.h"
 
 namespace vigil::agent {
@@ -63,6 +65,9 @@ class StateDir {
 
   std::optional<v1::Policy> LastPolicy() const;
   Status SavePolicy(const v1::Policy& policy) const;
+  // The run status; an empty one when none was written yet.
+  Result<v1::AgentRunStatus> LoadRunStatus() const;
+  Status SaveRunStatus(const v1::AgentRunStatus& status) const;
 
   const std::string& path() const { return path_; }
   std::string OutboxDir() const { return path_ + "/outbox"; }

@@ -73,6 +73,12 @@ as alice device tag "$C" kiosk >/dev/null
 BEFORE=$(summary_counts)
 [ "$BEFORE" = "COMPLIANT=2 NON_COMPLIANT=1" ] || fail "initial summary: $BEFORE"
 
+"$AGENT_BIN" status --state-dir "$WORK/state-a" --format json >"$WORK/status-a.json"
+[ "$(jq -r '.enrolled' "$WORK/status-a.json") $(jq -r '.deviceId' "$WORK/status-a.json")" = "true $A" ] \
+  || fail "vigil-agent status: $(cat "$WORK/status-a.json")"
+[ "$(jq -r '.run.lastReportMs // "0"' "$WORK/status-a.json")" != 0 ] || fail "status: no last report"
+[ "$(jq -r '.outboxDepth // "0"' "$WORK/status-a.json")" = 0 ] || fail "status: outbox not empty"
+
 step "propose: no password or USB rule by default, kiosks need 16-character passwords"
 cat > "$WORK/change.json" <<'JSON'
 {"description": "kiosks: long passwords; laptops: USB and password rules move to the MDM",
