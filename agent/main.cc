@@ -236,7 +236,7 @@ std::string TimeOrNever(int64_t ms) {
   return buf;
 }
 
-int Status_(const Flags& flags) {
+int ShowStatus(const Flags& flags) {
   // A device not enrolled yet has no server to name: the state directory alone is enough.
   auto built = BuildConfig(flags);
   v1::AgentConfig c;
@@ -320,7 +320,7 @@ int Main(int argc, char** argv) {
     if (!flags->Has("state-dir") && !flags->Has("config")) {
       return Usage("status needs --state-dir DIR or --config FILE");
     }
-    return Status_(*flags);
+    return ShowStatus(*flags);
   }
   if (cmd == "run") {
     if (!flags->Has("config") && !flags->Has("server")) return Usage("run needs --config FILE");
