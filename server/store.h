@@ -35,7 +35,7 @@ struct DeviceRecord {
   bool pending = false;            // waiting for an admin's approval (approval mode)
   int64_t revoked_at_ms = 0;       // 0 = not revoked
   std::string revoke_reason;
-  std::vector<std::string> tags;   // admin-set labels, sorted
+  std::vector<std::string> tags;  // admin-set labels, sorted
 };
 
 // Enroll secrets and API tokens. Only the SHA-256 of the presented string is stored.
@@ -106,8 +106,8 @@ struct SinkCursor {
   uint32_t attempts = 0;      // failed attempts at the next alert
   int64_t next_attempt_ms = 0;
   std::string last_error;
-  uint64_t failed = 0;        // alerts given up on
-  std::string owner;          // the replica holding the lease
+  uint64_t failed = 0;  // alerts given up on
+  std::string owner;    // the replica holding the lease
   int64_t lease_until_ms = 0;
 };
 
@@ -135,8 +135,8 @@ struct DeviceFilter {
   std::string os;
   std::string tag;
   int64_t not_seen_since_ms = 0;  // only last_seen_ms < this (0: any)
-  int64_t stale_before_ms = 0;  // last_seen older than this is STALE
-  std::string after_id;         // paging
+  int64_t stale_before_ms = 0;    // last_seen older than this is STALE
+  std::string after_id;           // paging
   uint32_t limit = 1000;
 };
 

@@ -37,8 +37,8 @@ int main(int argc, char** argv) {
       std::perror("write/fdatasync");
       return 1;
     }
-    us.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0)
-                     .count());
+    us.push_back(
+        std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
   }
   ::close(fd);
   ::unlink(path.c_str());
@@ -47,8 +47,9 @@ int main(int argc, char** argv) {
   std::printf("durable %d KiB append (write + fdatasync) in %s, %d times:\n", kib, dir.c_str(), n);
   std::printf("  p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  max %.2f ms\n", pct(0.5), pct(0.9),
               pct(0.99), pct(1.0));
-  std::printf("  => at most %.0f durable commits/s one after another; a report's p99 latency is at\n"
-              "     least %.2f ms (one commit) and up to %.2f ms (waiting out the one in flight)\n",
-              1000.0 / pct(0.5), pct(0.99), 2 * pct(0.99));
+  std::printf(
+      "  => at most %.0f durable commits/s one after another; a report's p99 latency is at\n"
+      "     least %.2f ms (one commit) and up to %.2f ms (waiting out the one in flight)\n",
+      1000.0 / pct(0.5), pct(0.99), 2 * pct(0.99));
   return 0;
 }
