@@ -3,7 +3,6 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
-#include <ctime>
 #include <iostream>
 
 #include "agent/agent.h"
@@ -226,15 +225,7 @@ int Once(const Flags& flags) {
   return flushed->rejected > 0 ? 1 : 0;
 }
 
-std::string TimeOrNever(int64_t ms) {
-  if (ms <= 0) return "never";
-  std::time_t secs = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
+std::string TimeOrNever(int64_t ms) { return ms <= 0 ? "never" : UtcTime(ms); }
 
 int ShowStatus(const Flags& flags) {
   // A device not enrolled yet has no server to name: the state directory alone is enough.

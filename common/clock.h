@@ -4,8 +4,13 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <string>
 
 namespace vigil {
+
+// "2026-12-01T23:16:24Z" (RFC 3339, UTC, whole seconds) for milliseconds since the epoch; empty
+// when the time cannot be represented.
+std::string UtcTime(int64_t ms);
 
 class Clock {
  public:

@@ -567,7 +567,7 @@ Aggregator::Step Aggregator::Prepare(const v1::SignedAttestation& signed_att, co
   }
   auto snapshot = policy_.Get();
   seen->effective = snapshot->Resolve(device.platform.os(), device.tags);  // with its new platform
-  JudgeDevice(*snapshot, now, &att, &device);
+  JudgeDevice(*snapshot, *seen->effective, now, &att, &device);
   att.SerializeToString(&device.latest_attestation);
   accepted.device_after = std::move(device);
   // What the device looks like once this commits: a history-only attestation moves only the

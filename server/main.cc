@@ -124,15 +124,7 @@ std::vector<std::string> SplitComma(const std::string& s) {
   return out;
 }
 
-std::string Time(int64_t ms) {
-  if (ms == 0) return "never";
-  std::time_t secs = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
+std::string Time(int64_t ms) { return ms == 0 ? "never" : UtcTime(ms); }
 
 Result<std::unique_ptr<Store>> OpenDataDir(const std::string& data_dir,
                                            const std::string& store_url) {

@@ -3,19 +3,12 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <ctime>
 
 #include "collectors/evaluate.h"
 #include "server/aggregator.h"
+#include "server/fleet.h"
 
 namespace vigil::server {
-namespace {
-
-int64_t Millis(const google::protobuf::Timestamp& t) {
-  return t.seconds() * 1000 + t.nanos() / 1000000;
-}
-
-}  // namespace
 
 PolicySnapshot::PolicySnapshot(PolicyVersionRecord version, std::vector<v1::PolicyException> active)
     : version_(std::move(version)), active_(std::move(active)) {
@@ -53,7 +46,7 @@ std::vector<const v1::PolicyException*> PolicySnapshot::ExceptionsFor(
     const std::string& device_id, const std::vector<std::string>& tags, int64_t now_ms) const {
   std::vector<const v1::PolicyException*> out;
   for (const auto& e : active_) {
-    if (Millis(e.expires_at()) <= now_ms) continue;
+    if (ToMillis(e.expires_at()) <= now_ms) continue;
     bool covers = e.device_id().empty() ? std::find(tags.begin(), tags.end(), e.tag()) != tags.end()
                                         : e.device_id() == device_id;
     if (covers) out.push_back(&e);
@@ -81,17 +74,22 @@ std::string PolicySnapshot::JudgedVersion(const std::string& device_id, const st
 
 void JudgeDevice(const PolicySnapshot& snapshot, int64_t now_ms, v1::Attestation* att,
                  DeviceRecord* device) {
-  auto resolved = snapshot.Resolve(device->platform.os(), device->tags);
-  if (resolved->status.ok()) {
-    collectors::EvaluateAll(resolved->policy, att->mutable_checks());
+  JudgeDevice(snapshot, *snapshot.Resolve(device->platform.os(), device->tags), now_ms, att,
+              device);
+}
+
+void JudgeDevice(const PolicySnapshot& snapshot, const collectors::ResolvedPolicy& effective,
+                 int64_t now_ms, v1::Attestation* att, DeviceRecord* device) {
+  if (effective.status.ok()) {
+    collectors::EvaluateAll(effective.policy, att->mutable_checks());
   } else {
     // Overrides that conflict for this device: nothing can be judged, and it must show.
     for (auto& c : *att->mutable_checks()) {
       c.set_status(v1::ERROR);
-      c.set_reason("the effective policy is invalid: " + resolved->status.message());
+      c.set_reason("the effective policy is invalid: " + effective.status.message());
     }
   }
-  att->set_policy_version(resolved->policy.version());
+  att->set_policy_version(effective.policy.version());
   auto exceptions = snapshot.ExceptionsFor(device->id, device->tags, now_ms);
   device->failing_checks.clear();
   std::string reason;
@@ -108,7 +106,7 @@ void JudgeDevice(const PolicySnapshot& snapshot, int64_t now_ms, v1::Attestation
     if (it != exceptions.end()) {
       const v1::PolicyException& e = **it;
       c.set_reason("excepted by exception " + std::to_string(e.id()) + " (approved by " +
-                   e.decided_by() + ", until " + UtcTime(Millis(e.expires_at())) + "); " +
+                   e.decided_by() + ", until " + UtcTime(ToMillis(e.expires_at())) + "); " +
                    v1::CheckStatus_Name(c.status()) + ": " + c.reason());
       c.set_status(v1::CHECK_EXCEPTED);
       excepted = true;
@@ -130,7 +128,7 @@ void JudgeDevice(const PolicySnapshot& snapshot, int64_t now_ms, v1::Attestation
     device->status = v1::COMPLIANT;
     device->status_reason = "all checks pass";
   }
-  device->policy_version = snapshot.JudgedVersion(*resolved, exceptions);
+  device->policy_version = snapshot.JudgedVersion(effective, exceptions);
 }
 
 v1::DeviceStatus EffectiveStatusOf(const DeviceRecord& d, int64_t stale_before_ms) {
@@ -150,15 +148,6 @@ std::shared_ptr<const PolicySnapshot> PolicyState::Get() const {
 void PolicyState::Set(std::shared_ptr<const PolicySnapshot> snapshot) {
   std::lock_guard<std::mutex> lock(mu_);
   snapshot_ = std::move(snapshot);
-}
-
-std::string UtcTime(int64_t ms) {
-  std::time_t secs = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
 }
 
 v1::PolicySet PolicySetOf(const v1::Policy& policy) {

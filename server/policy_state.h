@@ -70,6 +70,10 @@ class PolicySnapshot {
 // status_reason, failing_checks (FAIL and ERROR, not excepted) and policy_version.
 void JudgeDevice(const PolicySnapshot& snapshot, int64_t now_ms, v1::Attestation* att,
                  DeviceRecord* device);
+// The same with the device's effective policy already resolved from `snapshot` (the ingest
+// path has it at hand).
+void JudgeDevice(const PolicySnapshot& snapshot, const collectors::ResolvedPolicy& effective,
+                 int64_t now_ms, v1::Attestation* att, DeviceRecord* device);
 
 // The status a device shows: REVOKED over TAMPERED over PENDING over UNKNOWN (never reported)
 // over STALE (last report before stale_before_ms) over its verdict.
@@ -91,9 +95,6 @@ class PolicyState {
   std::mutex refresh_mu_;  // held across a whole Refresh
   std::shared_ptr<const PolicySnapshot> snapshot_;
 };
-
-// "2026-12-01T23:16:24Z": times in reasons and audit details.
-std::string UtcTime(int64_t ms);
 
 // A set holding `policy` as its default and no overrides.
 v1::PolicySet PolicySetOf(const v1::Policy& policy);
