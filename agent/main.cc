@@ -96,14 +96,16 @@ Result<v1::AgentConfig> BuildConfig(const Flags& flags) {
   }
   if (Status s = NormalizeConfig(&c); !s.ok()) return s;
   if (c.state_dir().empty()) return Status::InvalidArgument("stateDir: required (--state-dir DIR)");
+  // The server enrolled with comes first: the bundle is only needed until enrollment, and
+  // installers delete it then (it holds the enroll secret).
+  if (c.server().empty()) {
+    auto recorded = StateDir(c.state_dir()).EnrolledServer();
+    if (recorded.ok()) c.set_server(*recorded);
+  }
   if (c.server().empty() && !c.bundle_file().empty()) {
     auto bundle = LoadBundle(c.bundle_file());
     if (!bundle.ok()) return bundle.status();
     c.set_server(bundle->server());
-  }
-  if (c.server().empty()) {
-    auto recorded = StateDir(c.state_dir()).EnrolledServer();
-    if (recorded.ok()) c.set_server(*recorded);
   }
   if (c.server().empty()) return Status::InvalidArgument("server: required (--server HOST:PORT)");
   if (!c.policy_file().empty()) {
