@@ -6,11 +6,13 @@ PACKAGES=(
   g++ cmake ninja-build pkg-config git ca-certificates
   libboost-dev libssl-dev libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc
   libspdlog-dev doctest-dev libsqlite3-dev libglib2.0-dev libpq-dev libsodium-dev
-  dconf-cli jq procps openssl sqlite3
+  dconf-cli jq procps openssl sqlite3 dpkg-dev
 )
 if [ "${1:-}" = "--test" ]; then
   # chromium, chromium-driver and python3: the dashboard test in a headless browser.
-  PACKAGES+=(clang-14 libclang-rt-14-dev postgresql chromium chromium-driver python3)
+  # lintian, systemd (systemd-analyze), adduser and debconf: the package test.
+  PACKAGES+=(clang-14 libclang-rt-14-dev postgresql chromium chromium-driver python3
+             lintian systemd adduser debconf)
 fi
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: install dependencies, build with warnings as
 # errors, start a PostgreSQL cluster on 127.0.0.1 (scripts/pg.sh), run unit and end-to-end
-# tests (CTest, including the store suite on both backends and two replicas); then the same CTest suite again under
-# AddressSanitizer + UBSan (clang, build-fuzz/), the server's concurrency tests under
-# ThreadSanitizer (clang, build-tsan/), and every libFuzzer target for FUZZ_SECONDS (default 40).
+# tests (CTest, including the store suite on both backends and two replicas), build the Debian
+# packages and install, upgrade and purge them in a throwaway overlay; then the same CTest suite
+# again under AddressSanitizer + UBSan (clang, build-fuzz/), the server's concurrency tests under
+# ThreadSanitizer (clang, build-tsan/), and every libFuzzer target for FUZZ_SECONDS (default 30).
 # Prints the elapsed time of each step and of the whole at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +27,16 @@ echo "PostgreSQL for tests: $VIGIL_TEST_POSTGRES_URL"
 
 (cd build && ctest --output-on-failure -j2)
 echo "build and tests: $(since "$start")"
+
+# The Debian packages (CPack), lintian, and install/upgrade/remove/purge in a throwaway overlay
+# of this machine (tests/package/package_test.sh; root for mount and chroot).
+echo "=== packages"
+t=$(date +%s)
+(cd build && cpack -G DEB >/dev/null)
+SUDO=
+[ "$(id -u)" -ne 0 ] && SUDO=sudo
+$SUDO tests/package/package_test.sh build
+echo "packages: $(since "$t")"
 
 # ASan+UBSan: build-fuzz/ instruments every target (VIGIL_FUZZ); only the fuzzers link libFuzzer,
 # so the unit tests and the real server and agent of the end-to-end test run sanitized too.
@@ -61,7 +72,7 @@ tsan_test() {
 tsan_test --minimal
 echo "tsan: $(since "$t")"
 
-echo "=== fuzz (${FUZZ_SECONDS:-40} s per target)"
+echo "=== fuzz (${FUZZ_SECONDS:-30} s per target)"
 t=$(date +%s)
 for f in build-fuzz/tests/fuzz/*_fuzz; do
   name=$(basename "$f")
@@ -70,7 +81,7 @@ for f in build-fuzz/tests/fuzz/*_fuzz; do
   seeds="tests/fuzz/corpus/$name"
   [ -d "$seeds" ] || seeds=
   # A fixed seed makes the run reproducible: a slower machine explores a prefix of the same inputs.
-  "$f" -seed="${FUZZ_SEED:-1}" -max_total_time="${FUZZ_SECONDS:-40}" -print_final_stats=0 "$corpus" $seeds \
+  "$f" -seed="${FUZZ_SEED:-1}" -max_total_time="${FUZZ_SECONDS:-30}" -print_final_stats=0 "$corpus" $seeds \
     >"build-fuzz/$name.log" 2>&1 || { tail -40 "build-fuzz/$name.log"; echo "FUZZ FAILURE: $name"; exit 1; }
   echo "$name: $(grep -Eo 'Done [0-9]+ runs' "build-fuzz/$name.log" || echo ok)"
 done
