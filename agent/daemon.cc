@@ -8,6 +8,7 @@
 #include <random>
 
 #include "agent/agent.h"
+#include "agent/clock_watch.h"
 #include "agent/uevents.h"
 #include "collectors/system_view.h"
 #include "common/clock.h"
@@ -25,6 +26,7 @@ class Daemon {
         event_timer_(io),
         signals_(io, SIGTERM, SIGINT, SIGHUP),
         watcher_(io, [this](const std::string& why) { OnSystemEvent(why); }),
+        clock_watcher_(io, [this](const std::string& why) { OnSystemEvent(why); }),
         load_config_(std::move(load_config)),
         rng_(std::random_device{}()) {
     Apply(std::move(config));
@@ -34,6 +36,9 @@ class Daemon {
     WaitSignal();
     if (Status s = watcher_.Start(); !s.ok()) {
       spdlog::warn("event-driven collection limited: {}", s.message());
+    }
+    if (Status s = clock_watcher_.Start(); !s.ok()) {
+      spdlog::warn("no collection on clock jumps or resume: {}", s.message());
     }
     Schedule(std::chrono::milliseconds(0));
   }
@@ -81,8 +86,11 @@ class Daemon {
     });
   }
 
-  // A USB device or mount appeared or went away: collect and report now. Events come in bursts
-  // (a stick brings several uevents and a mount), so wait briefly and collect once.
+  // A USB device or mount appeared or went away, the wall clock was stepped, or the machine
+  // resumed from suspend (which the periodic timer, on CLOCK_MONOTONIC, does not count): collect
+  // and report now. Events come in bursts (a stick brings several uevents and a mount; a resume
+  // re-plugs USB devices), so wait briefly and collect once. The periodic schedule stays as it
+  // was: a burst adds one collection, it neither moves nor repeats the periodic one.
   void OnSystemEvent(const std::string& why) {
     if (event_pending_) return;
     event_pending_ = true;
@@ -99,6 +107,10 @@ class Daemon {
       auto flushed = agent_->Flush(*transport_);
       if (!flushed.ok()) {
         spdlog::warn("event report queued, send failed: {}", flushed.status().message());
+        // The network is often not back yet right after a resume: retry with the usual backoff
+        // rather than leave the report queued until the next periodic run. Only ever earlier.
+        auto retry = Backoff();
+        if (timer_.expiry() > std::chrono::steady_clock::now() + retry) Schedule(retry);
         return;
       }
       spdlog::info("event report: attestation {} sent, {} acknowledged", *seq,
@@ -187,6 +199,7 @@ class Daemon {
   boost::asio::steady_timer event_timer_;
   boost::asio::signal_set signals_;
   UeventWatcher watcher_;
+  ClockWatcher clock_watcher_;
   bool event_pending_ = false;
   std::function<Result<v1::AgentConfig>()> load_config_;
   std::mt19937_64 rng_;
