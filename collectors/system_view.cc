@@ -199,6 +199,25 @@ class RootedSystemView final : public SystemView {
       long fd = ::syscall(SYS_openat2, root_fd_.load(), rel.c_str(), &how, sizeof how);
       if (fd >= 0) return static_cast<int>(fd);
       if (errno == EINTR || errno == EAGAIN) continue;
+      if (errno == ENOSYS) return OpenWithoutOpenat2(path, rel, flags | extra);
+      return Status::FromErrno(errno, path);
+    }
+  }
+
+  // openat2 fails with ENOSYS before Linux 5.6, and under seccomp filters that cannot inspect
+  // its arguments: systemd's RestrictSUIDSGID= refuses it so that callers fall back to
+  // openat. On the live system (root "/") plain openat resolves the same way, symlinks and ".."
+  // included; a different root cannot be confined without it, so that is an error.
+  Result<int> OpenWithoutOpenat2(const std::string& path, const std::string& rel, int flags) const {
+    if (root_ != "/") {
+      return Status::FailedPrecondition(
+          path + ": reading under --root " + root_ +
+          " needs openat2 (Linux 5.6 or later, not refused by a seccomp filter)");
+    }
+    for (;;) {
+      int fd = ::openat(root_fd_.load(), rel.c_str(), flags);
+      if (fd >= 0) return fd;
+      if (errno == EINTR) continue;
       return Status::FromErrno(errno, path);
     }
   }

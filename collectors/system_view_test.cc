@@ -1,10 +1,19 @@
 #include "collectors/system_view.h"
 
 #include <doctest/doctest.h>
+#include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/openat2.h>
+#include <linux/seccomp.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstddef>
 #include <fstream>
 
 namespace vigil::collectors {
@@ -42,6 +51,44 @@ TEST_CASE("a rooted view reads inside its root and cannot escape it") {
   // A FIFO planted in a root tree must not hang collection.
   REQUIRE(::mkfifo((root + "/etc/fifo").c_str(), 0600) == 0);
   CHECK(view->ReadFile("/etc/fifo").status().code() == Status::Code::kInvalidArgument);
+}
+
+// systemd's RestrictSUIDSGID= (and kernels before 5.6) make openat2 fail with ENOSYS. In a
+// child process under a seccomp filter that does the same: the live root still reads, any other
+// root refuses with a reason rather than reading unconfined.
+TEST_CASE("without openat2 the live root falls back to openat and other roots refuse") {
+  std::string root = MakeTree();
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    sock_filter filter[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_openat2, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA)),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    sock_fprog prog{static_cast<unsigned short>(sizeof filter / sizeof filter[0]), filter};
+    if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+        ::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0) {
+      ::_exit(10);
+    }
+    open_how how{};
+    if (::syscall(SYS_openat2, AT_FDCWD, "/", &how, sizeof how) >= 0 || errno != ENOSYS) {
+      ::_exit(11);  // the filter is not in force: the test would prove nothing
+    }
+    auto live = NewRootedSystemView("/")->ReadFile("/etc/passwd");
+    if (!live.ok() || live->find("root:") == std::string::npos) ::_exit(12);
+    auto fixture = NewRootedSystemView(root)->ReadFile("/etc/hostname");
+    if (fixture.ok() || fixture.status().code() != Status::Code::kFailedPrecondition ||
+        fixture.status().message().find("openat2") == std::string::npos) {
+      ::_exit(13);
+    }
+    ::_exit(0);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
 }
 
 TEST_CASE("directory listing is sorted; stat and readlink work through the root") {

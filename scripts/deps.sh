@@ -10,9 +10,10 @@ PACKAGES=(
 )
 if [ "${1:-}" = "--test" ]; then
   # chromium, chromium-driver and python3: the dashboard test in a headless browser.
-  # lintian, systemd (systemd-analyze), adduser and debconf: the package test.
+  # lintian, systemd (systemd-analyze, and booted by systemd-nspawn), adduser, debconf: the
+  # package test.
   PACKAGES+=(clang-14 libclang-rt-14-dev postgresql chromium chromium-driver python3
-             lintian systemd adduser debconf)
+             lintian systemd systemd-container adduser debconf)
 fi
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -193,8 +193,10 @@ in_root runuser -u vigil -- vigil-server init --data-dir /var/lib/vigil-server -
 exec_start=$(sed -n 's/^ExecStart=//p' "$ROOT/lib/systemd/system/vigil-server.service" \
   | sed "s/\${VIGIL_LISTEN}/$ADDR/; s/ \$VIGIL_SERVER_ARGS//")
 rm -f "$ROOT/tmp/ready"
+# chroot --userspec execs the server itself, so SERVER_PID is the server's.
 # shellcheck disable=SC2086
-in_root runuser -u vigil -- $exec_start --ready-file /tmp/ready >>"$WORK/host/packaged-server.log" 2>&1 &
+chroot --userspec=vigil:vigil "$ROOT" /usr/bin/env -i PATH=/usr/bin:/bin $exec_start \
+  --ready-file /tmp/ready >>"$WORK/host/packaged-server.log" 2>&1 &
 SERVER_PID=$!
 for _ in $(seq 100); do [ -s "$ROOT/tmp/ready" ] && break; sleep 0.05; done
 [ -s "$ROOT/tmp/ready" ] || { tail "$WORK/host/packaged-server.log"; fail "the packaged server did not start"; }
@@ -203,6 +205,59 @@ apt_install "$AGENT"
 [ -f "$ROOT/var/lib/vigil-agent/device.json" ] || fail "the packaged agent did not enroll with the packaged server"
 in_root vigil-agent once --config /etc/vigil/agent.json 2>>"$WORK/host/agent.log" || fail "report to the packaged server"
 kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=
+
+step "both units under systemd, sandboxes and all (systemd-nspawn --boot, private network)"
+# The copy boots a target with just the two services. Everything the agent reads must read:
+# a sandbox that refuses a system call or a path shows up as ERROR evidence.
+printf '[Unit]\nDescription=Vigil package test\nRequires=vigil-server.service vigil-agent.service\nAfter=vigil-server.service vigil-agent.service\n' \
+  >"$ROOT/etc/systemd/system/vigil-test.target"
+echo "VIGIL_LISTEN=$ADDR" >"$ROOT/etc/default/vigil-server"
+in_root runuser -u vigil -- vigil-server token create --data-dir /var/lib/vigil-server --role viewer \
+  --name boot >"$ROOT/root/boot.token" 2>/dev/null
+DEVICE4=$(jq -r .deviceId "$ROOT/var/lib/vigil-agent/device.json")
+# nspawn mounts its own /proc, /sys and /dev.
+for ((i = ${#mounts[@]} - 1; i >= 2; i--)); do umount "${mounts[i]}"; done
+mounts=("${mounts[@]:0:2}")
+systemd-nspawn -D "$ROOT" --boot --register=no --keep-unit --private-network -q \
+  systemd.unit=vigil-test.target >"$WORK/host/boot.log" 2>&1 &
+NSPAWN_PID=$!
+boot_stop() { kill "$NSPAWN_PID" 2>/dev/null; wait "$NSPAWN_PID" 2>/dev/null || true; }
+in_boot() { nsenter -t "$(pgrep -P "$NSPAWN_PID" | head -1)" -a "$@"; }
+ctl_boot() {
+  in_boot vigilctl --server "$ADDR" --ca /var/lib/vigil-server/tls/ca.crt \
+    --token-file /root/boot.token "$@"
+}
+reported=
+for _ in $(seq 150); do
+  sleep 0.2
+  seq=$(ctl_boot device "$DEVICE4" --format json 2>/dev/null | jq -r '.device.lastSequence // 0') || continue
+  if [ "${seq:-0}" -ge 2 ]; then reported=1; break; fi
+done
+if [ -z "$reported" ]; then
+  in_boot systemctl status --no-pager vigil-server vigil-agent >&2 || true
+  in_boot journalctl --no-pager -u vigil-server -u vigil-agent >&2 || true
+  tail -20 "$WORK/host/boot.log" >&2
+  boot_stop
+  fail "the services did not report under systemd"
+fi
+for unit in vigil-server vigil-agent; do
+  [ "$(in_boot systemctl is-active $unit)" = active ] || { boot_stop; fail "$unit is not active"; }
+done
+# What the agent reported from inside its sandbox must be what it sees outside it, in the same
+# container: a system call or path the sandbox refuses would change a check's status or reason.
+# (The container itself may hide things, e.g. /sys/module under a private network.)
+verdicts='[.checks[] | {check, status, reason}] | sort_by(.check)'
+ctl_boot device "$DEVICE4" --format json | jq -c "$verdicts" >"$WORK/host/sandboxed.json"
+in_boot vigil-agent collect --policy /etc/vigil/policy.json --format json 2>/dev/null \
+  | jq -c "$verdicts" >"$WORK/host/unsandboxed.json"
+boot_stop
+jq -e 'length == 3' "$WORK/host/unsandboxed.json" >/dev/null || fail "no checks collected outside the sandbox"
+if ! diff "$WORK/host/unsandboxed.json" "$WORK/host/sandboxed.json" >/dev/null; then
+  echo "outside the sandbox: $(cat "$WORK/host/unsandboxed.json")" >&2
+  echo "inside the sandbox:  $(cat "$WORK/host/sandboxed.json")" >&2
+  fail "the unit's sandbox changes what the agent sees"
+fi
+for m in proc sys dev dev/pts; do mount --bind "/$m" "$ROOT/$m" && mounts+=("$ROOT/$m"); done
 in_root apt-get purge -y -q vigil-agent vigil-server >>"$WORK/host/apt.log" 2>&1 || fail "purge both"
 [ -f "$ROOT/var/lib/vigil-server/tls/ca.key" ] || fail "purging the server deleted the fleet's CA"
 echo "package test passed"
