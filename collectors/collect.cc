@@ -1,4 +1,5 @@
 #include "collectors/collectors.h"
+#include "collectors/utf8.h"
 
 namespace vigil::collectors {
 
@@ -19,6 +20,9 @@ std::vector<v1::CheckResult> CollectAll(const SystemView& view) {
       // A collector bug must never turn into a missing (and so silently passing) check.
       r.mutable_evidence()->set_collection_error(std::string("collector failed: ") + e.what());
     }
+    // Evidence quotes the machine's bytes (paths, config lines, user settings); one that is not
+    // UTF-8 would make the whole signed attestation unparseable for the server.
+    SanitizeStrings(&r);
     out.push_back(std::move(r));
   }
   return out;
