@@ -124,7 +124,7 @@ TEST_CASE("policy set: at most 256 overrides") {
 }
 
 TEST_CASE("policy set: a plain Policy document is a set with only a default") {
-  const std::string path = std::string(VIGIL_FIXTURES_DIR) + "/../../packaging/policy.json.example";
+  const std::string path = std::string(VIGIL_FIXTURES_DIR) + "/../../packaging/policy.json";
   auto from_file = LoadPolicySetFile(path);
   INFO(from_file.status().message());
   REQUIRE(from_file.ok());

@@ -156,6 +156,7 @@ TEST_CASE("end to end: evidence that was not UTF-8 is signed, verified and parse
   v1::Attestation att;
   att.set_device_id("dev-utf8");
   att.set_sequence(1);
+  *att.mutable_platform() = CollectPlatform(*view);
   for (auto& c : CollectAll(*view)) *att.add_checks() = std::move(c);
   auto key = signing::DeviceKey::Generate();
   REQUIRE(key.ok());
@@ -165,6 +166,8 @@ TEST_CASE("end to end: evidence that was not UTF-8 is signed, verified and parse
   auto parsed = signing::VerifyAttestation(*signed_att, key->PublicKey());
   REQUIRE_MESSAGE(parsed.ok(), parsed.status().ToString());
 
+  // /proc/sys/kernel/hostname is absent under the fixture: /etc/hostname ends in the byte FE.
+  CHECK(parsed->platform().hostname() == "laptop\\xfe");
   REQUIRE(parsed->checks_size() == 3);
   const auto& sl = parsed->checks(0).evidence().screen_lock();
   REQUIRE(sl.users_size() == 1);

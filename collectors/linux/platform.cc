@@ -2,6 +2,7 @@
 
 #include "collectors/collectors.h"
 #include "collectors/linux/os_release.h"
+#include "collectors/utf8.h"
 
 namespace vigil::collectors {
 namespace {
@@ -45,6 +46,8 @@ v1::PlatformFacts CollectPlatform(const SystemView& view) {
   p.set_hostname(host);
   p.set_machine_id(FirstLine(view, "/etc/machine-id"));
   p.set_arch(CompiledArch());
+  // The hostname and os-release are bytes like any file (collectors/utf8.h).
+  SanitizeStrings(&p);
   return p;
 }
 
