@@ -2,7 +2,6 @@
 #include "agent/agent.h"
 
 #include <doctest/doctest.h>
-#include <stdlib.h>
 #include <sys/stat.h>
 
 #include <map>
@@ -10,17 +9,12 @@
 #include <set>
 
 #include "common/files.h"
+#include "common/temp_dir.h"
 #include "proto/pki.h"
 #include "proto/signing.h"
 
 namespace vigil::agent {
 namespace {
-
-std::string TempDir() {
-  char tmpl[] = "/tmp/vigil-agent-XXXXXX";
-  REQUIRE(::mkdtemp(tmpl) != nullptr);
-  return tmpl;
-}
 
 // A server double: records what it got; can be down, or reject particular sequences.
 class FakeTransport : public Transport {
@@ -84,14 +78,15 @@ class FakeTransport : public Transport {
 };
 
 struct Fixture {
-  std::string dir = TempDir();
-  std::unique_ptr<collectors::SystemView> view = collectors::NewRootedSystemView(TempDir());
+  TempDir dir{"vigil-agent"};
+  TempDir root{"vigil-agent"};  // an empty root for the system view
+  std::unique_ptr<collectors::SystemView> view = collectors::NewRootedSystemView(root.path());
   FakeClock clock{1'800'000'000'000};
   v1::AgentConfig config;
   FakeTransport transport;
   Fixture() {
     config.set_server("127.0.0.1:1");
-    config.set_state_dir(dir + "/state");
+    config.set_state_dir(dir / "state");
     REQUIRE(NormalizeConfig(&config).ok());
     config.set_max_batch(2);
   }
@@ -188,8 +183,8 @@ v1::SignedAttestation WithChecks(uint64_t seq, std::vector<std::string> checks) 
 }
 
 TEST_CASE("a full outbox drops the oldest entries whose checks newer ones carry, and counts them") {
-  std::string dir = TempDir();
-  Outbox outbox(dir, 3);
+  TempDir dir("vigil-agent");
+  Outbox outbox(dir.path(), 3);
   REQUIRE(outbox.Put(1, WithChecks(1, {"a", "b"})).ok());
   REQUIRE(outbox.Put(2, WithChecks(2, {"a"})).ok());
   REQUIRE(outbox.Put(3, WithChecks(3, {"b"})).ok());
@@ -201,7 +196,8 @@ TEST_CASE("a full outbox drops the oldest entries whose checks newer ones carry,
   REQUIRE(outbox.Put(6, WithChecks(6, {"a"})).ok());
   CHECK(*outbox.Pending() == std::vector<uint64_t>{3, 5, 6});
   // Only "b" entries older than the newest "b": none are covered, so the oldest goes.
-  Outbox tight(TempDir(), 2);
+  TempDir tight_dir("vigil-agent");
+  Outbox tight(tight_dir.path(), 2);
   REQUIRE(tight.Put(1, WithChecks(1, {"x"})).ok());
   REQUIRE(tight.Put(2, WithChecks(2, {"y"})).ok());
   REQUIRE(tight.Put(3, WithChecks(3, {"z"})).ok());
@@ -209,7 +205,7 @@ TEST_CASE("a full outbox drops the oldest entries whose checks newer ones carry,
   CHECK(*tight.Dropped() == 1);
   CHECK(*outbox.Dropped() == 3);
   // The count is durable: a new Outbox over the directory reads it.
-  CHECK(*Outbox(dir, 3).Dropped() == 3);
+  CHECK(*Outbox(dir.path(), 3).Dropped() == 3);
 }
 
 TEST_CASE("a long outage: the outbox stays bounded, the newest arrive, the drops are reported") {
@@ -440,7 +436,7 @@ TEST_CASE("a client certificate close to expiry asks for renewal; an expired one
 
 TEST_CASE("an enrollment bundle others can read is refused; a malformed one names the field") {
   Fixture f;
-  std::string path = f.dir + "/bundle.json";
+  std::string path = f.dir / "bundle.json";
   REQUIRE(
       WriteFileAtomic(path, R"({"server": "h:1", "enrollSecret": "vgs_x", "caCert": "x"})", 0600)
           .ok());

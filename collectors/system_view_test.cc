@@ -5,7 +5,6 @@
 #include <linux/filter.h>
 #include <linux/openat2.h>
 #include <linux/seccomp.h>
-#include <stdlib.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -16,13 +15,14 @@
 #include <cstddef>
 #include <fstream>
 
+#include "common/temp_dir.h"
+
 namespace vigil::collectors {
 namespace {
 
-std::string MakeTree() {
-  char tmpl[] = "/tmp/vigil-view-XXXXXX";
-  REQUIRE(::mkdtemp(tmpl) != nullptr);
-  std::string root = tmpl;
+// Fills `dir` with a small /etc and returns its path, the root of a view.
+std::string MakeTree(const TempDir& dir) {
+  const std::string& root = dir.path();
   REQUIRE(::mkdir((root + "/etc").c_str(), 0755) == 0);
   std::ofstream(root + "/etc/hostname") << "fixture-host\n";
   std::ofstream(root + "/etc/b") << "b";
@@ -33,7 +33,8 @@ std::string MakeTree() {
 }
 
 TEST_CASE("a rooted view reads inside its root and cannot escape it") {
-  std::string root = MakeTree();
+  TempDir tree("vigil-view");
+  std::string root = MakeTree(tree);
   auto view = NewRootedSystemView(root);
   auto host = view->ReadFile("/etc/hostname");
   REQUIRE(host.ok());
@@ -57,7 +58,8 @@ TEST_CASE("a rooted view reads inside its root and cannot escape it") {
 // child process under a seccomp filter that does the same: the live root still reads, any other
 // root refuses with a reason rather than reading unconfined.
 TEST_CASE("without openat2 the live root falls back to openat and other roots refuse") {
-  std::string root = MakeTree();
+  TempDir tree("vigil-view");
+  std::string root = MakeTree(tree);
   pid_t pid = ::fork();
   REQUIRE(pid >= 0);
   if (pid == 0) {
@@ -92,7 +94,8 @@ TEST_CASE("without openat2 the live root falls back to openat and other roots re
 }
 
 TEST_CASE("directory listing is sorted; stat and readlink work through the root") {
-  std::string root = MakeTree();
+  TempDir tree("vigil-view");
+  std::string root = MakeTree(tree);
   auto view = NewRootedSystemView(root + "/");
   auto entries = view->ListDir("/etc");
   REQUIRE(entries.ok());
@@ -131,7 +134,8 @@ TEST_CASE("commands: only allow-listed, only on the live root, always with a tim
       sh->Run({"/bin/sh", "-c", "exec >&- 2>&-; sleep 5"}, std::chrono::milliseconds(200));
   CHECK(detached.status().code() == Status::Code::kDeadlineExceeded);
   CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(3));
-  auto fixture = NewRootedSystemView(MakeTree(), {"/bin/echo"});
+  TempDir tree("vigil-view");
+  auto fixture = NewRootedSystemView(MakeTree(tree), {"/bin/echo"});
   CHECK(fixture->Run({"/bin/echo", "x"}, std::chrono::milliseconds(1000)).status().code() ==
         Status::Code::kFailedPrecondition);
 }

@@ -5,20 +5,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cstdlib>
+#include "common/temp_dir.h"
 
 namespace vigil {
 namespace {
 
-std::string TempDir() {
-  char tmpl[] = "/tmp/vigil-files-XXXXXX";
-  REQUIRE(::mkdtemp(tmpl) != nullptr);
-  return tmpl;
-}
-
 TEST_CASE("WriteFileAtomic writes content with the exact mode and replaces old content") {
-  std::string dir = TempDir();
-  std::string path = dir + "/f";
+  TempDir dir("vigil-files");
+  std::string path = dir / "f";
   REQUIRE(WriteFileAtomic(path, "one", 0600).ok());
   REQUIRE(WriteFileAtomic(path, "two", 0600).ok());
   auto r = ReadWholeFile(path);
@@ -30,18 +24,18 @@ TEST_CASE("WriteFileAtomic writes content with the exact mode and replaces old c
 }
 
 TEST_CASE("ReadWholeFile reports missing files and refuses oversized ones") {
-  std::string dir = TempDir();
-  auto missing = ReadWholeFile(dir + "/nope");
+  TempDir dir("vigil-files");
+  auto missing = ReadWholeFile(dir / "nope");
   CHECK(missing.status().code() == Status::Code::kNotFound);
-  REQUIRE(WriteFileAtomic(dir + "/big", std::string(100, 'x')).ok());
-  CHECK(!ReadWholeFile(dir + "/big", 10).ok());
+  REQUIRE(WriteFileAtomic(dir / "big", std::string(100, 'x')).ok());
+  CHECK(!ReadWholeFile(dir / "big", 10).ok());
 }
 
 TEST_CASE("MakeDirs creates nested directories and rejects a file in the way") {
-  std::string dir = TempDir();
-  CHECK(MakeDirs(dir + "/a/b/c", 0700).ok());
-  REQUIRE(WriteFileAtomic(dir + "/file", "x").ok());
-  CHECK(!MakeDirs(dir + "/file", 0700).ok());
+  TempDir dir("vigil-files");
+  CHECK(MakeDirs(dir / "a/b/c", 0700).ok());
+  REQUIRE(WriteFileAtomic(dir / "file", "x").ok());
+  CHECK(!MakeDirs(dir / "file", 0700).ok());
 }
 
 }  // namespace

@@ -1,13 +1,13 @@
 #include "server/aggregator.h"
 
 #include <doctest/doctest.h>
-#include <stdlib.h>
 
 #include <atomic>
 #include <latch>
 #include <thread>
 
 #include "collectors/collectors.h"
+#include "common/temp_dir.h"
 #include "proto/signing.h"
 #include "server/fleet.h"
 #include "server/forwarding_store.h"
@@ -18,12 +18,6 @@ namespace {
 
 constexpr int64_t kStart = 1'800'000'000'000;
 
-std::string TempDir() {
-  char tmpl[] = "/tmp/vigil-agg-XXXXXX";
-  REQUIRE(::mkdtemp(tmpl) != nullptr);
-  return tmpl;
-}
-
 // A policy with only the check-in window: every check is NOT_APPLICABLE, so a clean
 // attestation is COMPLIANT and one carrying a collection error is NON_COMPLIANT.
 v1::Policy WindowOnlyPolicy() {
@@ -33,7 +27,7 @@ v1::Policy WindowOnlyPolicy() {
 }
 
 struct Harness {
-  std::string dir = TempDir();
+  TempDir dir{"vigil-agg"};  // first, so it outlives the store
   FakeClock clock{kStart};
   std::unique_ptr<Store> store;
   Counters counters;
@@ -49,7 +43,7 @@ struct Harness {
     aggregator.reset();
     fleet.reset();
     store.reset();
-    auto s = OpenSqliteStore(dir + "/vigil.db");
+    auto s = OpenSqliteStore(dir / "vigil.db");
     REQUIRE(s.ok());
     store = std::move(s).value();
     credentials = std::make_unique<Credentials>(*store, clock);

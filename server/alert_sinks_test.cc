@@ -25,6 +25,7 @@
 #include <thread>
 
 #include "common/files.h"
+#include "common/temp_dir.h"
 #include "proto/json.h"
 #include "proto/pki.h"
 
@@ -43,12 +44,6 @@ using Deadline = std::chrono::steady_clock::time_point;
 constexpr int64_t kNow = 1'800'000'000'123;  // 2027-01-15T08:00:00.123Z
 constexpr int64_t kNowSeconds = 1'800'000'000;
 constexpr const char* kSecret = "whsec_test";
-
-std::string TempDir() {
-  char tmpl[] = "/tmp/vigil-sinks-XXXXXX";
-  REQUIRE(::mkdtemp(tmpl) != nullptr);
-  return tmpl;
-}
 
 std::string Hostname() {
   char host[256] = {};
@@ -86,11 +81,10 @@ std::unique_ptr<AlertSink> MustMake(const std::string& json, const Clock& clock)
 
 // A webhook sink config for `url` with a secret file (written with a trailing newline, which
 // the sink drops) in `dir`.
-std::string WebhookJson(const std::string& dir, const std::string& url,
-                        const std::string& extra = "") {
-  REQUIRE(WriteFileAtomic(dir + "/secret", std::string(kSecret) + "\n").ok());
-  return R"({"name": "ops-hook", "webhook": {"url": ")" + url + R"(", "secretFile": ")" + dir +
-         R"(/secret")" + extra + "}}";
+std::string WebhookJson(const TempDir& dir, const std::string& url, const std::string& extra = "") {
+  REQUIRE(WriteFileAtomic(dir / "secret", std::string(kSecret) + "\n").ok());
+  return R"({"name": "ops-hook", "webhook": {"url": ")" + url + R"(", "secretFile": ")" +
+         dir.path() + R"(/secret")" + extra + "}}";
 }
 
 // Runs one asynchronous operation of a test receiver until it completes or `deadline` passes
@@ -261,7 +255,7 @@ TEST_CASE("WebhookSignature matches a vector computed with openssl dgst") {
 }
 
 TEST_CASE("webhook sink: a signed POST of the Alert JSON; 2xx is delivered") {
-  std::string dir = TempDir();
+  TempDir dir("vigil-sinks");
   FakeClock clock(kNow);
   HttpReceiver receiver(http::status::no_content);
   auto sink = MustMake(WebhookJson(dir, receiver.Url("/hooks/vigil?team=ops")), clock);
@@ -295,7 +289,7 @@ TEST_CASE("webhook sink: a signed POST of the Alert JSON; 2xx is delivered") {
 
 TEST_CASE(
     "webhook sink: 408, 429, 5xx, 401/403/404/410 retried, other 4xx rejected, redirects retried") {
-  std::string dir = TempDir();
+  TempDir dir("vigil-sinks");
   FakeClock clock(kNow);
   struct Case {
     http::status status;
@@ -334,7 +328,7 @@ TEST_CASE(
 }
 
 TEST_CASE("webhook sink: a receiver not listening is retried") {
-  std::string dir = TempDir();
+  TempDir dir("vigil-sinks");
   FakeClock clock(kNow);
   std::string origin = "http://127.0.0.1:" + std::to_string(ClosedPort());
   auto sink = MustMake(WebhookJson(dir, origin + "/hook"), clock);
@@ -344,7 +338,7 @@ TEST_CASE("webhook sink: a receiver not listening is retried") {
 }
 
 TEST_CASE("webhook sink: a receiver that never answers is retried at the timeout") {
-  std::string dir = TempDir();
+  TempDir dir("vigil-sinks");
   FakeClock clock(kNow);
   // Listening but never accepting: the kernel completes the handshake and takes the request into
   // the backlog, and no response ever comes.
@@ -362,13 +356,13 @@ TEST_CASE("webhook sink: a receiver that never answers is retried at the timeout
 }
 
 TEST_CASE("webhook sink over https: the peer is verified against caFile, by name and address") {
-  std::string dir = TempDir();
+  TempDir dir("vigil-sinks");
   FakeClock clock(kNow);
   int64_t now_s = std::time(nullptr);  // certificates are checked against the real time
   auto ca = pki::CreateCa("sink test CA", now_s, 1);
   REQUIRE(ca.ok());
-  REQUIRE(WriteFileAtomic(dir + "/ca.crt", ca->cert_pem).ok());
-  std::string ca_file = R"(, "caFile": ")" + dir + R"(/ca.crt")";
+  REQUIRE(WriteFileAtomic(dir / "ca.crt", ca->cert_pem).ok());
+  std::string ca_file = R"(, "caFile": ")" + dir.path() + R"(/ca.crt")";
 
   SUBCASE("an IP address in the URL matches the certificate's IP SAN") {
     auto cert = pki::IssueServerCert(*ca, {"127.0.0.1"}, now_s, 1);
@@ -510,7 +504,8 @@ TEST_CASE("syslog sink over TCP: octet counting, delivered once the receiver clo
 
 TEST_CASE("syslog sink over a unix datagram socket (like /dev/log)") {
   FakeClock clock(kNow);
-  std::string path = TempDir() + "/log";
+  TempDir dir("vigil-sinks");
+  std::string path = dir / "log";
   auto sink =
       MustMake(R"({"name": "local", "syslog": {"address": "unix:)" + path + R"("}})", clock);
   // Nobody bound yet: retried.
@@ -527,7 +522,8 @@ TEST_CASE("syslog sink over a unix datagram socket (like /dev/log)") {
 }
 
 TEST_CASE("alert sink configuration errors name the sink and the field") {
-  std::string dir = TempDir();
+  TempDir tmp("vigil-sinks");
+  const std::string& dir = tmp.path();
   REQUIRE(WriteFileAtomic(dir + "/secret", "s3cret\n").ok());
   REQUIRE(WriteFileAtomic(dir + "/empty", "\n").ok());
   REQUIRE(WriteFileAtomic(dir + "/garbage.pem", "not a certificate\n").ok());

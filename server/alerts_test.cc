@@ -5,7 +5,6 @@
 #include "server/alerts.h"
 
 #include <doctest/doctest.h>
-#include <stdlib.h>
 #include <sys/socket.h>
 
 #include <boost/asio/ip/tcp.hpp>
@@ -16,6 +15,7 @@
 #include <thread>
 
 #include "common/files.h"
+#include "common/temp_dir.h"
 #include "proto/json.h"
 #include "server/sqlite_store.h"
 
@@ -48,12 +48,6 @@ class ScriptedSink final : public AlertSink {
  private:
   std::string name_;
 };
-
-std::string TempDb() {
-  char tmpl[] = "/tmp/vigil-alerts-XXXXXX";
-  REQUIRE(::mkdtemp(tmpl) != nullptr);
-  return std::string(tmpl) + "/vigil.db";
-}
 
 AuditRecord Audit() { return {kNow, "test", "x", "t", "", true}; }
 
@@ -89,7 +83,8 @@ void Enroll(Store& store, const std::string& id, char key) {
 }
 
 struct Rig {
-  std::string path = TempDb();
+  TempDir dir{"vigil-alerts"};  // first, so it outlives the store
+  std::string path = dir / "vigil.db";
   std::unique_ptr<Store> store = OpenSqliteStore(path).value();
   FakeClock clock{kNow};
   Counters counters;
@@ -300,17 +295,17 @@ class Receiver {
 
 TEST_CASE(
     "alerts: a real webhook receiver gets signed alerts; down, they queue; back, all arrive once") {
-  std::string path = TempDb();
+  TempDir dir("vigil-alerts");
+  std::string path = dir / "vigil.db";
   auto store = OpenSqliteStore(path).value();
   FakeClock clock{kNow};
   Counters counters;
   uint16_t port = 0;
   { port = Receiver(0).port(); }  // a free port, closed again: the receiver is down
-  std::string dir = path.substr(0, path.rfind('/'));
-  REQUIRE(WriteFileAtomic(dir + "/hook.secret", "s3cret-hmac-key\n", 0600).ok());
+  REQUIRE(WriteFileAtomic(dir / "hook.secret", "s3cret-hmac-key\n", 0600).ok());
   v1::AlertSink config;
   REQUIRE(ParseJsonStrict(R"({"name": "soc", "webhook": {"url": "http://127.0.0.1:)" +
-                              std::to_string(port) + R"(/vigil", "secretFile": ")" + dir +
+                              std::to_string(port) + R"(/vigil", "secretFile": ")" + dir.path() +
                               R"(/hook.secret", "timeoutSeconds": 2}})",
                           &config, "test")
               .ok());

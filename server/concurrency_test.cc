@@ -6,10 +6,8 @@
 // (scripts/test.sh); keep "concurrent" in the names of new cases that belong there.
 #include <doctest/doctest.h>
 #include <spdlog/spdlog.h>
-#include <stdlib.h>
 
 #include <atomic>
-#include <filesystem>
 #include <latch>
 #include <map>
 #include <memory>
@@ -20,6 +18,7 @@
 #include <vector>
 
 #include "collectors/collectors.h"
+#include "common/temp_dir.h"
 #include "proto/audit_chain.h"
 #include "proto/signing.h"
 #include "server/aggregator.h"
@@ -69,19 +68,6 @@ std::unique_ptr<Server> OpenServer(const std::string& db_path) {
   s->fleet = std::make_unique<Fleet>(*s->store, s->clock, s->aggregator->policy(), s->counters);
   return s;
 }
-
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/vigil-conc-XXXXXX";
-    REQUIRE(::mkdtemp(tmpl) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-};
 
 // Failures seen on worker threads, checked on the test's thread (doctest's REQUIRE throws, which
 // must not happen on another thread).
@@ -163,8 +149,8 @@ TEST_CASE("concurrent: devices enroll and report while the fleet is read") {
   constexpr int kDevices = 4;
   constexpr uint64_t kReports = 20;
   constexpr int kGuesses = 5;
-  TempDir dir;
-  auto server = OpenServer(dir.path + "/vigil.db");
+  TempDir dir("vigil-conc");
+  auto server = OpenServer(dir / "vigil.db");
   Server& s = *server;
   Problems problems;
 
@@ -318,8 +304,8 @@ TEST_CASE("concurrent: devices enroll and report while the fleet is read") {
 TEST_CASE("concurrent: the same attestation at once is stored once and never TAMPERED") {
   constexpr int kSenders = 6;
   constexpr uint64_t kRounds = 8;
-  TempDir dir;
-  auto server = OpenServer(dir.path + "/vigil.db");
+  TempDir dir("vigil-conc");
+  auto server = OpenServer(dir / "vigil.db");
   Server& s = *server;
   auto key = signing::DeviceKey::Generate();
   REQUIRE(key.ok());
@@ -360,8 +346,8 @@ TEST_CASE("concurrent: the same attestation at once is stored once and never TAM
 
 TEST_CASE("concurrent: one key enrolling from several threads is one device") {
   constexpr int kThreads = 6;
-  TempDir dir;
-  auto server = OpenServer(dir.path + "/vigil.db");
+  TempDir dir("vigil-conc");
+  auto server = OpenServer(dir / "vigil.db");
   Server& s = *server;
   auto key = signing::DeviceKey::Generate();
   REQUIRE(key.ok());

@@ -4,7 +4,6 @@
 #include "server/http_api.h"
 
 #include <doctest/doctest.h>
-#include <stdlib.h>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -12,7 +11,6 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
-#include <filesystem>
 #include <map>
 #include <regex>
 #include <set>
@@ -20,6 +18,7 @@
 #include <thread>
 
 #include "collectors/collectors.h"
+#include "common/temp_dir.h"
 #include "proto/json.h"
 #include "proto/pki.h"
 #include "proto/signing.h"
@@ -42,12 +41,6 @@ namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
 
 constexpr int64_t kStart = 1'800'000'000'000;
-
-std::string TempDir() {
-  char tmpl[] = "/tmp/vigil-http-XXXXXX";
-  REQUIRE(::mkdtemp(tmpl) != nullptr);
-  return tmpl;
-}
 
 struct Response {
   int status = 0;
@@ -151,7 +144,7 @@ v1::Attestation Att(const std::string& device_id, uint64_t seq, bool failing) {
 }
 
 struct Harness {
-  std::string dir = TempDir();
+  TempDir dir{"vigil-http"};  // first, so it outlives the store
   FakeClock clock{kStart};
   Counters counters;
   Histogram report_duration{Histogram::LatencyBuckets()};
@@ -169,7 +162,7 @@ struct Harness {
   std::string compliant_id, failing_id;
 
   explicit Harness(HttpServerOptions options = {}) {
-    auto s = OpenSqliteStore(dir + "/vigil.db");
+    auto s = OpenSqliteStore(dir / "vigil.db");
     REQUIRE(s.ok());
     store = std::move(s).value();
     credentials = std::make_unique<Credentials>(*store, clock);
@@ -184,7 +177,7 @@ struct Harness {
         std::make_unique<Aggregator>(*store, clock, *credentials, counters, *policy_state, opts);
     fleet = std::make_unique<Fleet>(*store, clock, *policy_state, counters);
     changes = std::make_unique<PolicyChanges>(*store, clock, *policy_state, counters);
-    auto t = CreateTlsMaterial(dir, {"127.0.0.1", "localhost"},
+    auto t = CreateTlsMaterial(dir.path(), {"127.0.0.1", "localhost"},
                                std::chrono::duration_cast<std::chrono::seconds>(
                                    std::chrono::system_clock::now().time_since_epoch())
                                    .count());
@@ -210,8 +203,6 @@ struct Harness {
     policy_state.reset();
     credentials.reset();
     store.reset();
-    std::error_code ignored;
-    std::filesystem::remove_all(dir, ignored);
   }
 
   std::string Token(const std::string& name, Role role) {

@@ -4,12 +4,11 @@
 #include "server/policy_changes.h"
 
 #include <doctest/doctest.h>
-#include <stdlib.h>
 
-#include <filesystem>
 #include <map>
 
 #include "collectors/collectors.h"
+#include "common/temp_dir.h"
 #include "proto/signing.h"
 #include "server/aggregator.h"
 #include "server/auth.h"
@@ -45,7 +44,7 @@ v1::PolicySet BlockUsbExceptLab() {
 }
 
 struct World {
-  std::string dir;
+  TempDir dir{"vigil-policy"};  // first, so it outlives the store
   FakeClock clock{kStart};
   Counters counters;
   std::unique_ptr<Store> store;
@@ -59,10 +58,7 @@ struct World {
   std::map<std::string, uint64_t> sequence;
 
   World() {
-    char tmpl[] = "/tmp/vigil-policy-XXXXXX";
-    REQUIRE(::mkdtemp(tmpl) != nullptr);
-    dir = tmpl;
-    auto s = OpenSqliteStore(dir + "/vigil.db");
+    auto s = OpenSqliteStore(dir / "vigil.db");
     REQUIRE(s.ok());
     store = std::move(s).value();
     credentials = std::make_unique<Credentials>(*store, clock);
@@ -76,11 +72,6 @@ struct World {
     fleet = std::make_unique<Fleet>(*store, clock, *policy, counters);
     changes = std::make_unique<PolicyChanges>(*store, clock, *policy, counters);
   }
-  ~World() {
-    std::error_code ec;
-    std::filesystem::remove_all(dir, ec);
-  }
-
   // Enrolls a device and reports evidence: an empty USB section (no rules: fails BLOCKED).
   std::string Device() {
     auto key = signing::DeviceKey::Generate();

@@ -3,9 +3,9 @@
 // rows (TLS 1.3 only, tokens over gRPC, client certificates on the wire) are in the e2e test.
 #include <doctest/doctest.h>
 #include <sqlite3.h>
-#include <stdlib.h>
 
 #include "collectors/collectors.h"
+#include "common/temp_dir.h"
 #include "proto/audit_chain.h"
 #include "proto/pki.h"
 #include "proto/signing.h"
@@ -20,12 +20,6 @@ namespace {
 
 constexpr int64_t kNow = 1'800'000'000'000;
 
-std::string TempDir() {
-  char tmpl[] = "/tmp/vigil-sec-XXXXXX";
-  REQUIRE(::mkdtemp(tmpl) != nullptr);
-  return tmpl;
-}
-
 signing::DeviceKey NewKey() {
   auto k = signing::DeviceKey::Generate();
   REQUIRE(k.ok());
@@ -33,7 +27,7 @@ signing::DeviceKey NewKey() {
 }
 
 struct Server {
-  std::string dir = TempDir();
+  TempDir dir{"vigil-sec"};  // first, so it outlives the store
   FakeClock clock{kNow};
   Counters counters;
   std::unique_ptr<Store> store;
@@ -45,7 +39,7 @@ struct Server {
   pki::KeyAndCert ca;
 
   explicit Server(AggregatorOptions opts = {}) {
-    auto s = OpenSqliteStore(dir + "/vigil.db");
+    auto s = OpenSqliteStore(dir / "vigil.db");
     REQUIRE(s.ok());
     store = std::move(s).value();
     credentials = std::make_unique<Credentials>(*store, clock);
@@ -607,7 +601,7 @@ TEST_CASE("audit log: every security event, chained; edits and deletions are det
 
   // The server's own connection cannot change or delete entries.
   sqlite3* db = nullptr;
-  REQUIRE(sqlite3_open((s.dir + "/vigil.db").c_str(), &db) == SQLITE_OK);
+  REQUIRE(sqlite3_open((s.dir / "vigil.db").c_str(), &db) == SQLITE_OK);
   CHECK(sqlite3_exec(db, "UPDATE audit SET detail='x' WHERE id=2", nullptr, nullptr, nullptr) !=
         SQLITE_OK);
   CHECK(sqlite3_exec(db, "DELETE FROM audit WHERE id=2", nullptr, nullptr, nullptr) != SQLITE_OK);

@@ -10,9 +10,11 @@
 #include <atomic>
 #include <functional>
 #include <map>
+#include <memory>
 #include <random>
 #include <thread>
 
+#include "common/temp_dir.h"
 #include "proto/audit_chain.h"
 #include "server/jobs.h"
 #include "server/postgres_store.h"
@@ -29,6 +31,8 @@ struct Backend {
   std::function<std::unique_ptr<Store>()> open;
   // Runs SQL on the same database around the store (to make it look like an earlier release's).
   std::function<void(const std::string&)> exec;
+  // The SQLite database's directory, removed with the Backend (after the case's stores closed).
+  std::unique_ptr<TempDir> dir;
 };
 
 std::string RandomSuffix() {
@@ -51,9 +55,8 @@ std::string FreshPostgresSchema(const std::string& url) {
 
 std::vector<Backend> Backends() {
   std::vector<Backend> out;
-  char tmpl[] = "/tmp/vigil-store-XXXXXX";
-  REQUIRE(::mkdtemp(tmpl) != nullptr);
-  std::string path = std::string(tmpl) + "/vigil.db";
+  auto dir = std::make_unique<TempDir>("vigil-store");
+  std::string path = *dir / "vigil.db";
   out.push_back({"sqlite",
                  [path] {
                    auto s = OpenSqliteStore(path);
@@ -70,7 +73,8 @@ std::vector<Backend> Backends() {
                    sqlite3_free(msg);
                    sqlite3_close(db);
                    REQUIRE_MESSAGE(rc == SQLITE_OK, m);
-                 }});
+                 },
+                 std::move(dir)});
   const char* url = std::getenv("VIGIL_TEST_POSTGRES_URL");
   const char* required = std::getenv("VIGIL_REQUIRE_POSTGRES");
   if (url == nullptr || *url == '\0') {
@@ -99,7 +103,8 @@ std::vector<Backend> Backends() {
                    PQclear(r);
                    PQfinish(conn);
                    REQUIRE_MESSAGE(ok, m);
-                 }});
+                 },
+                 nullptr});  // nothing on disk here
   return out;
 }
 
@@ -579,9 +584,8 @@ TEST_CASE(
 }
 
 TEST_CASE("sqlite store: a database of the first release keeps its attestations") {
-  char tmpl[] = "/tmp/vigil-store-XXXXXX";
-  REQUIRE(::mkdtemp(tmpl) != nullptr);
-  std::string path = std::string(tmpl) + "/vigil.db";
+  TempDir dir("vigil-store");
+  std::string path = dir / "vigil.db";
   {
     // The first release's layout: attestations keyed by (device_id, sequence), WITHOUT ROWID.
     sqlite3* db = nullptr;

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "common/files.h"
+#include "common/temp_dir.h"
 #include "proto/json.h"
 #include "server/vigilctl_cli.h"
 #include "server/vigilctl_fetch.h"
@@ -1220,9 +1221,8 @@ TEST_CASE("device detail: readable and sanitized") {
 // ---- atomic output ----------------------------------------------------------------------------
 
 TEST_CASE("atomic output: the file appears whole on commit, untouched without") {
-  char tmpl[] = "/tmp/vigilctl_test.XXXXXX";
-  REQUIRE(mkdtemp(tmpl) != nullptr);
-  std::string dir = tmpl, path = dir + "/report.csv";
+  TempDir dir("vigil-ctl");
+  std::string path = dir / "report.csv";
   REQUIRE(WriteFileAtomic(path, "old report").ok());
   {
     auto out = AtomicFileOutput(path);
@@ -1239,10 +1239,10 @@ TEST_CASE("atomic output: the file appears whole on commit, untouched without") 
     CHECK((*out)->Commit().ok());
   }
   CHECK(ReadWholeFile(path)->size() == 100003);
-  CHECK(std::system(("test $(ls -A " + dir + " | wc -l) -eq 1").c_str()) == 0);  // no temp left
-  CHECK(!AtomicFileOutput(dir + "/missing-dir/x.csv").ok());
-  CHECK(!AtomicFileOutput(dir + "/").ok());
-  std::system(("rm -rf " + dir).c_str());
+  // No temp file left beside it.
+  CHECK(std::system(("test $(ls -A " + dir.path() + " | wc -l) -eq 1").c_str()) == 0);
+  CHECK(!AtomicFileOutput(dir / "missing-dir/x.csv").ok());
+  CHECK(!AtomicFileOutput(dir.path() + "/").ok());
 }
 
 // ---- paging and the export stream, against an in-process FleetService ---------------------------
@@ -1454,9 +1454,8 @@ TEST_CASE("export: CSV and JSON Lines into a file; a failed stream leaves the fi
   FakeServer fs;
   fs.fleet.records = {TwoCheckRecord(), TwoCheckRecord()};
   fs.fleet.records[1].set_sequence(8);
-  char tmpl[] = "/tmp/vigilctl_export.XXXXXX";
-  REQUIRE(mkdtemp(tmpl) != nullptr);
-  const std::string dir = tmpl, path = dir + "/evidence.csv";
+  TempDir dir("vigil-ctl");
+  const std::string path = dir / "evidence.csv";
 
   {
     auto out = AtomicFileOutput(path);
@@ -1472,13 +1471,13 @@ TEST_CASE("export: CSV and JSON Lines into a file; a failed stream leaves the fi
   CHECK(Contains(csv, CsvRecord(ExportCsvRows(fs.fleet.records[1])[1])));
 
   {
-    auto out = AtomicFileOutput(dir + "/evidence.jsonl");
+    auto out = AtomicFileOutput(dir / "evidence.jsonl");
     REQUIRE(out.ok());
     ExportResult r = StreamExport(fs.Calls(1000), v1::ExportRequest(), "json", **out);
     REQUIRE(r.ok());
     REQUIRE((*out)->Commit().ok());
   }
-  std::istringstream lines(*ReadWholeFile(dir + "/evidence.jsonl"));
+  std::istringstream lines(*ReadWholeFile(dir / "evidence.jsonl"));
   std::string line;
   int n = 0;
   while (std::getline(lines, line)) {
@@ -1499,7 +1498,6 @@ TEST_CASE("export: CSV and JSON Lines into a file; a failed stream leaves the fi
     CHECK(r.records == 1);
   }
   CHECK(*ReadWholeFile(path) == csv);  // the earlier, complete report
-  std::system(("rm -rf " + dir).c_str());
 }
 
 }  // namespace

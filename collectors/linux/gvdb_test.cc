@@ -13,27 +13,12 @@
 #include <string>
 #include <vector>
 
+#include "common/temp_dir.h"
+
 namespace vigil::collectors::linux_os {
 namespace {
 
 namespace fs = std::filesystem;
-
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "vigil-gvdb-XXXXXX").string();
-    REQUIRE(mkdtemp(tmpl.data()) != nullptr);
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
 
 void WriteFile(const fs::path& p, const std::string& text) {
   fs::create_directories(p.parent_path());
@@ -51,13 +36,12 @@ std::string ReadAll(const fs::path& p) {
 std::string DconfCompile(const std::vector<std::pair<std::string, std::string>>& files) {
   REQUIRE_MESSAGE(fs::exists("/usr/bin/dconf"),
                   "dconf is required to build GVDB test data (apt-get install dconf-cli)");
-  TempDir dir;
-  for (const auto& [name, text] : files) WriteFile(dir.path() / "db.d" / name, text);
-  fs::create_directories(dir.path() / "db.d");
-  std::string cmd = "/usr/bin/dconf compile '" + (dir.path() / "db").string() + "' '" +
-                    (dir.path() / "db.d").string() + "'";
+  TempDir dir("vigil-gvdb");
+  for (const auto& [name, text] : files) WriteFile(dir / ("db.d/" + name), text);
+  fs::create_directories(dir / "db.d");
+  std::string cmd = "/usr/bin/dconf compile '" + (dir / "db") + "' '" + (dir / "db.d") + "'";
   REQUIRE(std::system(cmd.c_str()) == 0);
-  return ReadAll(dir.path() / "db");
+  return ReadAll(dir / "db");
 }
 
 const std::vector<std::pair<std::string, std::string>> kScreensaverDb = {

@@ -12,6 +12,7 @@
 
 #include "collectors/collectors.h"
 #include "collectors/evaluate.h"
+#include "common/temp_dir.h"
 
 namespace vigil::collectors {
 namespace {
@@ -39,14 +40,11 @@ void CompileKeyfileDirs(const fs::path& dir) {
 // A temporary copy of one fixture case with its dconf databases compiled; removed on destruction.
 class FixtureRoot {
  public:
-  explicit FixtureRoot(const std::string& name) {
+  explicit FixtureRoot(const std::string& name) : root_(dir_.path()) {
     REQUIRE_MESSAGE(fs::exists(kDconf),
                     "dconf is required to compile GVDB fixtures (apt-get install dconf-cli)");
     fs::path src = fs::path(VIGIL_FIXTURES_DIR) / "screen_lock" / name;
     REQUIRE_MESSAGE(fs::is_directory(src), "missing fixture " << src);
-    std::string tmpl = (fs::temp_directory_path() / "vigil-screen-lock-XXXXXX").string();
-    REQUIRE(mkdtemp(tmpl.data()) != nullptr);
-    root_ = tmpl;
     fs::copy(src, root_, fs::copy_options::recursive);
     CompileKeyfileDirs(root_ / "etc/dconf/db");
     if (fs::is_directory(root_ / "home")) {
@@ -55,13 +53,10 @@ class FixtureRoot {
       }
     }
   }
-  ~FixtureRoot() {
-    std::error_code ec;
-    fs::remove_all(root_, ec);
-  }
   const fs::path& path() const { return root_; }
 
  private:
+  TempDir dir_{"vigil-screen-lock"};  // first: root_ is its path
   fs::path root_;
 };
 
