@@ -8,12 +8,24 @@
 #include "collectors/collectors.h"
 #include "collectors/evaluate.h"
 #include "collectors/policy.h"
+#include "collectors/utf8.h"
 #include "common/files.h"
 #include "proto/json.h"
 #include "proto/pki.h"
 #include "proto/signing.h"
 
 namespace vigil::agent {
+namespace {
+
+// At most `max` bytes, cut before a UTF-8 continuation byte so a character is never split.
+std::string TruncateUtf8(const std::string& s, size_t max) {
+  if (s.size() <= max) return s;
+  size_t n = max;
+  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+  return s.substr(0, n);
+}
+
+}  // namespace
 
 const char* const kAgentVersion = "0.1.0";
 
@@ -251,6 +263,24 @@ v1::Attestation Agent::Collect(const std::string& device_id, uint64_t sequence) 
   return att;
 }
 
+v1::AgentHealth Agent::Health(size_t outbox_depth, uint64_t outbox_dropped, bool complete,
+                              int64_t now_ms) const {
+  v1::AgentHealth h;
+  h.set_outbox_depth(static_cast<uint32_t>(outbox_depth));
+  h.set_outbox_dropped(outbox_dropped);
+  auto st = state_.LoadRunStatus();
+  if (st.ok()) {
+    h.set_last_report_ms(st->last_report_ms());
+    h.set_report_failures(st->report_failures());
+    // Errors quote paths and server messages: bytes, made UTF-8 before they are signed.
+    h.set_last_error(
+        TruncateUtf8(collectors::SanitizeUtf8(st->last_error()), kMaxHealthErrorBytes));
+    h.set_last_complete_collection_ms(st->last_complete_collection_ms());
+  }
+  if (complete) h.set_last_complete_collection_ms(now_ms);
+  return h;
+}
+
 void Agent::RecordRun(const std::function<void(v1::AgentRunStatus*)>& update) {
   auto st = state_.LoadRunStatus();
   v1::AgentRunStatus status = st.ok() ? *st : v1::AgentRunStatus();
@@ -265,11 +295,13 @@ void Agent::NoteNextRun(int64_t next_run_ms) {
 }
 
 Result<uint64_t> Agent::CollectAndQueue() {
-  auto seq = CollectAndQueueImpl();
+  bool complete = false;
+  auto seq = CollectAndQueueImpl(&complete);
   const int64_t now = clock_.NowMillis();
   RecordRun([&](v1::AgentRunStatus* st) {
     if (seq.ok()) {
       st->set_last_collection_ms(now);
+      if (complete) st->set_last_complete_collection_ms(now);
     } else {
       st->set_last_error("collection: " + seq.status().message());
     }
@@ -284,15 +316,17 @@ Result<FlushStats> Agent::Flush(Transport& transport) {
     st->set_last_attempt_ms(now);
     if (stats.ok()) {
       st->set_last_report_ms(now);
+      st->set_report_failures(0);
       st->clear_last_error();
     } else {
+      st->set_report_failures(st->report_failures() + 1);
       st->set_last_error("report: " + stats.status().message());
     }
   });
   return stats;
 }
 
-Result<uint64_t> Agent::CollectAndQueueImpl() {
+Result<uint64_t> Agent::CollectAndQueueImpl(bool* complete) {
   if (Status s = state_.Prepare(); !s.ok()) return s;
   auto device_id = state_.DeviceId();
   if (!device_id.ok()) return device_id.status();
@@ -317,8 +351,9 @@ Result<uint64_t> Agent::CollectAndQueueImpl() {
   if (!pending.ok()) return pending.status();
   auto dropped = outbox_.Dropped();
   if (!dropped.ok()) return dropped.status();
-  att.mutable_agent_health()->set_outbox_depth(static_cast<uint32_t>(pending->size()));
-  att.mutable_agent_health()->set_outbox_dropped(*dropped);
+  *complete = std::none_of(att.checks().begin(), att.checks().end(),
+                           [](const v1::CheckResult& c) { return c.status() == v1::ERROR; });
+  *att.mutable_agent_health() = Health(pending->size(), *dropped, *complete, clock_.NowMillis());
   auto signed_att = signing::SignAttestation(att, *key);
   if (!signed_att.ok()) return signed_att.status();
   if (Status s = outbox_.Put(*seq, *signed_att); !s.ok()) return s;

@@ -95,7 +95,13 @@ class Agent {
   void NoteNextRun(int64_t next_run_ms);
 
  private:
-  Result<uint64_t> CollectAndQueueImpl();
+  // `*complete`: every check collected evidence (none is ERROR).
+  Result<uint64_t> CollectAndQueueImpl(bool* complete);
+  // The agent's health signed into each attestation: outbox, reports, last error, from
+  // status.json and the outbox.
+  v1::AgentHealth Health(size_t outbox_depth, uint64_t outbox_dropped, bool complete,
+                         int64_t now_ms) const;
+  static constexpr size_t kMaxHealthErrorBytes = 512;
   Result<FlushStats> FlushImpl(Transport& transport);
   // Records what just happened in state_dir/status.json; failures to record are only logged.
   void RecordRun(const std::function<void(v1::AgentRunStatus*)>& update);

@@ -238,6 +238,10 @@ TEST_CASE("a long outage: the outbox stays bounded, the newest arrive, the drops
   v1::Attestation first;
   REQUIRE(first.ParseFromString(f.transport.envelopes.front().attestation()));
   CHECK(first.agent_health().outbox_dropped() == 6);  // seq 16 made room by dropping 6
+  // Health apart from compliance: 24 failed reports before seq 25, never reported, the error.
+  CHECK(last.agent_health().report_failures() == 24);
+  CHECK(last.agent_health().last_report_ms() == 0);
+  CHECK(last.agent_health().last_error() == "report: down");
   CHECK(outbox.Pending()->empty());
   // The run status `vigil-agent status` shows: the last report succeeded, no error left.
   auto run = agent.state().LoadRunStatus();
@@ -257,6 +261,65 @@ TEST_CASE("a long outage: the outbox stays bounded, the newest arrive, the drops
   v1::AgentConfig bad = f.config;
   bad.set_outbox_max_entries(5);
   CHECK(NormalizeConfig(&bad).message().find("outboxMaxEntries") != std::string::npos);
+}
+
+TEST_CASE(
+    "agent health: failed reports and the last error reset on success; complete collections") {
+  Fixture f;
+  // The empty root cannot give password_policy evidence (ERROR); the compliant fixture gives
+  // evidence for every check.
+  auto full = collectors::NewRootedSystemView(std::string(VIGIL_FIXTURES_DIR) + "/e2e/compliant");
+  // One Agent at a time owns the state directory: each step opens it with the view it needs.
+  auto with = [&](const collectors::SystemView& view, const std::function<void(Agent&)>& step) {
+    Agent agent(f.config, view, f.clock);
+    step(agent);
+  };
+  f.transport.keep_envelopes = true;
+  auto health_of = [&](size_t i) {
+    v1::Attestation a;
+    REQUIRE(a.ParseFromString(f.transport.envelopes.at(i).attestation()));
+    return a.agent_health();
+  };
+  with(*f.view, [&](Agent& a) {
+    REQUIRE(a.Enroll(f.transport, "s3cret-s3cret-s3cret").ok());
+    REQUIRE(a.CollectAndQueue().ok());
+    REQUIRE(a.Flush(f.transport).ok());
+  });
+  CHECK(health_of(0).last_complete_collection_ms() == 0);
+  CHECK(health_of(0).report_failures() == 0);
+  const int64_t reported = f.clock.NowMillis();
+
+  f.clock.Advance(60'000);
+  const int64_t complete = f.clock.NowMillis();
+  f.transport.down = true;
+  with(*full, [&](Agent& a) {
+    REQUIRE(a.CollectAndQueue().ok());
+    CHECK(!a.Flush(f.transport).ok());
+  });
+  f.clock.Advance(60'000);
+  with(*f.view, [&](Agent& a) {
+    REQUIRE(a.CollectAndQueue().ok());
+    CHECK(!a.Flush(f.transport).ok());
+  });
+  f.transport.down = false;
+  with(*full, [&](Agent& a) { REQUIRE(a.Flush(f.transport).ok()); });
+  REQUIRE(f.transport.envelopes.size() == 3);
+  CHECK(health_of(1).last_complete_collection_ms() == complete);
+  CHECK(health_of(1).last_report_ms() == reported);
+  CHECK(health_of(1).report_failures() == 0);
+  CHECK(health_of(2).last_complete_collection_ms() == complete);  // its own had an ERROR
+  CHECK(health_of(2).report_failures() == 1);
+  CHECK(health_of(2).last_error() == "report: down");
+  // After a successful report the next attestation is healthy again.
+  f.clock.Advance(60'000);
+  with(*full, [&](Agent& a) {
+    REQUIRE(a.CollectAndQueue().ok());
+    REQUIRE(a.Flush(f.transport).ok());
+  });
+  CHECK(health_of(3).report_failures() == 0);
+  CHECK(health_of(3).last_error().empty());
+  CHECK(health_of(3).last_report_ms() == f.clock.NowMillis() - 60'000);
+  CHECK(health_of(3).last_complete_collection_ms() == f.clock.NowMillis());
 }
 
 TEST_CASE("a rejected attestation is kept aside with its reason, not lost") {

@@ -262,7 +262,10 @@ int ShowStatus(const Flags& flags) {
     std::cout << "enrolled        " << (device.ok() ? "yes, as " + *device : "no") << "\n"
               << "server          " << (report.server().empty() ? "-" : report.server()) << "\n"
               << "last collection " << TimeOrNever(run->last_collection_ms()) << "\n"
+              << "last complete   " << TimeOrNever(run->last_complete_collection_ms())
+              << " (every check collected)\n"
               << "last report     " << TimeOrNever(run->last_report_ms()) << "\n"
+              << "report failures " << run->report_failures() << " in a row\n"
               << "last error      " << (run->last_error().empty() ? "-" : run->last_error()) << "\n"
               << "outbox          " << report.outbox_depth() << " queued, "
               << report.outbox_dropped() << " dropped while the server was unreachable\n"

@@ -177,6 +177,33 @@ TEST_CASE("report: accepted, re-evaluated by the server, history kept") {
   CHECK(h.HistorySize(id) == 2);
 }
 
+TEST_CASE("the agent's health is told apart from the device's compliance") {
+  Harness h;
+  auto key = signing::DeviceKey::Generate();
+  REQUIRE(key.ok());
+  std::string id = h.Enroll(*key);
+  auto problems = [&] {
+    v1::GetDeviceRequest req;
+    req.set_device_id(id);
+    auto r = h.fleet->GetDevice(req);
+    REQUIRE(r.ok());
+    return std::vector<std::string>(r->agent_problems().begin(), r->agent_problems().end());
+  };
+  REQUIRE(h.Send(Sign(Att(id, 1), *key)).code() == kAckOk);
+  CHECK(problems().empty());  // compliant and healthy
+  // Evidence that could not be collected, reports that failed, drops: the agent needs attention.
+  v1::Attestation sick = Att(id, 2, /*failing=*/true);
+  sick.mutable_agent_health()->set_report_failures(3);
+  sick.mutable_agent_health()->set_outbox_dropped(7);
+  sick.mutable_agent_health()->set_last_error("report: deadline exceeded");
+  REQUIRE(h.Send(Sign(sick, *key)).code() == kAckOk);
+  CHECK(problems() ==
+        std::vector<std::string>{"could not collect evidence for usb_storage",
+                                 "3 report attempts failed in a row before this attestation",
+                                 "7 attestations dropped from a full outbox while offline",
+                                 "last error: report: deadline exceeded"});
+}
+
 TEST_CASE("a lost acknowledgement: the same attestation again is acknowledged and stored once") {
   Harness h;
   auto key = signing::DeviceKey::Generate();

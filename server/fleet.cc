@@ -49,6 +49,28 @@ v1::Alert ToAlert(const AlertRecord& a, const std::string& instance) {
   return out;
 }
 
+std::vector<std::string> AgentProblems(const v1::Attestation& latest) {
+  std::vector<std::string> problems;
+  std::string errors;
+  for (const auto& c : latest.checks()) {
+    // An excepted check keeps the failure's status in its reason; only ERROR means no evidence.
+    if (c.status() != v1::ERROR) continue;
+    errors += (errors.empty() ? "" : ", ") + c.check();
+  }
+  if (!errors.empty()) problems.push_back("could not collect evidence for " + errors);
+  const auto& h = latest.agent_health();
+  if (h.report_failures() > 0) {
+    problems.push_back(std::to_string(h.report_failures()) +
+                       " report attempts failed in a row before this attestation");
+  }
+  if (h.outbox_dropped() > 0) {
+    problems.push_back(std::to_string(h.outbox_dropped()) +
+                       " attestations dropped from a full outbox while offline");
+  }
+  if (!h.last_error().empty()) problems.push_back("last error: " + h.last_error());
+  return problems;
+}
+
 Fleet::Fleet(Store& store, const Clock& clock, PolicyState& policy, Counters& counters)
     : store_(store), clock_(clock), policy_(policy), counters_(counters) {}
 
@@ -137,6 +159,7 @@ Result<v1::GetDeviceResponse> Fleet::GetDevice(const v1::GetDeviceRequest& req) 
   if (!d.latest_attestation.empty() && latest.ParseFromString(d.latest_attestation)) {
     *resp.mutable_checks() = latest.checks();
     if (latest.has_agent_health()) *resp.mutable_agent_health() = latest.agent_health();
+    for (auto& p : AgentProblems(latest)) resp.add_agent_problems(std::move(p));
   }
   uint32_t limit = req.history_limit() == 0 ? 20 : std::min<uint32_t>(req.history_limit(), 1000);
   auto history = store_.History(d.id, limit);

@@ -26,6 +26,11 @@ int64_t ToMillis(const google::protobuf::Timestamp& t);
 // Store::InstanceId, so a restored or new database never repeats a key).
 v1::Alert ToAlert(const AlertRecord& alert, const std::string& instance);
 
+// What the latest attestation says is wrong with the agent itself, as opposed to the device's
+// compliance: checks that could not collect evidence, failed reports before it arrived,
+// attestations dropped while offline, the agent's last error. Empty when the agent is healthy.
+std::vector<std::string> AgentProblems(const v1::Attestation& latest);
+
 class Fleet {
  public:
   Fleet(Store& store, const Clock& clock, PolicyState& policy, Counters& counters);

@@ -570,8 +570,17 @@ std::string DeviceDetail(const v1::GetDeviceResponse& resp) {
   lines.push_back("policy    " + Or(resp.policy_version(), Style::kTable));
   if (resp.has_agent_health()) {
     const auto& h = resp.agent_health();
-    lines.push_back("agent     outbox " + std::to_string(h.outbox_depth()) + " queued, " +
+    lines.push_back("agent     " +
+                    std::string(resp.agent_problems().empty() ? "healthy" : "NEEDS ATTENTION") +
+                    "; outbox " + std::to_string(h.outbox_depth()) + " queued, " +
                     std::to_string(h.outbox_dropped()) + " dropped while offline");
+    google::protobuf::Timestamp complete;
+    complete.set_seconds(h.last_complete_collection_ms() / 1000);
+    lines.push_back("          last collection with evidence for every check: " +
+                    When(complete, Style::kTable, "never"));
+    for (const auto& problem : resp.agent_problems()) {
+      lines.push_back("          " + Sanitize(problem));
+    }
   }
   lines.push_back("");
   lines.push_back("CHECKS");

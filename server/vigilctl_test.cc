@@ -1215,7 +1215,18 @@ TEST_CASE("device detail: readable and sanitized") {
   CHECK_FALSE(Contains(text, "agent     "));  // no health reported: no line
   resp.mutable_agent_health()->set_outbox_depth(2);
   resp.mutable_agent_health()->set_outbox_dropped(15);
-  CHECK(Contains(DeviceDetail(resp), "agent     outbox 2 queued, 15 dropped while offline\n"));
+  CHECK(Contains(DeviceDetail(resp),
+                 "agent     healthy; outbox 2 queued, 15 dropped while offline\n"
+                 "          last collection with evidence for every check: never\n"));
+  // The server's list of what is wrong with the agent, sanitized like any untrusted text.
+  resp.mutable_agent_health()->set_last_complete_collection_ms(1790000000000);
+  resp.add_agent_problems("could not collect evidence for usb_storage");
+  resp.add_agent_problems("last error: report: down\x1b[2J");
+  std::string sick = DeviceDetail(resp);
+  CHECK(Contains(sick, "agent     NEEDS ATTENTION; outbox 2 queued"));
+  CHECK(Contains(sick, "every check: 2026-09-21T"));
+  CHECK(Contains(sick, "\n          could not collect evidence for usb_storage\n"));
+  CHECK(Contains(sick, "\n          last error: report: down\\x1b[2J\n"));
 }
 
 // ---- atomic output ----------------------------------------------------------------------------
