@@ -218,8 +218,12 @@ DEVICE4=$(jq -r .deviceId "$ROOT/var/lib/vigil-agent/device.json")
 # nspawn mounts its own /proc, /sys and /dev.
 for ((i = ${#mounts[@]} - 1; i >= 2; i--)); do umount "${mounts[i]}"; done
 mounts=("${mounts[@]:0:2}")
-systemd-nspawn -D "$ROOT" --boot --register=no --keep-unit --private-network -q \
-  systemd.unit=vigil-test.target >"$WORK/host/boot.log" 2>&1 &
+# A chroot whose /sys was bind-mounted without its submounts has no cgroup file system, which
+# nspawn needs: in a private mount namespace (nothing propagates to the machine) it gets one.
+unshare --mount --propagation private sh -c '
+  if [ -z "$(ls -A /sys/fs/cgroup 2>/dev/null)" ]; then mount -t cgroup2 none /sys/fs/cgroup; fi
+  exec systemd-nspawn -D "$1" --boot --register=no --keep-unit --private-network -q \
+    systemd.unit=vigil-test.target' sh "$ROOT" >"$WORK/host/boot.log" 2>&1 &
 NSPAWN_PID=$!
 boot_stop() { kill "$NSPAWN_PID" 2>/dev/null; wait "$NSPAWN_PID" 2>/dev/null || true; }
 in_boot() { nsenter -t "$(pgrep -P "$NSPAWN_PID" | head -1)" -a "$@"; }
