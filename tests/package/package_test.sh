@@ -219,8 +219,10 @@ DEVICE4=$(jq -r .deviceId "$ROOT/var/lib/vigil-agent/device.json")
 for ((i = ${#mounts[@]} - 1; i >= 2; i--)); do umount "${mounts[i]}"; done
 mounts=("${mounts[@]:0:2}")
 # A chroot whose /sys was bind-mounted without its submounts has no cgroup file system, which
-# nspawn needs: in a private mount namespace (nothing propagates to the machine) it gets one.
-unshare --mount --propagation private sh -c '
+# nspawn needs: in a mount namespace of its own, /sys made private first (so nothing propagates
+# to the machine), it gets one. (In a chroot / is no mount point: --propagation private fails.)
+unshare --mount --propagation unchanged sh -c '
+  mount --make-rprivate /sys || exit 1
   if [ -z "$(ls -A /sys/fs/cgroup 2>/dev/null)" ]; then mount -t cgroup2 none /sys/fs/cgroup; fi
   exec systemd-nspawn -D "$1" --boot --register=no --keep-unit --private-network -q \
     systemd.unit=vigil-test.target' sh "$ROOT" >"$WORK/host/boot.log" 2>&1 &
