@@ -220,8 +220,10 @@ for ((i = ${#mounts[@]} - 1; i >= 2; i--)); do umount "${mounts[i]}"; done
 mounts=("${mounts[@]:0:2}")
 # A chroot whose /sys was bind-mounted without its submounts has no cgroup file system, which
 # nspawn needs: in a mount namespace of its own, /sys made private first (so nothing propagates
-# to the machine), it gets one. (In a chroot / is no mount point: --propagation private fails.)
+# to the machine), it gets one. nspawn also needs / to be a mount point, which a chroot's is
+# not: there the stage cannot run (see below).
 unshare --mount --propagation unchanged sh -c '
+  mountpoint -q / || { echo "/ is not a mount point (a chroot)"; exit 1; }
   mount --make-rprivate /sys || exit 1
   if [ -z "$(ls -A /sys/fs/cgroup 2>/dev/null)" ]; then mount -t cgroup2 none /sys/fs/cgroup; fi
   exec systemd-nspawn -D "$1" --boot --register=no --keep-unit --private-network -q \
@@ -234,36 +236,47 @@ ctl_boot() {
     --token-file /root/boot.token "$@"
 }
 reported=
+booted=
 for _ in $(seq 150); do
   sleep 0.2
+  if ! kill -0 "$NSPAWN_PID" 2>/dev/null; then break; fi
+  [ -n "$(pgrep -P "$NSPAWN_PID")" ] && booted=1
   seq=$(ctl_boot device "$DEVICE4" --format json 2>/dev/null | jq -r '.device.lastSequence // 0') || continue
   if [ "${seq:-0}" -ge 2 ]; then reported=1; break; fi
 done
-if [ -z "$reported" ]; then
+if [ -z "$booted" ] && ! kill -0 "$NSPAWN_PID" 2>/dev/null; then
+  # This machine cannot run a container at all (no cgroups, no mount namespaces, ...): an
+  # environment limit, not a product failure. Say so loudly; everything above still ran.
+  echo "SKIPPED: the systemd boot stage: systemd-nspawn cannot start a container here:" >&2
+  tail -5 "$WORK/host/boot.log" >&2
+  SANDBOX_STAGE=skipped
+elif [ -z "$reported" ]; then
   in_boot systemctl status --no-pager vigil-server vigil-agent >&2 || true
   in_boot journalctl --no-pager -u vigil-server -u vigil-agent >&2 || true
   tail -20 "$WORK/host/boot.log" >&2
   boot_stop
   fail "the services did not report under systemd"
 fi
-for unit in vigil-server vigil-agent; do
-  [ "$(in_boot systemctl is-active $unit)" = active ] || { boot_stop; fail "$unit is not active"; }
-done
-# What the agent reported from inside its sandbox must be what it sees outside it, in the same
-# container: a system call or path the sandbox refuses would change a check's status or reason.
-# (The container itself may hide things, e.g. /sys/module under a private network.)
-verdicts='[.checks[] | {check, status, reason}] | sort_by(.check)'
-ctl_boot device "$DEVICE4" --format json | jq -c "$verdicts" >"$WORK/host/sandboxed.json"
-in_boot vigil-agent collect --policy /etc/vigil/policy.json --format json 2>/dev/null \
-  | jq -c "$verdicts" >"$WORK/host/unsandboxed.json"
-boot_stop
-jq -e 'length == 3' "$WORK/host/unsandboxed.json" >/dev/null || fail "no checks collected outside the sandbox"
-if ! diff "$WORK/host/unsandboxed.json" "$WORK/host/sandboxed.json" >/dev/null; then
-  echo "outside the sandbox: $(cat "$WORK/host/unsandboxed.json")" >&2
-  echo "inside the sandbox:  $(cat "$WORK/host/sandboxed.json")" >&2
-  fail "the unit's sandbox changes what the agent sees"
+if [ "${SANDBOX_STAGE:-}" != skipped ]; then
+  for unit in vigil-server vigil-agent; do
+    [ "$(in_boot systemctl is-active $unit)" = active ] || { boot_stop; fail "$unit is not active"; }
+  done
+  # What the agent reported from inside its sandbox must be what it sees outside it, in the same
+  # container: a system call or path the sandbox refuses would change a check's status or reason.
+  # (The container itself may hide things, e.g. /sys/module under a private network.)
+  verdicts='[.checks[] | {check, status, reason}] | sort_by(.check)'
+  ctl_boot device "$DEVICE4" --format json | jq -c "$verdicts" >"$WORK/host/sandboxed.json"
+  in_boot vigil-agent collect --policy /etc/vigil/policy.json --format json 2>/dev/null \
+    | jq -c "$verdicts" >"$WORK/host/unsandboxed.json"
+  boot_stop
+  jq -e 'length == 3' "$WORK/host/unsandboxed.json" >/dev/null || fail "no checks collected outside the sandbox"
+  if ! diff "$WORK/host/unsandboxed.json" "$WORK/host/sandboxed.json" >/dev/null; then
+    echo "outside the sandbox: $(cat "$WORK/host/unsandboxed.json")" >&2
+    echo "inside the sandbox:  $(cat "$WORK/host/sandboxed.json")" >&2
+    fail "the unit's sandbox changes what the agent sees"
+  fi
 fi
 for m in proc sys dev dev/pts; do mount --bind "/$m" "$ROOT/$m" && mounts+=("$ROOT/$m"); done
 in_root apt-get purge -y -q vigil-agent vigil-server >>"$WORK/host/apt.log" 2>&1 || fail "purge both"
 [ -f "$ROOT/var/lib/vigil-server/tls/ca.key" ] || fail "purging the server deleted the fleet's CA"
-echo "package test passed"
+echo "package test passed${SANDBOX_STAGE:+ (the systemd boot stage $SANDBOX_STAGE)}"
